@@ -1,0 +1,103 @@
+"""Argument checks shared by every public function (internal).
+
+Each check raises a :mod:`refquant.errors` exception whose message names the
+argument, the expected value and the received one.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .dtypes import IntFormat, get_format
+from .errors import QuantizationTypeError, QuantizationValueError, ShapeError
+
+
+def as_float_array(x, name: str = "x", *, allow_int: bool = False) -> np.ndarray:
+    """Return ``x`` as a float ndarray (float16/32/64 kept); reject non-numeric input."""
+    a = np.asarray(x)
+    if a.dtype.kind == "f":
+        return a
+    if allow_int and a.dtype.kind in "iub":
+        return a.astype(np.float32)
+    if a.dtype.kind in "iub":
+        raise QuantizationTypeError(f"{name} must be a float array, got integer dtype {a.dtype}")
+    raise QuantizationTypeError(f"{name} must be a real float array, got dtype {a.dtype} ({type(x).__name__})")
+
+
+def as_int_array(q, name: str = "q", fmt: IntFormat | None = None) -> np.ndarray:
+    """Return ``q`` as an integer ndarray; with ``fmt``, its dtype must be the format's dtype."""
+    a = np.asarray(q)
+    if a.dtype.kind not in "iu":
+        raise QuantizationTypeError(f"{name} must be an integer array, got dtype {a.dtype}")
+    if fmt is not None and a.dtype != fmt.dtype:
+        raise QuantizationTypeError(f"{name} must have dtype {fmt.dtype} for {fmt.name}, got {a.dtype}")
+    return a
+
+
+def as_scale(scale, name: str = "scale", *, dtype=np.float32) -> np.ndarray:
+    """Return a scale as a 0-d or N-d float array of ``dtype``; every element finite and > 0.
+
+    Float64 inputs are rounded to ``dtype`` (float32 by default), as the backends store
+    scales in float32.
+    """
+    if isinstance(scale, (str, bytes)) or scale is None:
+        raise QuantizationTypeError(f"{name} must be a positive float or float array, got {scale!r}")
+    a = np.asarray(scale)
+    if a.dtype.kind not in "fiu":
+        raise QuantizationTypeError(f"{name} must be a positive float or float array, got dtype {a.dtype}")
+    a = a.astype(dtype)
+    if a.size == 0:
+        raise ShapeError(f"{name} must not be empty, got shape {a.shape}")
+    bad = ~np.isfinite(a) | (a <= 0)
+    if bad.any():
+        v = a[bad].flat[0]
+        raise QuantizationValueError(f"{name} must be finite and > 0, got {v!r}")
+    return a
+
+
+def as_zero_point(zero_point, fmt: IntFormat, name: str = "zero_point", *, qmin=None, qmax=None) -> np.ndarray:
+    """Return a zero point as an int64 array; integer-valued and inside ``[qmin, qmax]``."""
+    if zero_point is None:
+        return np.zeros((), np.int64)
+    if isinstance(zero_point, (str, bytes)):
+        raise QuantizationTypeError(f"{name} must be an integer or integer array, got {zero_point!r}")
+    a = np.asarray(zero_point)
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)) or not np.all(a == np.trunc(a)):
+            v = a[~(np.isfinite(a) & (a == np.trunc(a)))].flat[0]
+            raise QuantizationTypeError(f"{name} must be an integer, got {v!r}")
+    elif a.dtype.kind not in "iub":
+        raise QuantizationTypeError(f"{name} must be an integer or integer array, got dtype {a.dtype}")
+    a = a.astype(np.int64)
+    lo = fmt.qmin if qmin is None else qmin
+    hi = fmt.qmax if qmax is None else qmax
+    if a.size and (a.min() < lo or a.max() > hi):
+        v = a[(a < lo) | (a > hi)].flat[0]
+        raise QuantizationValueError(f"{name} must be in [{lo}, {hi}] for {fmt.name}, got {int(v)}")
+    return a
+
+
+def normalize_axis(axis, ndim: int, name: str = "axis") -> int:
+    """Return ``axis`` in ``[0, ndim)``; negative axes count from the end."""
+    if isinstance(axis, bool) or not isinstance(axis, (numbers.Integral, np.integer)):
+        raise QuantizationTypeError(f"{name} must be an integer, got {axis!r}")
+    axis = int(axis)
+    if not -ndim <= axis < ndim:
+        raise QuantizationValueError(f"{name} must be in [{-ndim}, {ndim - 1}] for a rank-{ndim} input, got {axis}")
+    return axis % ndim
+
+
+def as_positive_int(v, name: str, *, minimum: int = 1) -> int:
+    """Return ``v`` as an int >= ``minimum``."""
+    if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):
+        raise QuantizationTypeError(f"{name} must be an integer >= {minimum}, got {v!r}")
+    if int(v) < minimum:
+        raise QuantizationValueError(f"{name} must be an integer >= {minimum}, got {int(v)}")
+    return int(v)
+
+
+def check_format(fmt, name: str = "dtype") -> IntFormat:
+    """Alias of :func:`refquant.dtypes.get_format` with an argument name."""
+    return get_format(fmt, name=name)

@@ -1,0 +1,260 @@
+"""Integer formats: names, bit widths, ranges, and 4-/2-bit packing.
+
+A quantized tensor holds integers of one *format*: ``int8`` holds $q \\in [-128, 127]$,
+``uint4`` holds $q \\in [0, 15]$. refquant keeps sub-byte values unpacked in the
+smallest NumPy integer dtype that holds them (``int4`` in ``np.int8``, ``uint4`` in
+``np.uint8``) and packs them two per byte only on request (:func:`pack_int4`), the
+way ONNX stores them: first element in the low nibble.
+
+Three range variants exist besides the full range (see the Conventions page):
+
+* **narrow**: drop the lowest code, $[q_{min}+1, q_{max}]$; TFLite int8 weights
+  are $[-127, 127]$.
+* **reduced** (``reduce_range``): 7-bit ranges that keep the AVX2 ``vpmaddubsw``
+  int16 pair sums from saturating. PyTorch and ONNX Runtime do not agree on them:
+
+  | format | PyTorch ``reduce_range`` | ONNX Runtime tool ``reduce_range`` |
+  |---|---|---|
+  | uint8  | [0, 127] | [0, 127] |
+  | int8   | [-64, 63] | [-64, 64] |
+  | uint16 | [0, 32767] | [0, 32767] |
+  | int16  | [-16384, 16383] | [-16384, 16384] |
+  | uint4  | [0, 7] | [0, 7] |
+  | int4   | [-4, 3] | [-4, 3] |
+
+  PyTorch halves both ends with floor division (``qmin // 2, qmax // 2``,
+  ``torch/ao/quantization/utils.py``); ONNX Runtime reads a fixed table
+  (``onnxruntime/quantization/quant_utils.py::get_qmin_qmax_for_qType``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import QuantizationTypeError, QuantizationValueError
+
+__all__ = [
+    "IntFormat",
+    "FORMATS",
+    "get_format",
+    "quant_range",
+    "pack_int4",
+    "unpack_int4",
+    "pack_int2",
+    "unpack_int2",
+]
+
+
+@dataclass(frozen=True)
+class IntFormat:
+    """An integer format.
+
+    Attributes:
+        name: Canonical name, e.g. ``"int8"``.
+        bits: Bit width (2, 4, 8, 16 or 32).
+        signed: Two's complement if True.
+        qmin: Smallest code, $-2^{b-1}$ or 0.
+        qmax: Largest code, $2^{b-1}-1$ or $2^b-1$.
+        dtype: NumPy dtype that holds one unpacked value.
+    """
+
+    name: str
+    bits: int
+    signed: bool
+    qmin: int
+    qmax: int
+    dtype: np.dtype
+
+    @property
+    def packed(self) -> bool:
+        """True for sub-byte formats that ONNX stores several to a byte."""
+        return self.bits < 8
+
+    def __str__(self) -> str:  # pragma: no cover - cosmetic
+        return self.name
+
+
+def _make(name: str, bits: int, signed: bool, dtype) -> IntFormat:
+    if signed:
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    else:
+        lo, hi = 0, (1 << bits) - 1
+    return IntFormat(name, bits, signed, lo, hi, np.dtype(dtype))
+
+
+FORMATS: dict[str, IntFormat] = {
+    f.name: f
+    for f in (
+        _make("int2", 2, True, np.int8),
+        _make("uint2", 2, False, np.uint8),
+        _make("int4", 4, True, np.int8),
+        _make("uint4", 4, False, np.uint8),
+        _make("int8", 8, True, np.int8),
+        _make("uint8", 8, False, np.uint8),
+        _make("int16", 16, True, np.int16),
+        _make("uint16", 16, False, np.uint16),
+        _make("int32", 32, True, np.int32),
+    )
+}
+
+_ALIASES = {
+    "qint8": "int8",
+    "quint8": "uint8",
+    "qint32": "int32",
+    "s8": "int8",
+    "u8": "uint8",
+    "s16": "int16",
+    "u16": "uint16",
+    "s4": "int4",
+    "u4": "uint4",
+}
+
+_BY_DTYPE = {np.dtype(np.int8): "int8", np.dtype(np.uint8): "uint8",
+             np.dtype(np.int16): "int16", np.dtype(np.uint16): "uint16",
+             np.dtype(np.int32): "int32"}
+
+# ONNX Runtime quantization tool, reduce_range=True (quant_utils.get_qmin_qmax_for_qType).
+_ORT_REDUCED = {"uint8": (0, 127), "int8": (-64, 64), "uint16": (0, 32767),
+                "int16": (-16384, 16384), "uint4": (0, 7), "int4": (-4, 3)}
+
+
+def get_format(fmt, *, name: str = "dtype") -> IntFormat:
+    """Return the :class:`IntFormat` for a name, a NumPy dtype or a format.
+
+    Args:
+        fmt: ``"int8"``, ``"uint4"``, ``"quint8"`` (PyTorch alias), ``np.int8``,
+            ``np.dtype("uint8")`` or an :class:`IntFormat`.
+        name: Argument name used in error messages.
+
+    Raises:
+        QuantizationValueError: Unknown name or a dtype with no integer format.
+    """
+    if isinstance(fmt, IntFormat):
+        return fmt
+    if isinstance(fmt, str):
+        key = _ALIASES.get(fmt.lower(), fmt.lower())
+        if key in FORMATS:
+            return FORMATS[key]
+        raise QuantizationValueError(
+            f"{name} must be one of {sorted(FORMATS) + sorted(_ALIASES)}, got {fmt!r}")
+    try:
+        dt = np.dtype(fmt)
+    except TypeError:
+        raise QuantizationTypeError(
+            f"{name} must be a format name, a NumPy integer dtype or an IntFormat, "
+            f"got {type(fmt).__name__} {fmt!r}") from None
+    if dt in _BY_DTYPE:
+        return FORMATS[_BY_DTYPE[dt]]
+    raise QuantizationValueError(
+        f"{name} must be an integer format ({', '.join(FORMATS)}), got dtype {dt}")
+
+
+def quant_range(fmt, *, narrow: bool = False, reduce_range=None) -> tuple[int, int]:
+    """Return ``(qmin, qmax)`` of a format under a range variant.
+
+    Args:
+        fmt: Anything :func:`get_format` accepts.
+        narrow: Drop the lowest code: $[q_{min}+1, q_{max}]$ (TFLite int8 weights,
+            ORT symmetric int8).
+        reduce_range: ``None``/``False`` (full), ``"pytorch"`` or ``True``
+            (``qmin // 2, qmax // 2``) or ``"onnxruntime"`` (the ORT tool's table).
+
+    Returns:
+        Two Python ints.
+
+    Raises:
+        QuantizationValueError: Unknown format or reduce_range, or narrow and
+            reduce_range both requested.
+    """
+    f = get_format(fmt)
+    lo, hi = f.qmin, f.qmax
+    if reduce_range not in (None, False, True, "pytorch", "onnxruntime"):
+        raise QuantizationValueError(
+            f"reduce_range must be None, False, True, 'pytorch' or 'onnxruntime', got {reduce_range!r}")
+    if reduce_range and narrow:
+        raise QuantizationValueError("narrow and reduce_range cannot both be set")
+    if reduce_range in (True, "pytorch"):
+        lo, hi = lo // 2, hi // 2
+    elif reduce_range == "onnxruntime":
+        if f.name not in _ORT_REDUCED:
+            raise QuantizationValueError(
+                f"reduce_range='onnxruntime' is defined for {sorted(_ORT_REDUCED)}, got {f.name}")
+        lo, hi = _ORT_REDUCED[f.name]
+    if narrow:
+        lo += 1
+    return int(lo), int(hi)
+
+
+def _pack(values, fmt_name: str, per_byte: int) -> np.ndarray:
+    f = FORMATS[fmt_name]
+    v = np.asarray(values)
+    if not np.issubdtype(v.dtype, np.integer):
+        raise QuantizationTypeError(f"values must be an integer array, got dtype {v.dtype}")
+    flat = v.reshape(-1).astype(np.int64)
+    if flat.size and (flat.min() < f.qmin or flat.max() > f.qmax):
+        bad = flat[(flat < f.qmin) | (flat > f.qmax)][0]
+        raise QuantizationValueError(
+            f"values must be in [{f.qmin}, {f.qmax}] for {f.name}, got {int(bad)}")
+    pad = (-flat.size) % per_byte
+    flat = np.concatenate([flat, np.zeros(pad, np.int64)]).reshape(-1, per_byte)
+    mask = (1 << f.bits) - 1
+    out = np.zeros(flat.shape[0], np.int64)
+    for i in range(per_byte):  # element i goes to bits [i*b, (i+1)*b): first element lowest
+        out |= (flat[:, i] & mask) << (i * f.bits)
+    return out.astype(np.uint8)
+
+
+def _unpack(packed, count: int, fmt_name: str, per_byte: int) -> np.ndarray:
+    f = FORMATS[fmt_name]
+    p = np.asarray(packed)
+    if p.dtype != np.uint8:
+        raise QuantizationTypeError(f"packed must be a uint8 array, got dtype {p.dtype}")
+    count = int(count)
+    if count < 0 or count > p.size * per_byte:
+        raise QuantizationValueError(
+            f"count must be in [0, {p.size * per_byte}] for {p.size} packed bytes, got {count}")
+    b = p.reshape(-1).astype(np.int64)
+    mask = (1 << f.bits) - 1
+    vals = np.stack([(b >> (i * f.bits)) & mask for i in range(per_byte)], axis=1).reshape(-1)[:count]
+    if f.signed:  # sign-extend
+        vals = np.where(vals > f.qmax, vals - (1 << f.bits), vals)
+    return vals.astype(f.dtype)
+
+
+def pack_int4(values, *, signed: bool | None = None) -> np.ndarray:
+    """Pack 4-bit values two per byte, the first element in the low nibble (ONNX).
+
+    ``pack(x, y) = (y << 4) | (x & 0x0F)``; an odd count is padded with a zero nibble.
+
+    Args:
+        values: Integer array of int4 values in [-8, 7] or uint4 values in [0, 15]
+            (flattened in C order).
+        signed: Format of the values; default: signed if the dtype is signed.
+
+    Returns:
+        1-D uint8 array of ``ceil(n / 2)`` bytes.
+    """
+    v = np.asarray(values)
+    if signed is None:
+        signed = bool(np.issubdtype(v.dtype, np.signedinteger))
+    return _pack(v, "int4" if signed else "uint4", 2)
+
+
+def unpack_int4(packed, count: int, *, signed: bool) -> np.ndarray:
+    """Inverse of :func:`pack_int4`: return ``count`` values (int8 if signed, else uint8)."""
+    return _unpack(packed, count, "int4" if signed else "uint4", 2)
+
+
+def pack_int2(values, *, signed: bool | None = None) -> np.ndarray:
+    """Pack 2-bit values four per byte, the first element in the lowest two bits (ONNX)."""
+    v = np.asarray(values)
+    if signed is None:
+        signed = bool(np.issubdtype(v.dtype, np.signedinteger))
+    return _pack(v, "int2" if signed else "uint2", 4)
+
+
+def unpack_int2(packed, count: int, *, signed: bool) -> np.ndarray:
+    """Inverse of :func:`pack_int2`."""
+    return _unpack(packed, count, "int2" if signed else "uint2", 4)

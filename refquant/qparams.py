@@ -1,0 +1,164 @@
+"""Quantization parameters: scale, zero point, format and granularity.
+
+A real value $r$ and its integer code $q$ are related by (Conventions, eq. (1))
+
+$$ r = S\\,(q - Z), \\qquad q \\in [q_{min}, q_{max}] $$
+
+with a float32 scale $S > 0$ and an integer zero point $Z \\in [q_{min}, q_{max}]$.
+:class:`QParams` holds $S$ and $Z$ at one of three granularities:
+
+* **per-tensor**: one $(S, Z)$; ``axis is None``.
+* **per-axis** (per-channel): $S$ and $Z$ are 1-D of length ``x.shape[axis]``.
+* **per-block**: $S$ and $Z$ have the input's shape except
+  $\\lceil D_{axis} / B \\rceil$ on ``axis``; element $i$ along ``axis`` uses block
+  $\\lfloor i / B \\rfloor$ (the last block may be partial, as in ONNX opset 21+).
+
+This module only stores and expands parameters. *Choosing* them from a range is in
+:mod:`refquant.choose_qparams`; applying them is in :mod:`refquant.quantize`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _validate as V
+from .dtypes import IntFormat, get_format, quant_range
+from .errors import QuantizationValueError, ShapeError
+
+__all__ = ["QParams", "make_qparams"]
+
+
+@dataclass(frozen=True, eq=False)
+class QParams:
+    """Scale, zero point, integer format and granularity of a quantized tensor.
+
+    Build with :func:`make_qparams` (which validates); the fields are:
+
+    Attributes:
+        scale: float32 array, shape ``()`` per-tensor, ``(C,)`` per-axis, or the
+            block shape per-block.
+        zero_point: int64 array of the same shape as ``scale``.
+        fmt: The integer format (:class:`refquant.dtypes.IntFormat`).
+        axis: ``None`` per-tensor, else the quantized axis (may be negative until
+            expanded against a shape).
+        block_size: ``None`` unless per-block.
+        qmin, qmax: The code range (full, narrow or reduced; see
+            :func:`refquant.dtypes.quant_range`).
+    """
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    fmt: IntFormat
+    axis: int | None = None
+    block_size: int | None = None
+    qmin: int = 0
+    qmax: int = 0
+
+    @property
+    def granularity(self) -> str:
+        """``"per_tensor"``, ``"per_axis"`` or ``"per_block"``."""
+        if self.block_size is not None:
+            return "per_block"
+        return "per_tensor" if self.axis is None else "per_axis"
+
+    def expand(self, shape) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(scale, zero_point)`` broadcastable against an array of ``shape``.
+
+        Per-axis parameters are reshaped to ``(1, .., C, .., 1)``; per-block ones are
+        repeated ``block_size`` times along ``axis`` and cut to ``shape[axis]``.
+
+        Raises:
+            ShapeError: The parameters do not fit ``shape``.
+        """
+        shape = tuple(int(d) for d in shape)
+        if self.axis is None:
+            return self.scale, self.zero_point
+        ndim = len(shape)
+        axis = V.normalize_axis(self.axis, max(ndim, 1))
+        if ndim == 0:
+            raise ShapeError(f"per-axis parameters need an input of rank >= 1, got a scalar (axis={self.axis})")
+        d = shape[axis]
+        if self.block_size is None:
+            if self.scale.shape != (d,):
+                raise ShapeError(
+                    f"scale must have shape ({d},) to match x.shape[{axis}] = {d}, got {self.scale.shape}")
+            bshape = [1] * ndim
+            bshape[axis] = d
+            return self.scale.reshape(bshape), self.zero_point.reshape(bshape)
+        b = self.block_size
+        nblocks = -(-d // b)
+        expected = shape[:axis] + (nblocks,) + shape[axis + 1:]
+        if self.scale.shape != expected:
+            raise ShapeError(
+                f"blocked scale must have shape {expected} for x of shape {shape}, axis={axis}, "
+                f"block_size={b}, got {self.scale.shape}")
+        s = np.repeat(self.scale, b, axis=axis)
+        z = np.repeat(self.zero_point, b, axis=axis)
+        idx = [slice(None)] * ndim
+        idx[axis] = slice(0, d)
+        return s[tuple(idx)], z[tuple(idx)]
+
+    def __repr__(self) -> str:
+        if self.axis is None:
+            return (f"QParams(scale={float(self.scale)!r}, zero_point={int(self.zero_point)}, "
+                    f"fmt={self.fmt.name}, range=[{self.qmin}, {self.qmax}])")
+        extra = f", block_size={self.block_size}" if self.block_size is not None else ""
+        return (f"QParams(scale=<{self.scale.shape} float32>, zero_point=<{self.zero_point.shape}>, "
+                f"fmt={self.fmt.name}, axis={self.axis}{extra}, range=[{self.qmin}, {self.qmax}])")
+
+
+def make_qparams(scale, zero_point=None, fmt="int8", *, axis=None, block_size=None,
+                 narrow: bool = False, reduce_range=None, qmin=None, qmax=None,
+                 scale_dtype=np.float32) -> QParams:
+    """Validate and build a :class:`QParams`.
+
+    Args:
+        scale: Positive finite float (per-tensor) or array (per-axis: 1-D; per-block:
+            the block shape). Stored as ``scale_dtype`` (float32 by default, as backends
+            store scales).
+        zero_point: Integer or integer array of the scale's shape; ``None`` means 0.
+            Must lie in the code range.
+        fmt: Integer format name or dtype (``"int8"``, ``"uint4"``, ``np.uint8``...).
+        axis: Quantized axis for per-axis / per-block; ``None`` for per-tensor.
+            A 1-D scale without an axis is an error.
+        block_size: Block length along ``axis`` (per-block only).
+        narrow, reduce_range: Code range variant (:func:`refquant.dtypes.quant_range`).
+        qmin, qmax: Explicit code range; must lie inside the format's range.
+
+    Raises:
+        QuantizationValueError, QuantizationTypeError, ShapeError: As named in the message.
+    """
+    f = get_format(fmt, name="fmt")
+    lo, hi = quant_range(f, narrow=narrow, reduce_range=reduce_range)
+    if qmin is not None or qmax is not None:
+        lo = lo if qmin is None else int(qmin)
+        hi = hi if qmax is None else int(qmax)
+        if lo < f.qmin or hi > f.qmax or lo > hi:
+            raise QuantizationValueError(
+                f"[qmin, qmax] must lie inside [{f.qmin}, {f.qmax}] for {f.name} with qmin <= qmax, got [{lo}, {hi}]")
+    s = V.as_scale(scale, "scale", dtype=scale_dtype)
+    z = V.as_zero_point(zero_point, f, "zero_point")
+    if z.ndim and z.shape != s.shape:
+        if not (s.ndim == 0 and z.size == 1):
+            raise ShapeError(f"zero_point must have the scale's shape {s.shape}, got {z.shape}")
+    if z.ndim == 0 and s.ndim:
+        z = np.broadcast_to(z, s.shape).copy()
+    if s.ndim == 0 and z.ndim:
+        z = z.reshape(())
+    if block_size is not None:
+        block_size = V.as_positive_int(block_size, "block_size")
+        if axis is None:
+            raise QuantizationValueError("block_size needs an axis, got axis=None")
+    if axis is None:
+        if s.ndim != 0 and s.size != 1:
+            raise ShapeError(f"a per-tensor scale must be a scalar, got shape {s.shape}; pass axis= for per-axis")
+        s, z = s.reshape(()), z.reshape(())
+    else:
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise QuantizationValueError(f"axis must be an integer or None, got {axis!r}")
+        axis = int(axis)
+        if block_size is None and s.ndim != 1:
+            raise ShapeError(f"a per-axis scale must be 1-D, got shape {s.shape}")
+    return QParams(s, z, f, axis, block_size, lo, hi)

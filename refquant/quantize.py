@@ -1,0 +1,300 @@
+"""quantize, dequantize and fake_quantize for every granularity and backend choice.
+
+The textbook map (Conventions, eq. (2)) is
+
+$$ q = \\operatorname{clamp}\\big(\\operatorname{round}(x / S) + Z,\\; q_{min},\\; q_{max}\\big) $$
+
+but backends differ in each step, so every step is a field of a
+:class:`QuantizeSpec` (a backend *profile* holds one, see :mod:`refquant.profiles`):
+
+1. **division**: $x / S$ (ONNX, ONNX Runtime, TFLite reference) or $x \\cdot (1/S)$
+   with a float32 reciprocal (PyTorch, XNNPACK, TFLite optimized). Not the same:
+   for ``S = 0.00214854861, x = 0.273939937`` the product is 127.5 and the
+   quotient 127.49999.
+2. **precision** of that operation: float32, float64, or the input's dtype.
+3. **zero point order**: added to the integer after rounding (ONNX, TFLite), or to
+   the float before rounding (PyTorch 2.13 ``quantize_per_tensor`` on x86, with one
+   rounding of ``x*inv + zp`` by FMA); they differ on ties with an odd zero point.
+4. **rounding**: any :class:`refquant.rounding.RoundingMode`.
+5. **clamp order**: clamp the float to $[q_{min} - Z, q_{max} - Z]$ before rounding
+   (ONNX Runtime MLAS, XNNPACK) or the integer after (others). Same on finite values.
+6. **specials**: where NaN goes (``"qmin"``, ``"qmax"``, ``"zero_point"``), and whether
+   values past int32 saturate or go through a C ``(int32)`` cast, which gives
+   INT32_MIN on x86 (``cvttss2si``), to which the zero point is then added with int32
+   wrap-around before the clamp (TFLite reference QUANTIZE: +inf -> -128 when
+   ``Z >= 0``, -> +127 when ``Z < 0``).
+
+Dequantization (:class:`DequantizeSpec`) is $r = S\\,(q - Z)$ with the subtraction done
+in exact integers, in wrapping int32 (PyTorch per-tensor qint32), in float, or as
+$qS - ZS$ (TFLite optimized blocks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _validate as V
+from .errors import QuantizationValueError
+from .qparams import QParams
+from .rounding import RoundingMode, as_rounding_mode, round_by_mode
+
+__all__ = [
+    "QuantizeSpec",
+    "DequantizeSpec",
+    "quantize",
+    "dequantize",
+    "fake_quantize",
+    "fake_quantize_with_mask",
+    "fake_quantize_backward",
+]
+
+_INT32_MIN = -(2 ** 31)
+_CHOICES = {
+    "division": ("divide", "multiply_reciprocal"),
+    "reciprocal": ("same_precision", "double_then_float"),
+    "zero_point": ("after_round", "before_round", "before_round_fma"),
+    "clamp": ("after_round", "before_round"),
+    "nan": ("qmin", "qmax", "zero_point", "int_cast"),
+    "overflow": ("saturate", "int_cast"),
+}
+
+
+@dataclass(frozen=True)
+class QuantizeSpec:
+    """How one backend maps float to integer codes (see the module docstring).
+
+    Attributes:
+        division: ``"divide"`` ($x/S$) or ``"multiply_reciprocal"`` ($x \\cdot (1/S)$).
+        precision: ``"float32"``, ``"float64"`` or ``"input"`` (the input's float dtype).
+        reciprocal: how $1/S$ is formed: ``"same_precision"`` (``1.0f / s``) or
+            ``"double_then_float"`` (``(float)(1.0 / (double)s)``).
+        zero_point: ``"after_round"``, ``"before_round"`` (two float roundings) or
+            ``"before_round_fma"`` (``fma(x, inv, Z)``, one rounding).
+        rounding: a :class:`refquant.rounding.RoundingMode` value.
+        clamp: ``"after_round"`` or ``"before_round"``.
+        nan: where NaN goes: ``"qmin"``, ``"qmax"``, ``"zero_point"`` or
+            ``"int_cast"`` (C cast: INT32_MIN, plus Z with int32 wrap, then clamp).
+        overflow: ``"saturate"`` or ``"int_cast"`` for $|v| \\ge 2^{31}$ and $\\pm\\infty$.
+    """
+
+    division: str = "divide"
+    precision: str = "float32"
+    reciprocal: str = "same_precision"
+    zero_point: str = "after_round"
+    rounding: str = "half_to_even"
+    clamp: str = "after_round"
+    nan: str = "qmin"
+    overflow: str = "saturate"
+
+    def __post_init__(self):
+        for field, allowed in _CHOICES.items():
+            if getattr(self, field) not in allowed:
+                raise QuantizationValueError(f"{field} must be one of {allowed}, got {getattr(self, field)!r}")
+        if self.precision not in ("float16", "float32", "float64", "input"):
+            raise QuantizationValueError(
+                f"precision must be 'float16', 'float32', 'float64' or 'input', got {self.precision!r}")
+        object.__setattr__(self, "rounding", as_rounding_mode(self.rounding).value)
+
+
+@dataclass(frozen=True)
+class DequantizeSpec:
+    """How one backend maps codes back to float: $r = S (q - Z)$.
+
+    Attributes:
+        subtract: ``"int"`` (exact integer $q - Z$, then to float), ``"int32_wrap"``
+            ($q - Z$ wrapped to int32 first), ``"float"`` (float(q) - float(Z) in the
+            output precision) or ``"mul_then_sub"`` ($qS - ZS$, each product rounded).
+        precision: output dtype, ``"float32"``, ``"float64"`` or ``"float16"``.
+    """
+
+    subtract: str = "int"
+    precision: str = "float32"
+
+    def __post_init__(self):
+        if self.subtract not in ("int", "int32_wrap", "float", "mul_then_sub"):
+            raise QuantizationValueError(
+                f"subtract must be 'int', 'int32_wrap', 'float' or 'mul_then_sub', got {self.subtract!r}")
+        if self.precision not in ("float16", "float32", "float64"):
+            raise QuantizationValueError(f"precision must be a float dtype name, got {self.precision!r}")
+
+
+def _resolve(profile, attr: str, default):
+    """Accept a Profile, a profile name, a spec object or None."""
+    if profile is None:
+        return default
+    if isinstance(profile, (QuantizeSpec, DequantizeSpec)):
+        return profile
+    from .profiles import get_profile  # local import: profiles imports this module
+    return getattr(get_profile(profile), attr)
+
+
+def _fma_f32(a32: np.ndarray, b32: np.ndarray, c) -> np.ndarray:
+    """float32 ``fma(a, b, c)``: one rounding (RNE) of the exact $ab + c$.
+
+    $ab$ is exact in float64 (24 + 24 bits). $s = ab + c$ is formed in float64 with
+    its exact error $e$ (Knuth's TwoSum). Rounding $s$ to float32 is then correct
+    except when $s$ lies exactly halfway between two float32 neighbours and $e \\ne 0$;
+    there the sign of $e$ decides.
+    """
+    p = a32.astype(np.float64) * b32.astype(np.float64)
+    c = np.broadcast_to(np.asarray(c, dtype=np.float64), p.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = p + c
+        bp = s - c
+        e = (p - bp) + (c - (s - bp))
+        r = s.astype(np.float32)
+        r64 = r.astype(np.float64)
+        up = np.nextafter(r, np.float32(np.inf))
+        down = np.nextafter(r, np.float32(-np.inf))
+        lo = np.where(r64 <= s, r, down)
+        hi = np.where(r64 <= s, up, r)
+        mid = (lo.astype(np.float64) + hi.astype(np.float64)) / 2
+        tie = (s == mid) & (e != 0) & np.isfinite(s)
+    if not tie.any():
+        return r
+    return np.where(tie, np.where(e > 0, hi, lo), r).astype(np.float32)
+
+
+def _scaled(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, spec: QuantizeSpec) -> np.ndarray:
+    """Step 1-3: x/S (or x*inv), in the spec's precision, with Z added if before rounding."""
+    dt = x.dtype if spec.precision == "input" else np.dtype(spec.precision)
+    xs = x.astype(dt, copy=False)
+    s = scale.astype(dt)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if spec.division == "divide":
+            v = xs / s
+        else:
+            if spec.reciprocal == "double_then_float":
+                inv = (1.0 / scale.astype(np.float64)).astype(dt)
+            else:
+                inv = (np.asarray(1, dt) / s).astype(dt)
+            if spec.zero_point == "before_round_fma":
+                if dt != np.float32:
+                    raise QuantizationValueError(f"before_round_fma needs precision float32, got {dt}")
+                return _fma_f32(xs, inv, zp)
+            v = xs * inv
+        if spec.zero_point == "before_round":
+            v = (v + zp.astype(dt)).astype(dt)
+    return v
+
+
+def _quantize_unclamped(x, qp: QParams, spec: QuantizeSpec):
+    """Return ``(q, lo_sat, hi_sat)``: int64 codes before the final clamp, NaN handled."""
+    x = V.as_float_array(x, "x")
+    scale, zp = qp.expand(x.shape)
+    v = _scaled(x, scale, zp, spec)
+    zp_before = spec.zero_point != "after_round"
+    nan = np.isnan(v)
+    off = np.zeros((), np.int64) if zp_before else zp
+    if spec.clamp == "before_round":
+        with np.errstate(invalid="ignore"):
+            v = np.clip(v, (qp.qmin - off).astype(v.dtype), (qp.qmax - off).astype(v.dtype))
+    r = round_by_mode(v, spec.rounding)
+    big = ~np.isfinite(r) | (np.abs(np.where(nan, 0, r)) >= 2.0 ** 31)
+    if spec.overflow == "int_cast":
+        bad = big if spec.nan == "int_cast" else big & ~nan
+    else:
+        bad = nan & (spec.nan == "int_cast")
+    with np.errstate(invalid="ignore"):
+        # safe conversion: clip to a range that keeps int64 exact and the clamp's verdict unchanged
+        rc = np.clip(np.where(nan, 0, r), -2.0 ** 40, 2.0 ** 40)
+    q = rc.astype(np.int64)
+    q = np.where(bad, _INT32_MIN, q)
+    if not zp_before:
+        q = q + zp
+        if bad.any():  # the C path: (int32)round(v) + zp in int32, wrapping
+            wrapped = ((q + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31
+            q = np.where(bad, wrapped, q)
+    if spec.nan in ("qmin", "qmax", "zero_point") and nan.any():
+        fill = {"qmin": qp.qmin, "qmax": qp.qmax}.get(spec.nan)
+        q = np.where(nan, zp if fill is None else fill, q)
+    return q
+
+
+def quantize(x, qparams: QParams, profile=None) -> np.ndarray:
+    """Quantize a float array: $q = \\operatorname{clamp}(\\operatorname{round}(x/S) + Z, q_{min}, q_{max})$.
+
+    Args:
+        x: float16/32/64 array of any shape (empty allowed). NaN and $\\pm\\infty$ are
+            data, not errors: they map as the profile says.
+        qparams: A :class:`refquant.qparams.QParams` (per-tensor, per-axis or per-block).
+        profile: A profile name (``"onnx"``, ``"onnxruntime"``, ``"tflite_reference"``,
+            ``"pytorch_fbgemm"``...), a :class:`refquant.profiles.Profile`, or a
+            :class:`QuantizeSpec`. Default: the ONNX specification (divide in float32,
+            round half to even, zero point after rounding, saturate).
+
+    Returns:
+        Integer array of ``x``'s shape and the format's dtype (``int4`` in ``np.int8``).
+
+    Raises:
+        QuantizationTypeError: ``x`` is not a float array.
+        ShapeError: The parameters do not fit ``x``'s shape.
+    """
+    spec = _resolve(profile, "quantize", QuantizeSpec())
+    q = _quantize_unclamped(x, qparams, spec)
+    return np.clip(q, qparams.qmin, qparams.qmax).astype(qparams.fmt.dtype)
+
+
+def dequantize(q, qparams: QParams, profile=None) -> np.ndarray:
+    """Dequantize integer codes: $r = S\\,(q - Z)$.
+
+    Args:
+        q: Integer array (any integer dtype; values are taken as they are).
+        qparams: The tensor's parameters.
+        profile: A profile name, :class:`refquant.profiles.Profile` or
+            :class:`DequantizeSpec`. Default: exact integer $q - Z$, converted to float32,
+            times the float32 scale (one rounding each).
+
+    Returns:
+        float32 array (or the spec's precision) of ``q``'s shape.
+    """
+    spec = _resolve(profile, "dequantize", DequantizeSpec())
+    q = V.as_int_array(q, "q")
+    scale, zp = qparams.expand(q.shape)
+    dt = np.dtype(spec.precision)
+    s = scale.astype(dt)
+    if spec.subtract == "mul_then_sub":
+        return (q.astype(dt) * s - zp.astype(dt) * s).astype(dt)
+    if spec.subtract == "float":
+        return ((q.astype(dt) - zp.astype(dt)) * s).astype(dt)
+    d = q.astype(np.int64) - zp
+    if spec.subtract == "int32_wrap":
+        d = ((d + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31
+    return (d.astype(dt) * s).astype(dt)
+
+
+def fake_quantize_with_mask(x, qparams: QParams, profile=None) -> tuple[np.ndarray, np.ndarray]:
+    """Fake-quantize (quantize then dequantize, in float) and return the STE mask.
+
+    $y = S\\,(\\operatorname{clamp}(q_u, q_{min}, q_{max}) - Z)$ with the unclamped code
+    $q_u = \\operatorname{round}(x/S) + Z$, and ``mask`` $= [q_{min} \\le q_u \\le q_{max}]$:
+    the straight-through estimator passes the gradient where the value was not clipped
+    (PyTorch ``fake_quantize_per_tensor_affine_cachemask``).
+
+    Returns:
+        ``(y, mask)``: float array of ``x``'s shape (the dequantize precision), bool mask.
+    """
+    qspec = _resolve(profile, "fake_quantize", QuantizeSpec())
+    dspec = _resolve(None if isinstance(profile, QuantizeSpec) else profile, "dequantize", DequantizeSpec())
+    qu = _quantize_unclamped(x, qparams, qspec)
+    mask = (qu >= qparams.qmin) & (qu <= qparams.qmax)
+    x_arr = np.asarray(x)
+    if x_arr.dtype.kind == "f":
+        mask &= ~np.isnan(x_arr)
+    qc = np.clip(qu, qparams.qmin, qparams.qmax)
+    return dequantize(qc, qparams, dspec), mask
+
+
+def fake_quantize(x, qparams: QParams, profile=None) -> np.ndarray:
+    """Fake-quantize: :func:`dequantize` of :func:`quantize`, computed in float (see
+    :func:`fake_quantize_with_mask`)."""
+    return fake_quantize_with_mask(x, qparams, profile)[0]
+
+
+def fake_quantize_backward(grad_output, mask) -> np.ndarray:
+    """Straight-through gradient: $\\partial L/\\partial x = \\partial L/\\partial y \\cdot [q_{min} \\le q_u \\le q_{max}]$."""
+    g = np.asarray(grad_output)
+    m = np.asarray(mask, dtype=bool)
+    return np.where(m, g, np.zeros((), g.dtype))
