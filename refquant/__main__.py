@@ -1,0 +1,7 @@
+"""``python -m refquant`` is the ``refquant`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
