@@ -47,13 +47,20 @@ def as_scale(scale, name: str = "scale", *, dtype=np.float32) -> np.ndarray:
     a = np.asarray(scale)
     if a.dtype.kind not in "fiu":
         raise QuantizationTypeError(f"{name} must be a positive float or float array, got dtype {a.dtype}")
-    a = a.astype(dtype)
     if a.size == 0:
         raise ShapeError(f"{name} must not be empty, got shape {a.shape}")
     bad = ~np.isfinite(a) | (a <= 0)
     if bad.any():
         v = a[bad].flat[0]
-        raise QuantizationValueError(f"{name} must be finite and > 0, got {v!r}")
+        raise QuantizationValueError(f"{name} must be finite and > 0, got {v.item()!r}")
+    with np.errstate(over="ignore"):
+        a_in, a = a, a.astype(dtype)
+    bad = ~np.isfinite(a) | (a <= 0)  # under/overflow of the cast, e.g. 1e-50 -> 0.0 in float32
+    if bad.any():
+        v = a_in[bad].flat[0]
+        raise QuantizationValueError(
+            f"{name} must be finite and > 0 in {np.dtype(dtype).name}, got {v.item()!r} "
+            f"(becomes {a[bad].flat[0].item()!r})")
     return a
 
 
@@ -67,7 +74,7 @@ def as_zero_point(zero_point, fmt: IntFormat, name: str = "zero_point", *, qmin=
     if a.dtype.kind == "f":
         if not np.all(np.isfinite(a)) or not np.all(a == np.trunc(a)):
             v = a[~(np.isfinite(a) & (a == np.trunc(a)))].flat[0]
-            raise QuantizationTypeError(f"{name} must be an integer, got {v!r}")
+            raise QuantizationTypeError(f"{name} must be an integer, got {v.item()!r}")
     elif a.dtype.kind not in "iub":
         raise QuantizationTypeError(f"{name} must be an integer or integer array, got dtype {a.dtype}")
     a = a.astype(np.int64)

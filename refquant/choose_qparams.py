@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _validate as V
 from .dtypes import get_format, quant_range
-from .errors import QuantizationValueError, ShapeError
+from .errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from .qparams import QParams, make_qparams
 from .rounding import as_rounding_mode, round_by_mode, round_half_away_from_zero
 
@@ -40,6 +40,9 @@ __all__ = [
 
 
 def _min_max(min_val, max_val):
+    for name, v in (("min_val", min_val), ("max_val", max_val)):
+        if np.asarray(v).dtype.kind not in "fiu":
+            raise QuantizationTypeError(f"{name} must be a real number or array, got {v!r}")
     lo = np.asarray(min_val, dtype=np.float32) if np.asarray(min_val).dtype != np.float64 else np.asarray(min_val)
     hi = np.asarray(max_val, dtype=lo.dtype)
     if lo.shape != hi.shape:
@@ -49,7 +52,8 @@ def _min_max(min_val, max_val):
     if (lo > hi).any():
         i = np.argmax((lo > hi).reshape(-1))
         raise QuantizationValueError(
-            f"min_val must be <= max_val, got min_val={lo.reshape(-1)[i]!r} > max_val={hi.reshape(-1)[i]!r}")
+            f"min_val must be <= max_val, got min_val={float(lo.reshape(-1)[i])!r} > "
+            f"max_val={float(hi.reshape(-1)[i])!r}")
     return lo, hi
 
 
@@ -248,6 +252,8 @@ def onnx_dynamic_qparams(x, *, variant: str = "spec"):
     if variant not in ("spec", "onnxruntime", "reference"):
         raise QuantizationValueError(f"variant must be 'spec', 'onnxruntime' or 'reference', got {variant!r}")
     x = V.as_float_array(x, "x").astype(np.float32)
+    if np.isnan(x).any():
+        raise QuantizationValueError("x must not contain NaN: the range of DynamicQuantizeLinear is undefined")
     if x.size == 0:
         xmin = xmax = np.float32(0)
     else:

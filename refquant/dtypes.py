@@ -140,6 +140,8 @@ def get_format(fmt, *, name: str = "dtype") -> IntFormat:
         raise QuantizationValueError(
             f"{name} must be one of {sorted(FORMATS) + sorted(_ALIASES)}, got {fmt!r}")
     try:
+        if fmt is None:  # np.dtype(None) is float64, which would give a misleading message
+            raise TypeError
         dt = np.dtype(fmt)
     except TypeError:
         raise QuantizationTypeError(

@@ -17,8 +17,10 @@ __all__ = [
     "ShapeError",
     "UnsupportedError",
     "FormatVersionError",
+    "TrainingDivergedError",
     "RefquantWarning",
     "AccumulatorOverflowWarning",
+    "AccumulatorOverflowError",
 ]
 
 
@@ -49,9 +51,18 @@ class FormatVersionError(QuantizationValueError):
     """A saved file has another format version or a missing key."""
 
 
+class TrainingDivergedError(RefquantError, FloatingPointError):
+    """Training produced a NaN or infinite loss (the message names the epoch and batch)."""
+
+
 class RefquantWarning(UserWarning):
     """Base class of refquant's warnings."""
 
 
 class AccumulatorOverflowWarning(RefquantWarning):
     """An int32 accumulator left the int32 range under a model that does not wrap."""
+
+
+class AccumulatorOverflowError(QuantizationValueError):
+    """An int32 accumulator left the int32 range and the caller asked for an error
+    (``on_overflow="raise"``) instead of :class:`AccumulatorOverflowWarning`."""

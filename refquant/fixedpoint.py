@@ -107,7 +107,10 @@ def _as_real(value, name: str) -> float:
     """A finite real scalar -> Python float (float32 widens exactly, as C's (double))."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating)):
         raise QuantizationTypeError(f"{name} must be a real number, got {value!r}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # a Python int beyond the double range
+        v = math.inf
     if not math.isfinite(v):
         raise QuantizationValueError(f"{name} must be finite, got {v}")
     return v
@@ -511,12 +514,14 @@ def multiply_by_quantized_multiplier(x, quantized_multiplier, shift, *, variant:
     | variant | result | rounding | mirrors |
     |---|---|---|---|
     | ``"double"`` (default) | $\\mathrm{RDBPOT}(\\mathrm{SRDHM}(x', q), r)$ | RHU then RHAZ | TFLite ``common.cc`` (default build), reference Conv/DepthwiseConv/Add/Mul |
-    | ``"single"`` | $\\lfloor (xq + 2^{30-\\text{shift}}) / 2^{31-\\text{shift}} \\rfloor$ | one RHU | ``TFLITE_SINGLE_ROUNDING=1`` builds; ruy ``detail::MultiplyByQuantizedMultiplier``; NEON ``MultiplyByQuantizedMultiplier4Rows`` in the single build |
+    | ``"single"`` | $\\lfloor (xq + 2^{30-\\text{shift}}) / 2^{31-\\text{shift}} \\rfloor$ | one RHU | ``TFLITE_SINGLE_ROUNDING=1`` builds; ruy ``detail::MultiplyByQuantizedMultiplier``; NEON ``MultiplyByQuantizedMultiplier4Rows`` in the single build (for ``shift >= 0`` NEON first shifts $x$ left by ``shift + 1``, which wraps one bit earlier) |
     | ``"int64_reduced16"`` | $\\lfloor (x\\tilde q + 2^{14-\\text{shift}}) / 2^{15-\\text{shift}} \\rfloor$, $\\tilde q = (q + 2^{15}) \\gg 16$ if $q < \\text{0x7FFF0000}$ else $\\text{0x7FFF}$ | RHU on a 16-bit rounded multiplier | the ``int64_t x`` overload (16x8 kernels), same in both builds |
     | ``"ruy_avx2"`` | $r_1 = \\mathrm{wrap}_{32}\\lfloor (x'q + 2^{30}) / 2^{31} \\rfloor$, then $\\lfloor (r_1 + 2^{r-1}) / 2^{r} \\rfloor$ if $r > 0$ | RHU then RHU | ruy ``Kernel8bitAvx2`` (TFLite "opt" FC/Conv on x86) |
     | ``"double_up"`` | $\\lfloor (\\mathrm{SRDHM}(x', q) + 2^{r-1}) / 2^{r} \\rfloor$ if $r > 0$ | RHU then RHU | ``DepthwiseConvOutputRounding::kUpward``; NEON ``4Rows`` double build (``vrshlq(vqrdmulhq(x << l, q), -r)``) |
 
-    When ``shift >= 0`` all variants but ``"int64_reduced16"`` give one RHU and agree.
+    When ``shift >= 0`` all variants but ``"int64_reduced16"`` give one RHU and agree,
+    unless $x \\cdot 2^{l}$ leaves int32 (``"single"`` keeps it in 64 bits) or
+    $x' = q = $ INT32_MIN.
     Where ``"double"`` and ``"single"`` disagree they differ by exactly 1
     (tensorflow/tensorflow#25087: ``x=7984, q=1583594044, shift=-9`` -> 12 vs 11).
 

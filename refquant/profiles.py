@@ -110,8 +110,11 @@ class Profile:
 
 _RNE_DIV = QuantizeSpec()  # the ONNX specification
 _TORCH_Q = QuantizeSpec(division="multiply_reciprocal", zero_point="before_round_fma", nan="qmax")
-_TORCH_FQ = QuantizeSpec(division="multiply_reciprocal", zero_point="after_round", nan="int_cast",
-                         overflow="int_cast")
+# torch 2.13 fake_quantize_per_tensor_affine (measured, x86): NaN -> quant_min (mask 0), +-inf and
+# 1e10 saturate (mask 0), for zero points of either sign. The per-channel kernel differs on +inf
+# only (static_cast<int64_t>(inf) -> INT64_MIN -> quant_min); that is left to the PyTorch face.
+_TORCH_FQ = QuantizeSpec(division="multiply_reciprocal", zero_point="after_round", nan="qmin",
+                         overflow="saturate")
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("onnx", "ONNX operator specification (QuantizeLinear: RNE of x / y_scale, then + zero point, saturate)",
@@ -149,7 +152,10 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             quantize=_TORCH_Q, fake_quantize=_TORCH_FQ, requant="float32_rne", multiplier="f32_ba_times_recip_c",
             bias="runtime_quantized", sources="backends.md §3.5"),
     Profile("gemmlowp", "gemmlowp: quantization_example.cc (round(zp + x/s)) and the fixed-point output stage",
-            quantize=QuantizeSpec(rounding="half_away_from_zero", zero_point="before_round", clamp="before_round"),
+            # NaN -> qmax: std::max(0.f, std::min(255.f, NaN)) is 255 (std::min returns its first
+            # argument when the comparison with NaN is false).
+            quantize=QuantizeSpec(rounding="half_away_from_zero", zero_point="before_round", clamp="before_round",
+                                  nan="qmax"),
             fake_quantize=QuantizeSpec(rounding="half_away_from_zero"),
             requant="fixed_double", multiplier="f64_ab_div_c", sources="gemmlowp doc/quantization.md"),
 )}

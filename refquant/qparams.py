@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _validate as V
 from .dtypes import IntFormat, get_format, quant_range
-from .errors import QuantizationValueError, ShapeError
+from .errors import QuantizationTypeError, QuantizationValueError, ShapeError
 
 __all__ = ["QParams", "make_qparams"]
 
@@ -157,7 +157,7 @@ def make_qparams(scale, zero_point=None, fmt="int8", *, axis=None, block_size=No
         s, z = s.reshape(()), z.reshape(())
     else:
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-            raise QuantizationValueError(f"axis must be an integer or None, got {axis!r}")
+            raise QuantizationTypeError(f"axis must be an integer or None, got {axis!r}")
         axis = int(axis)
         if block_size is None and s.ndim != 1:
             raise ShapeError(f"a per-axis scale must be 1-D, got shape {s.shape}")

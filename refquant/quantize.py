@@ -54,10 +54,11 @@ _INT32_MIN = -(2 ** 31)
 _CHOICES = {
     "division": ("divide", "multiply_reciprocal"),
     "reciprocal": ("same_precision", "double_then_float"),
-    "zero_point": ("after_round", "before_round", "before_round_fma"),
+    "zero_point": ("after_round", "before_round", "before_round_fma", "after_round_float"),
     "clamp": ("after_round", "before_round"),
-    "nan": ("qmin", "qmax", "zero_point", "int_cast"),
-    "overflow": ("saturate", "int_cast"),
+    "nan": ("qmin", "qmax", "zero_point", "int_cast", "int_cast_truncate"),
+    "overflow": ("saturate", "int_cast", "int64_cast"),
+    "mask_compare": ("int", "float"),
 }
 
 
@@ -70,13 +71,25 @@ class QuantizeSpec:
         precision: ``"float32"``, ``"float64"`` or ``"input"`` (the input's float dtype).
         reciprocal: how $1/S$ is formed: ``"same_precision"`` (``1.0f / s``) or
             ``"double_then_float"`` (``(float)(1.0 / (double)s)``).
-        zero_point: ``"after_round"``, ``"before_round"`` (two float roundings) or
-            ``"before_round_fma"`` (``fma(x, inv, Z)``, one rounding).
+        zero_point: ``"after_round"``, ``"before_round"`` (two float roundings),
+            ``"before_round_fma"`` (``fma(x, inv, Z)``, one rounding) or
+            ``"after_round_float"`` (``Z + round(v)`` added in the float precision, so
+            rounded when $|Z + \\mathrm{round}(v)| > 2^{24}$ in float32: PyTorch
+            fake-quantize, whose ``int64 + float`` is a float sum).
         rounding: a :class:`refquant.rounding.RoundingMode` value.
         clamp: ``"after_round"`` or ``"before_round"``.
-        nan: where NaN goes: ``"qmin"``, ``"qmax"``, ``"zero_point"`` or
-            ``"int_cast"`` (C cast: INT32_MIN, plus Z with int32 wrap, then clamp).
-        overflow: ``"saturate"`` or ``"int_cast"`` for $|v| \\ge 2^{31}$ and $\\pm\\infty$.
+        nan: where NaN goes: ``"qmin"``, ``"qmax"``, ``"zero_point"``,
+            ``"int_cast"`` (C cast: INT32_MIN, plus Z with int32 wrap, then clamp) or
+            ``"int_cast_truncate"`` (C ``(T)(double)NaN``: ``cvttsd2si`` gives INT32_MIN,
+            truncated to the format's width: 0 for 8- and 16-bit, INT32_MIN for int32;
+            PyTorch's scalar ``quantize_val``).
+        overflow: ``"saturate"``, ``"int_cast"`` for $|v| \\ge 2^{31}$ and $\\pm\\infty$,
+            or ``"int64_cast"`` (``static_cast<int64_t>``: $|v| \\ge 2^{63}$ and
+            $\\pm\\infty$ become INT64_MIN, hence $q_{min}$; PyTorch per-channel fake-quantize).
+        mask_compare: how :func:`fake_quantize_with_mask` tests $q_{min} \\le q_u \\le q_{max}$:
+            ``"int"`` (exact) or ``"float"`` (the bounds rounded to the compute precision,
+            as C++ ``quant_min <= qval_f`` does with a float ``qval_f``: in float32,
+            ``2^31 <= float(2^31 - 1)`` is true).
     """
 
     division: str = "divide"
@@ -87,6 +100,7 @@ class QuantizeSpec:
     clamp: str = "after_round"
     nan: str = "qmin"
     overflow: str = "saturate"
+    mask_compare: str = "int"
 
     def __post_init__(self):
         for field, allowed in _CHOICES.items():
@@ -95,6 +109,8 @@ class QuantizeSpec:
         if self.precision not in ("float16", "float32", "float64", "input"):
             raise QuantizationValueError(
                 f"precision must be 'float16', 'float32', 'float64' or 'input', got {self.precision!r}")
+        if self.zero_point == "after_round_float" and self.clamp == "before_round":
+            raise QuantizationValueError("zero_point='after_round_float' needs clamp='after_round'")
         object.__setattr__(self, "rounding", as_rounding_mode(self.rounding).value)
 
 
@@ -107,10 +123,15 @@ class DequantizeSpec:
             ($q - Z$ wrapped to int32 first), ``"float"`` (float(q) - float(Z) in the
             output precision) or ``"mul_then_sub"`` ($qS - ZS$, each product rounded).
         precision: output dtype, ``"float32"``, ``"float64"`` or ``"float16"``.
+        scale_precision: ``None`` (multiply in ``precision``) or ``"float64"``: the
+            difference is converted to float64, multiplied by the float64 scale and the
+            product rounded once to ``precision`` (PyTorch per-channel dequantize, whose
+            scales are a float64 tensor, and per-channel fake-quantize's ``double`` math).
     """
 
     subtract: str = "int"
     precision: str = "float32"
+    scale_precision: str | None = None
 
     def __post_init__(self):
         if self.subtract not in ("int", "int32_wrap", "float", "mul_then_sub"):
@@ -118,6 +139,8 @@ class DequantizeSpec:
                 f"subtract must be 'int', 'int32_wrap', 'float' or 'mul_then_sub', got {self.subtract!r}")
         if self.precision not in ("float16", "float32", "float64"):
             raise QuantizationValueError(f"precision must be a float dtype name, got {self.precision!r}")
+        if self.scale_precision not in (None, "float64"):
+            raise QuantizationValueError(f"scale_precision must be None or 'float64', got {self.scale_precision!r}")
 
 
 def _resolve(profile, attr: str, default):
@@ -192,6 +215,9 @@ def _quantize_unclamped(x, qp: QParams, spec: QuantizeSpec):
         with np.errstate(invalid="ignore"):
             v = np.clip(v, (qp.qmin - off).astype(v.dtype), (qp.qmax - off).astype(v.dtype))
     r = round_by_mode(v, spec.rounding)
+    if spec.zero_point == "after_round_float":  # C++ `zp + nearbyint(v)`: int converted to float, float sum
+        with np.errstate(invalid="ignore", over="ignore"):
+            r = (r + zp.astype(r.dtype)).astype(r.dtype)
     big = ~np.isfinite(r) | (np.abs(np.where(nan, 0, r)) >= 2.0 ** 31)
     if spec.overflow == "int_cast":
         bad = big if spec.nan == "int_cast" else big & ~nan
@@ -202,14 +228,27 @@ def _quantize_unclamped(x, qp: QParams, spec: QuantizeSpec):
         rc = np.clip(np.where(nan, 0, r), -2.0 ** 40, 2.0 ** 40)
     q = rc.astype(np.int64)
     q = np.where(bad, _INT32_MIN, q)
+    if spec.overflow == "int64_cast":  # static_cast<int64_t>(v): out of range (and inf) -> INT64_MIN
+        with np.errstate(invalid="ignore"):
+            q = np.where(~nan & ~(np.abs(r) < 2.0 ** 63), np.iinfo(np.int64).min, q)
     if not zp_before:
         q = q + zp
-        if bad.any():  # the C path: (int32)round(v) + zp in int32, wrapping
+        # the C path: (int32)round(v) + zp in int32, wrapping. Under overflow="int_cast" every
+        # element takes it: a finite v just below 2^31 plus zp wraps too (TFLite reference
+        # QUANTIZE, uint8, zp=200, x/s=2147483520 -> 0; measured on LiteRT 2.3.0).
+        wrap = np.ones(q.shape, bool) if spec.overflow == "int_cast" else bad
+        if wrap.any():
             wrapped = ((q + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31
-            q = np.where(bad, wrapped, q)
+            q = np.where(wrap, wrapped, q)
     if spec.nan in ("qmin", "qmax", "zero_point") and nan.any():
         fill = {"qmin": qp.qmin, "qmax": qp.qmax}.get(spec.nan)
         q = np.where(nan, zp if fill is None else fill, q)
+    if spec.nan == "int_cast_truncate" and nan.any():  # INT32_MIN cut to the format's low bits
+        b = qp.fmt.bits
+        t = _INT32_MIN % (1 << b)
+        if qp.fmt.signed and t >= 1 << (b - 1):
+            t -= 1 << b
+        q = np.where(nan, np.int64(t), q)
     return q
 
 
@@ -258,10 +297,13 @@ def dequantize(q, qparams: QParams, profile=None) -> np.ndarray:
     if spec.subtract == "mul_then_sub":
         return (q.astype(dt) * s - zp.astype(dt) * s).astype(dt)
     if spec.subtract == "float":
-        return ((q.astype(dt) - zp.astype(dt)) * s).astype(dt)
-    d = q.astype(np.int64) - zp
-    if spec.subtract == "int32_wrap":
-        d = ((d + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31
+        d = (q.astype(dt) - zp.astype(dt)).astype(dt)
+    else:
+        d = q.astype(np.int64) - zp
+        if spec.subtract == "int32_wrap":
+            d = ((d + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31
+    if spec.scale_precision == "float64":  # one rounding of the float64 product
+        return (d.astype(np.float64) * scale.astype(np.float64)).astype(dt)
     return (d.astype(dt) * s).astype(dt)
 
 
@@ -279,7 +321,12 @@ def fake_quantize_with_mask(x, qparams: QParams, profile=None) -> tuple[np.ndarr
     qspec = _resolve(profile, "fake_quantize", QuantizeSpec())
     dspec = _resolve(None if isinstance(profile, QuantizeSpec) else profile, "dequantize", DequantizeSpec())
     qu = _quantize_unclamped(x, qparams, qspec)
-    mask = (qu >= qparams.qmin) & (qu <= qparams.qmax)
+    lo, hi = qparams.qmin, qparams.qmax
+    if qspec.mask_compare == "float":  # C++ `quant_min <= qval_f`: the bound is converted to float
+        x_dt = np.asarray(x).dtype
+        dt = x_dt if qspec.precision == "input" else np.dtype(qspec.precision)
+        lo, hi = int(np.asarray(lo).astype(dt)), int(np.asarray(hi).astype(dt))
+    mask = (qu >= lo) & (qu <= hi)
     x_arr = np.asarray(x)
     if x_arr.dtype.kind == "f":
         mask &= ~np.isnan(x_arr)
@@ -293,8 +340,19 @@ def fake_quantize(x, qparams: QParams, profile=None) -> np.ndarray:
     return fake_quantize_with_mask(x, qparams, profile)[0]
 
 
-def fake_quantize_backward(grad_output, mask) -> np.ndarray:
-    """Straight-through gradient: $\\partial L/\\partial x = \\partial L/\\partial y \\cdot [q_{min} \\le q_u \\le q_{max}]$."""
+def fake_quantize_backward(grad_output, mask, *, multiply: bool = False) -> np.ndarray:
+    """Straight-through gradient: $\\partial L/\\partial x = \\partial L/\\partial y \\cdot [q_{min} \\le q_u \\le q_{max}]$.
+
+    Args:
+        grad_output: float array $\\partial L/\\partial y$.
+        mask: bool array of the same shape (from :func:`fake_quantize_with_mask`).
+        multiply: ``False``: select (``+0.0`` where masked). ``True``: multiply by the
+            mask as a float, as PyTorch's ``dY * mask`` does, so a masked negative
+            gradient gives ``-0.0`` and a masked NaN/Inf gradient gives NaN.
+    """
     g = np.asarray(grad_output)
     m = np.asarray(mask, dtype=bool)
+    if multiply:
+        with np.errstate(invalid="ignore"):
+            return (g * m.astype(g.dtype)).astype(g.dtype)
     return np.where(m, g, np.zeros((), g.dtype))

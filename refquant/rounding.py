@@ -121,7 +121,8 @@ def round_half_up(x) -> np.ndarray:
     a, f, frac = _abs_floor_frac(x)
     pos = f + (frac >= 0.5)   # |x| rounded half up
     neg = f + (frac > 0.5)    # |x| rounded half down, for x < 0
-    r = np.where(x >= 0, pos, -neg)
+    # copysign keeps IEEE roundToIntegral's sign of zero: RHU(-0.0) = RHU(-0.5) = -0.0
+    r = np.copysign(np.where(x >= 0, pos, neg), x)
     r = np.where(np.isnan(x), x, r)
     return r.astype(x.dtype, copy=False)
 

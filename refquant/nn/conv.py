@@ -39,7 +39,7 @@ from .init import as_rng, uniform_fan_in
 from .module import Module, Parameter
 from .transforms import apply_weight_transform, weight_grad
 
-__all__ = ["Conv2d", "conv2d_output_size", "im2col", "col2im"]
+__all__ = ["Conv2d", "conv2d_output_size", "im2col", "col2im", "window_tap", "depthwise_forward", "depthwise_backward"]
 
 
 def window_tap(a: np.ndarray, i: int, j: int, out_hw, stride, dilation) -> np.ndarray:

@@ -34,11 +34,26 @@ returns float8 outputs as ``uint8`` bit patterns. This module therefore calls
 ``run_with_ort_values`` and reads sub-byte outputs as raw packed bytes
 (``OrtValue.data_ptr()``, two values per byte, first element in the low nibble), and
 writes sub-byte inputs into an ``OrtValue.ortvalue_from_shape_and_type`` buffer.
+(Cross-check: the same int4 QuantizeLinear followed by an in-graph ``Cast`` to int8
+gave identical values.)
+
+ONNX Runtime 1.32 limits seen with these models (x86-64 AVX2):
+
+* MatMulInteger: a 1-D (per-row) ``a_zero_point`` is refused ("input1 zero point must
+  be a scalar or 1D tensor of size 1"); per-column ``b_zero_point`` works.
+* ConvInteger: a per-channel ``w_zero_point`` is refused ("Non per-tensor quantization
+  is not supported now"); the reference evaluator accepts it.
+* QLinearConv: per-channel *unequal* weight zero points are accepted and matched the
+  reference evaluator exactly (u8/s8, fed or constant weights).
+* QuantizeLinear to FLOAT4E2M1 (opset 23): NOT_IMPLEMENTED in ORT.
+* com.microsoft ops do not exist in ``onnx.reference``: their wrappers refuse
+  ``engine="reference"``.
 """
 
 from __future__ import annotations
 
 import ctypes
+import warnings
 from collections import OrderedDict
 
 import ml_dtypes
@@ -287,7 +302,8 @@ def run_onnx_op(op_type, inputs, attrs=None, output_dtypes=(np.float32,), *, dom
         a = np.asarray(x)
         if a.dtype == np.float64 and not isinstance(x, np.ndarray):
             a = a.astype(np.float32)  # Python floats: float32, as every scale in these ops
-        t = onnx_type(input_dtypes[i]) if input_dtypes is not None and input_dtypes[i] is not None else onnx_type(a.dtype)
+        spec = input_dtypes[i] if input_dtypes is not None and input_dtypes[i] is not None else a.dtype
+        t = onnx_type(spec)
         a = _as_type(a, t)
         arrays.append(a)
         in_types.append((t, a.ndim))
@@ -304,7 +320,9 @@ def run_onnx_op(op_type, inputs, attrs=None, output_dtypes=(np.float32,), *, dom
     if engine == "ort":
         ovs = sess.run_with_ort_values(out_names, {k: _ort_value(v, in_types[int(k[2:])][0]) for k, v in feeds.items()})
         return tuple(_from_ort_value(ov, t) for ov, t in zip(ovs, out_types))
-    outs = sess.run(out_names, feeds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # reference casts NaN/inf to int32 (its documented bug)
+        outs = sess.run(out_names, feeds)
     return tuple(_normalize_output(o, t) for o, t in zip(outs, out_types))
 
 
@@ -317,13 +335,23 @@ def _f32(s):
     return a.astype(np.float32) if a.dtype == np.float64 or a.dtype.kind in "iu" else a
 
 
+def _out_zero_point(zp, name):
+    """A zero point whose dtype names the output type (ONNX convention): NumPy integer, not int64/int32."""
+    a = np.asarray(zp)
+    if a.dtype.kind not in "iuV" or a.dtype in (np.int32, np.int64):
+        raise ValueError(f"{name} must be a NumPy integer scalar/array of the output type (e.g. np.int8(0)), "
+                         f"got {a.dtype} {zp!r}")
+    return a
+
+
 def _weights(op_type, const_weights):
     return _WEIGHT_INPUTS[op_type] if const_weights else ()
 
 
 def _ms_engine(engine):
     if engine != "ort":
-        raise ValueError(f"com.microsoft contrib ops run on engine='ort' only (onnx.reference lacks them), got {engine!r}")
+        raise ValueError(f"com.microsoft contrib ops run on engine='ort' only (onnx.reference lacks them), "
+                         f"got {engine!r}")
     return engine
 
 
@@ -334,8 +362,12 @@ def run_quantize_linear(x, y_scale, y_zero_point=None, *, axis=1, block_size=0, 
     ``y_zero_point`` is cast to the output type (so an int8 array with ``output_dtype="int4"``
     is fine). ``saturate`` (float8 only) and ``precision`` (opset 23+) are sent only when given.
     """
-    out_t = onnx_type(output_dtype) if output_dtype is not None else (
-        onnx_type(np.asarray(y_zero_point).dtype) if y_zero_point is not None else TensorProto.UINT8)
+    if output_dtype is not None:
+        out_t = onnx_type(output_dtype)
+    elif y_zero_point is not None:
+        out_t = onnx_type(_out_zero_point(y_zero_point, "y_zero_point").dtype)
+    else:
+        out_t = TensorProto.UINT8
     attrs = {"axis": axis}
     if block_size:
         attrs["block_size"] = block_size
@@ -383,7 +415,7 @@ def run_matmul_integer(a, b, a_zero_point=None, b_zero_point=None, *, engine="or
 def run_qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, engine="ort",
                        opset=None, const_weights=False):
     """ONNX QLinearMatMul; output dtype = ``y_zero_point``'s dtype."""
-    zp = np.asarray(y_zero_point)
+    zp = _out_zero_point(y_zero_point, "y_zero_point")
     (y,) = run_onnx_op("QLinearMatMul", [a, _f32(a_scale), a_zero_point, b, _f32(b_scale), b_zero_point,
                                          _f32(y_scale), zp], {}, [zp.dtype], engine=engine, opset=opset,
                        initializers=_weights("QLinearMatMul", const_weights))
@@ -412,7 +444,7 @@ def run_qlinear_conv(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale
                      engine="ort", opset=None, const_weights=False):
     """ONNX QLinearConv (NCHW); ``B`` int32 (O,) or None; output dtype = ``y_zero_point``'s dtype."""
     attrs = _conv_attrs(auto_pad, dilations, group, kernel_shape, pads, strides)
-    zp = np.asarray(y_zero_point)
+    zp = _out_zero_point(y_zero_point, "y_zero_point")
     (y,) = run_onnx_op("QLinearConv", [x, _f32(x_scale), x_zero_point, w, _f32(w_scale), w_zero_point,
                                        _f32(y_scale), zp, B], attrs, [zp.dtype], engine=engine, opset=opset,
                        initializers=_weights("QLinearConv", const_weights))
@@ -421,7 +453,7 @@ def run_qlinear_conv(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale
 
 def run_qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, c_zero_point, *, engine="ort"):
     """com.microsoft QLinearAdd (ONNX Runtime only); output dtype = ``c_zero_point``'s dtype."""
-    zp = np.asarray(c_zero_point)
+    zp = _out_zero_point(c_zero_point, "c_zero_point")
     (y,) = run_onnx_op("QLinearAdd", [a, _f32(a_scale), a_zero_point, b, _f32(b_scale), b_zero_point,
                                       _f32(c_scale), zp], {}, [zp.dtype], domain=MS_DOMAIN, engine=_ms_engine(engine))
     return y
@@ -430,7 +462,7 @@ def run_qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale,
 def run_qlinear_global_average_pool(x, x_scale, x_zero_point, y_scale, y_zero_point, *, channels_last=0,
                                     engine="ort"):
     """com.microsoft QLinearGlobalAveragePool: NCHW (or NHWC with ``channels_last=1``) -> spatial dims 1."""
-    zp = np.asarray(y_zero_point)
+    zp = _out_zero_point(y_zero_point, "y_zero_point")
     (y,) = run_onnx_op("QLinearGlobalAveragePool", [x, _f32(x_scale), x_zero_point, _f32(y_scale), zp],
                        {"channels_last": channels_last}, [zp.dtype], domain=MS_DOMAIN, engine=_ms_engine(engine))
     return y
@@ -438,7 +470,7 @@ def run_qlinear_global_average_pool(x, x_scale, x_zero_point, y_scale, y_zero_po
 
 def run_qlinear_sigmoid(x, x_scale, x_zero_point, y_scale, y_zero_point, *, engine="ort"):
     """com.microsoft QLinearSigmoid (lookup table built from the dequantized float sigmoid)."""
-    zp = np.asarray(y_zero_point)
+    zp = _out_zero_point(y_zero_point, "y_zero_point")
     (y,) = run_onnx_op("QLinearSigmoid", [x, _f32(x_scale), x_zero_point, _f32(y_scale), zp], {}, [zp.dtype],
                        domain=MS_DOMAIN, engine=_ms_engine(engine))
     return y

@@ -46,8 +46,10 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 __all__ = [
     "RESOLVERS",
+    "Graph",
     "run_model",
     "build_model",
+    "is_delegated",
     "run_quantize",
     "run_dequantize",
     "run_fully_connected",
@@ -122,7 +124,7 @@ class _AlignedBufferT(sch.BufferT):
         return sch.BufferEnd(builder)
 
 
-class _Graph:
+class Graph:
     """Tensors and buffers of a one-subgraph model."""
 
     def __init__(self):
@@ -159,7 +161,7 @@ def build_model(graph, builtin_code, options_type, options, inputs, outputs, *, 
     """Serialize a one-operator model to ``bytes``.
 
     Args:
-        graph: a :class:`_Graph` holding the tensors and buffers.
+        graph: a :class:`Graph` holding the tensors and buffers.
         builtin_code: ``schema_py_generated.BuiltinOperator`` value.
         options_type, options: ``BuiltinOptions`` value and the matching ``*OptionsT`` (or NONE, None).
         inputs, outputs: tensor indices of the operator (-1 for an absent optional input).
@@ -270,7 +272,8 @@ def run_model(model_content, inputs, resolver="ref", *, return_delegated=False):
     return y
 
 
-def _pair(v, name):
+def _pair(v):
+    """An int or an (h, w) pair -> (h, w)."""
     if np.ndim(v) == 0:
         return int(v), int(v)
     h, w = (int(a) for a in v)
@@ -300,10 +303,17 @@ def _per_channel(w_scale, n_channels):
     return s
 
 
-def _bias(g, b_q, x_scale, w_scales, n_channels):
-    """Constant bias tensor (int32 or int64, scale x_s*w_s[c], zp 0), or -1 for no bias."""
-    if b_q is None:
+def _bias(g, b_q, x_scale, w_scales, n_channels, optional=True):
+    """Constant bias tensor (int32 or int64, scale x_s*w_s[c], zp 0), or -1 for no bias.
+
+    Only FULLY_CONNECTED accepts an absent bias; int8 CONV_2D / DEPTHWISE_CONV_2D fail to
+    prepare ("Tensor at index 2 was optional but was expected"), so for them ``None``
+    becomes an all-zero int32 bias (the same arithmetic).
+    """
+    if b_q is None and optional:
         return -1
+    if b_q is None:
+        b_q = np.zeros(n_channels, np.int32)
     b = np.asarray(b_q)
     if b.dtype not in (np.int32, np.int64) or b.shape != (n_channels,):
         raise ValueError(f"b_q must be int32/int64 of shape ({n_channels},), got {b.dtype} {b.shape}")
@@ -317,7 +327,7 @@ def _bias(g, b_q, x_scale, w_scales, n_channels):
 def run_quantize(x_f32, scale, zero_point, out_dtype="int8", resolver="ref", *, return_delegated=False):
     """TFLite QUANTIZE: float32 ``x`` -> ``out_dtype`` (int8, uint8 or int16), same shape."""
     x = np.asarray(x_f32, dtype=np.float32)
-    g = _Graph()
+    g = Graph()
     xi = g.tensor("x", x.shape, np.float32)
     yi = g.tensor("y", x.shape, out_dtype, scale, zero_point)
     opts = sch.QuantizeOptionsT()
@@ -328,7 +338,7 @@ def run_quantize(x_f32, scale, zero_point, out_dtype="int8", resolver="ref", *, 
 def run_dequantize(q, scale, zero_point, resolver="ref", *, return_delegated=False):
     """TFLite DEQUANTIZE: int8/uint8/int16 ``q`` -> float32, same shape."""
     q = np.asarray(q)
-    g = _Graph()
+    g = Graph()
     xi = g.tensor("q", q.shape, q.dtype, scale, zero_point)
     yi = g.tensor("y", q.shape, np.float32)
     opts = sch.DequantizeOptionsT()
@@ -347,7 +357,7 @@ def run_fully_connected(x_q, x_scale, x_zp, w_q, w_scale, b_q, y_scale, y_zp, ac
     x, w = np.asarray(x_q), np.asarray(w_q)
     n, k = w.shape
     ws = _per_channel(w_scale, n)
-    g = _Graph()
+    g = Graph()
     xi = g.tensor("x", x.shape, x.dtype, x_scale, x_zp)
     wi = g.tensor("w", w.shape, w.dtype, ws, w_zp, data=w, quantized_dimension=0)
     bi = _bias(g, b_q, x_scale, ws, n)
@@ -363,19 +373,19 @@ def run_fully_connected(x_q, x_scale, x_zp, w_q, w_scale, b_q, y_scale, y_zp, ac
 
 def run_conv2d(x_q, x_scale, x_zp, w_q, w_scale, b_q, y_scale, y_zp, stride=1, padding="VALID", dilation=1,
                activation=None, resolver="ref", *, w_zp=0, return_delegated=False):
-    """TFLite CONV_2D: ``x`` NHWC, ``w`` OHWI constant (per-channel on O), ``b_q`` (O,) or None.
+    """TFLite CONV_2D: ``x`` NHWC, ``w`` OHWI constant (per-channel on O), ``b_q`` (O,) or None (zeros).
     Output NHWC int8 with TFLite's SAME/VALID output size."""
     x, w = np.asarray(x_q), np.asarray(w_q)
-    sh, sw = _pair(stride, "stride")
-    dh, dw = _pair(dilation, "dilation")
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
     o, kh, kw, _ = w.shape
     ws = _per_channel(w_scale, o)
     n, h, wd, _ = x.shape
     out_shape = (n, conv_output_size(h, kh, sh, dh, padding), conv_output_size(wd, kw, sw, dw, padding), o)
-    g = _Graph()
+    g = Graph()
     xi = g.tensor("x", x.shape, x.dtype, x_scale, x_zp)
     wi = g.tensor("w", w.shape, w.dtype, ws, w_zp, data=w, quantized_dimension=0)
-    bi = _bias(g, b_q, x_scale, ws, o)
+    bi = _bias(g, b_q, x_scale, ws, o, optional=False)
     yi = g.tensor("y", out_shape, x.dtype, y_scale, y_zp)
     opts = sch.Conv2DOptionsT()
     opts.padding = _PADDINGS[padding]
@@ -390,20 +400,20 @@ def run_depthwise_conv2d(x_q, x_scale, x_zp, w_q, w_scale, b_q, y_scale, y_zp, s
                          dilation=1, depth_multiplier=1, activation=None, resolver="ref", *, w_zp=0,
                          return_delegated=False):
     """TFLite DEPTHWISE_CONV_2D: ``x`` NHWC (C channels), ``w`` 1HWO with O = C*depth_multiplier
-    (per-channel on axis 3), ``b_q`` (O,) or None. Output NHWC with O channels."""
+    (per-channel on axis 3), ``b_q`` (O,) or None (zeros). Output NHWC with O channels."""
     x, w = np.asarray(x_q), np.asarray(w_q)
-    sh, sw = _pair(stride, "stride")
-    dh, dw = _pair(dilation, "dilation")
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
     _, kh, kw, o = w.shape
     if o != x.shape[3] * depth_multiplier:
         raise ValueError(f"w has {o} output channels, expected C*depth_multiplier = {x.shape[3] * depth_multiplier}")
     ws = _per_channel(w_scale, o)
     n, h, wd, _ = x.shape
     out_shape = (n, conv_output_size(h, kh, sh, dh, padding), conv_output_size(wd, kw, sw, dw, padding), o)
-    g = _Graph()
+    g = Graph()
     xi = g.tensor("x", x.shape, x.dtype, x_scale, x_zp)
     wi = g.tensor("w", w.shape, w.dtype, ws, w_zp, data=w, quantized_dimension=3)
-    bi = _bias(g, b_q, x_scale, ws, o)
+    bi = _bias(g, b_q, x_scale, ws, o, optional=False)
     yi = g.tensor("y", out_shape, x.dtype, y_scale, y_zp)
     opts = sch.DepthwiseConv2DOptionsT()
     opts.padding = _PADDINGS[padding]
@@ -420,7 +430,7 @@ def run_add(a_q, a_scale, a_zp, b_q, b_scale, b_zp, y_scale, y_zp, activation=No
             *, return_delegated=False):
     """TFLite ADD of two quantized tensors (NumPy broadcasting); both are model inputs."""
     a, b = np.asarray(a_q), np.asarray(b_q)
-    g = _Graph()
+    g = Graph()
     ai = g.tensor("a", a.shape, a.dtype, a_scale, a_zp)
     bi = g.tensor("b", b.shape, b.dtype, b_scale, b_zp)
     yi = g.tensor("y", np.broadcast_shapes(a.shape, b.shape), a.dtype, y_scale, y_zp)
@@ -432,11 +442,11 @@ def run_add(a_q, a_scale, a_zp, b_q, b_scale, b_zp, y_scale, y_zp, activation=No
 
 def _pool(code, x_q, x_scale, x_zp, filter_size, stride, padding, activation, resolver, return_delegated):
     x = np.asarray(x_q)
-    fh, fw = _pair(filter_size, "filter_size")
-    sh, sw = _pair(filter_size if stride is None else stride, "stride")
+    fh, fw = _pair(filter_size)
+    sh, sw = _pair(filter_size if stride is None else stride)
     n, h, w, c = x.shape
     out_shape = (n, conv_output_size(h, fh, sh, 1, padding), conv_output_size(w, fw, sw, 1, padding), c)
-    g = _Graph()
+    g = Graph()
     xi = g.tensor("x", x.shape, x.dtype, x_scale, x_zp)
     yi = g.tensor("y", out_shape, x.dtype, x_scale, x_zp)  # int8 pooling requires output qparams == input's
     opts = sch.Pool2DOptionsT()
@@ -465,7 +475,7 @@ def run_max_pool2d(x_q, x_scale, x_zp, filter_size, stride=None, padding="VALID"
 def _unit_output_op(code, options_type, opts, x_q, x_scale, x_zp, resolver, return_delegated):
     x = np.asarray(x_q)
     y_scale, y_zp = _UNIT_OUTPUT_QPARAMS[x.dtype]
-    g = _Graph()
+    g = Graph()
     xi = g.tensor("x", x.shape, x.dtype, x_scale, x_zp)
     yi = g.tensor("y", x.shape, x.dtype, y_scale, y_zp)
     model = build_model(g, code, options_type, opts, [xi], [yi])

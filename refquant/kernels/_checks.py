@@ -1,0 +1,141 @@
+"""Argument checks and the int32 accumulator rule shared by the integer kernels (internal).
+
+Every public kernel validates here, before any kernel runs, and raises a
+:mod:`refquant.errors` exception naming the argument, the expected and the received value.
+
+**The overflow rule** (``on_overflow``), used by the ``"exact"`` and the pairwise models:
+the kernels compute each accumulator exactly (int64 or an exactness proof) and then look at
+the final value. If it lies in $[-2^{31}, 2^{31}-1]$ an int32 accumulator gives the same
+value whatever the order of its additions, because two's-complement addition is exact
+modulo $2^{32}$; so only the *final* value is checked, never partial sums. If it does not:
+
+* ``on_overflow="warn"`` (default): emit :class:`~refquant.errors.AccumulatorOverflowWarning`
+  and return the two's-complement wrapped int32 value (what an int32 adder holds);
+* ``on_overflow="raise"``: raise :class:`~refquant.errors.AccumulatorOverflowError`.
+
+``acc_model="wrap"`` wraps silently: use it only where the backend is known to wrap.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+
+from ..errors import (
+    AccumulatorOverflowError,
+    AccumulatorOverflowWarning,
+    QuantizationTypeError,
+    QuantizationValueError,
+    ShapeError,
+)
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+ACC_MODELS = ("exact", "wrap", "pairwise_sat16_u8s8", "pairwise_sat16_s8u8")
+# Names used by refquant.profiles.Profile.accumulation.
+_ACC_ALIASES = {"exact_int32": "exact", "wrap_int32": "wrap"}
+_PAIR_DTYPES = {  # acc_model -> (dtype of the first operand, dtype of the second)
+    "pairwise_sat16_u8s8": (np.dtype(np.uint8), np.dtype(np.int8)),
+    "pairwise_sat16_s8u8": (np.dtype(np.int8), np.dtype(np.uint8)),
+}
+_OPERAND_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
+
+
+def check_operand(x, name: str, ndim=None) -> np.ndarray:
+    """Return ``x`` as an int8/uint8 ndarray; ``ndim``: required rank (int) or minimum (tuple)."""
+    if not isinstance(x, (np.ndarray, np.generic)):
+        raise QuantizationTypeError(
+            f"{name} must be a NumPy int8 or uint8 array, got {type(x).__name__}")
+    x = np.asarray(x)
+    if x.dtype not in _OPERAND_DTYPES:
+        raise QuantizationTypeError(f"{name} must have dtype int8 or uint8, got {x.dtype}")
+    if isinstance(ndim, int) and x.ndim != ndim:
+        raise ShapeError(f"{name} must be {ndim}-D, got shape {x.shape}")
+    if isinstance(ndim, tuple) and x.ndim < ndim[0]:
+        raise ShapeError(f"{name} must be at least {ndim[0]}-D, got shape {x.shape}")
+    return x
+
+
+def check_zero_point(zp, dtype: np.dtype, name: str, length=None, what: str = "") -> np.ndarray:
+    """Return a zero point as int64 of shape ``()`` or ``(length,)``.
+
+    Accepted: a Python int, or a NumPy integer scalar/array whose dtype is the operand's
+    own ``dtype`` (as in ONNX, where the zero point's type is the tensor's type). The value
+    must lie in the operand format's range. ``length=None`` allows only a scalar.
+    """
+    info = np.iinfo(dtype)
+    if isinstance(zp, bool) or isinstance(zp, (str, bytes)) or zp is None:
+        raise QuantizationTypeError(f"{name} must be an integer or a {dtype} array, got {zp!r}")
+    if isinstance(zp, numbers.Integral) and not isinstance(zp, np.generic):
+        arr = np.asarray(int(zp), np.int64)
+    else:
+        arr = np.asarray(zp)
+        if arr.dtype != dtype:
+            raise QuantizationTypeError(
+                f"{name} must be a Python int or have the dtype of its tensor ({dtype}), got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+    if arr.ndim == 1 and arr.size == 1 and length != 1:
+        arr = arr.reshape(())  # a 1-element vector is per-tensor (ONNX)
+    if arr.ndim > 1 or (arr.ndim == 1 and length is None):
+        raise ShapeError(f"{name} must be a scalar{'' if length is None else ' or 1-D'}, got shape {arr.shape}")
+    if arr.ndim == 1 and arr.shape[0] != length:
+        raise ShapeError(f"{name} must have {length} elements ({what}), got {arr.shape[0]}")
+    if arr.size and (arr.min() < info.min or arr.max() > info.max):
+        bad = arr[(arr < info.min) | (arr > info.max)].flat[0]
+        raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {dtype}, got {int(bad)}")
+    return arr
+
+
+def check_acc_model(acc_model, first: np.dtype, second: np.dtype, names=("a", "b")) -> str:
+    """Return the canonical accumulation model; pairwise models require their dtypes."""
+    if not isinstance(acc_model, str):
+        raise QuantizationTypeError(f"acc_model must be a string, got {type(acc_model).__name__}")
+    model = _ACC_ALIASES.get(acc_model, acc_model)
+    if model not in ACC_MODELS:
+        raise QuantizationValueError(f"acc_model must be one of {ACC_MODELS}, got {acc_model!r}")
+    if model in _PAIR_DTYPES and (first, second) != _PAIR_DTYPES[model]:
+        want = _PAIR_DTYPES[model]
+        raise QuantizationTypeError(
+            f"acc_model={model!r} needs {names[0]} {want[0]} and {names[1]} {want[1]}, "
+            f"got {names[0]} {first} and {names[1]} {second}")
+    return model
+
+
+def check_on_overflow(on_overflow) -> str:
+    if on_overflow not in ("warn", "raise"):
+        raise QuantizationValueError(f"on_overflow must be 'warn' or 'raise', got {on_overflow!r}")
+    return on_overflow
+
+
+def wrap_int32(acc: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap of int64 values to int32: $((v + 2^{31}) \\bmod 2^{32}) - 2^{31}$."""
+    return acc.astype(np.int64).astype(np.int32)  # NumPy int64 -> int32 keeps the low 32 bits
+
+
+def report_overflow(n_bad: int, model: str, on_overflow: str, what: str) -> None:
+    """Apply the overflow rule (module docstring) to ``n_bad`` out-of-range accumulators."""
+    if n_bad == 0 or model == "wrap":
+        return
+    msg = (f"{what}: {n_bad} int32 accumulator(s) outside [-2^31, 2^31 - 1] under acc_model={model!r}; "
+           f"returned two's-complement wrapped values")
+    if on_overflow == "raise":
+        raise AccumulatorOverflowError(msg.replace("; returned two's-complement wrapped values", ""))
+    warnings.warn(msg, AccumulatorOverflowWarning, stacklevel=3)
+
+
+def finish_int64(acc: np.ndarray, model: str, on_overflow: str, what: str) -> np.ndarray:
+    """Exact int64 accumulators -> int32 under the overflow rule."""
+    n_bad = int(np.count_nonzero((acc < INT32_MIN) | (acc > INT32_MAX)))
+    report_overflow(n_bad, model, on_overflow, what)
+    return wrap_int32(acc)
+
+
+def max_abs_centered(dtype: np.dtype, zp: np.ndarray) -> int:
+    """Largest $|q - z|$ over the format's codes $q$ and the zero points $z$."""
+    info = np.iinfo(dtype)
+    if zp.size == 0:
+        return 0
+    return int(max(info.max - int(zp.min()), int(zp.max()) - info.min))

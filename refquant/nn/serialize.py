@@ -1,0 +1,135 @@
+"""Save and load models (architecture + weights) and weights alone, as ``.npz``.
+
+File layout (``np.savez_compressed``, read with ``allow_pickle=False``):
+
+| key | content |
+|---|---|
+| ``__magic__`` | ``"refquant.nn"`` |
+| ``__format_version__`` | int, currently ``FORMAT_VERSION = 1`` |
+| ``__kind__`` | ``"model"`` (architecture + weights) or ``"weights"`` |
+| ``__architecture__`` | JSON of the module tree (``"model"`` files only) |
+| ``state/<dotted name>`` | every parameter and buffer, e.g. ``state/0.weight`` |
+
+The architecture is ``{"type": class name, "config": get_config(), "children": {name: ...}}``;
+:func:`load` rebuilds it through the registry of Module subclasses (every subclass
+registers itself when defined, so a custom layer must be imported before loading and must
+implement ``get_config``/``from_config``). A file of another version, a missing key or an
+unknown layer type raises a :mod:`refquant.errors` exception naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+
+from ..errors import FormatVersionError, QuantizationTypeError, UnsupportedError
+from .module import Module, module_registry
+
+__all__ = ["FORMAT_VERSION", "MAGIC", "save", "load", "save_weights", "load_weights", "architecture",
+           "build"]
+
+MAGIC = "refquant.nn"
+FORMAT_VERSION = 1
+_PREFIX = "state/"
+
+
+def architecture(model: Module) -> dict:
+    """The JSON-serialisable description of ``model``'s module tree."""
+    return {"type": type(model).__name__, "config": model.get_config(),
+            "children": {name: architecture(m) for name, m in model.named_children()}}
+
+
+def build(spec: dict, where: str = "model") -> Module:
+    """Rebuild a module tree from :func:`architecture` output (weights freshly initialised)."""
+    try:
+        kind, config, children = spec["type"], spec.get("config", {}), spec.get("children", {})
+    except (TypeError, KeyError) as e:
+        raise FormatVersionError(f"architecture entry {where!r} is missing key 'type'") from e
+    registry = module_registry()
+    if kind not in registry:
+        raise UnsupportedError(f"unknown layer type {kind!r} at {where!r}; known types: {sorted(registry)}. "
+                               f"Import the module defining it before loading.")
+    built = OrderedDict((name, build(c, f"{where}.{name}")) for name, c in children.items())
+    try:
+        return registry[kind].from_config(config, built)
+    except (TypeError, KeyError) as e:
+        raise FormatVersionError(f"cannot rebuild {kind} at {where!r} from config {config}: {e}") from e
+
+
+def _write(path, kind: str, model: Module, extra: dict) -> None:
+    arrays = {_PREFIX + k: v for k, v in model.state_dict().items()}
+    np.savez_compressed(path, __magic__=np.array(MAGIC), __format_version__=np.array(FORMAT_VERSION),
+                        __kind__=np.array(kind), **extra, **arrays)
+
+
+def _open(path, kind: str) -> dict:
+    name = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except (ValueError, zipfile.BadZipFile) as e:
+        raise FormatVersionError(f"{name} is not a refquant.nn .npz file: {e}") from e
+    if not isinstance(data, dict):  # pragma: no cover - np.load returned a plain array
+        raise FormatVersionError(f"{name} is not a refquant.nn .npz file")
+    if "__magic__" not in data or str(data["__magic__"]) != MAGIC:
+        raise FormatVersionError(f"{name} is not a refquant.nn file (key '__magic__' must be {MAGIC!r})")
+    if "__format_version__" not in data:
+        raise FormatVersionError(f"{name} is missing key '__format_version__'")
+    version = int(data["__format_version__"])
+    if version != FORMAT_VERSION:
+        raise FormatVersionError(f"{name} has format version {version}; this refquant reads version "
+                                 f"{FORMAT_VERSION}. Re-save it with the refquant that wrote it.")
+    found = str(data.get("__kind__", ""))
+    if found != kind:
+        raise FormatVersionError(f"{name} holds {found!r}, expected {kind!r} "
+                                 f"({'use load_weights' if found == 'weights' else 'use load'})")
+    return data
+
+
+def _state(data: dict) -> dict:
+    return {k[len(_PREFIX):]: v for k, v in data.items() if k.startswith(_PREFIX)}
+
+
+def save(model: Module, path) -> None:
+    """Write ``model``'s architecture and weights to ``path`` (``.npz``)."""
+    if not isinstance(model, Module):
+        raise QuantizationTypeError(f"model must be a refquant.nn Module, got {type(model).__name__}")
+    arch = json.dumps(architecture(model))
+    _write(path, "model", model, {"__architecture__": np.array(arch)})
+
+
+def load(path) -> Module:
+    """Rebuild the model saved by :func:`save` (in evaluation mode).
+
+    Raises:
+        FormatVersionError: not a refquant.nn file, another format version, or a missing key.
+        UnsupportedError: an unknown layer type.
+        ShapeError: a weight whose shape does not fit the architecture.
+    """
+    data = _open(path, "model")
+    if "__architecture__" not in data:
+        raise FormatVersionError(f"{os.fspath(path)} is missing key '__architecture__'")
+    model = build(json.loads(str(data["__architecture__"])))
+    try:
+        model.load_state_dict(_state(data))
+    except FormatVersionError as e:
+        raise FormatVersionError(f"{os.fspath(path)}: {e}") from e
+    return model.eval()
+
+
+def save_weights(model: Module, path) -> None:
+    """Write only the parameters and buffers of ``model`` to ``path`` (``.npz``)."""
+    _write(path, "weights", model, {})
+
+
+def load_weights(model: Module, path, strict: bool = True) -> Module:
+    """Load weights saved by :func:`save_weights` into ``model`` in place; return it."""
+    try:
+        model.load_state_dict(_state(_open(path, "weights")), strict=strict)
+    except FormatVersionError as e:
+        raise FormatVersionError(f"{os.fspath(path)}: {e}") from e
+    return model
