@@ -59,6 +59,7 @@ _CHOICES = {
     "nan": ("qmin", "qmax", "zero_point", "int_cast", "int_cast_truncate"),
     "overflow": ("saturate", "int_cast", "int64_cast"),
     "mask_compare": ("int", "float"),
+    "denormals": ("keep", "flush"),
 }
 
 
@@ -90,6 +91,11 @@ class QuantizeSpec:
             ``"int"`` (exact) or ``"float"`` (the bounds rounded to the compute precision,
             as C++ ``quant_min <= qval_f`` does with a float ``qval_f``: in float32,
             ``2^31 <= float(2^31 - 1)`` is true).
+        denormals: ``"keep"`` (IEEE subnormals) or ``"flush"``: subnormal operands of the
+            scaling step count as zero and a subnormal result becomes zero (x86 MXCSR
+            FTZ + DAZ, which XNNPACK's thread pool sets while its kernels run: with it,
+            ``1e-39 / 1.2e-38`` quantizes to 0, not 1, and a scale above $2^{126}$ has a
+            reciprocal of 0, so $\\pm\\infty \\cdot 0$ = NaN; measured on LiteRT 2.3.0).
     """
 
     division: str = "divide"
@@ -101,6 +107,7 @@ class QuantizeSpec:
     nan: str = "qmin"
     overflow: str = "saturate"
     mask_compare: str = "int"
+    denormals: str = "keep"
 
     def __post_init__(self):
         for field, allowed in _CHOICES.items():
@@ -173,7 +180,12 @@ def _fma_f32(a32: np.ndarray, b32: np.ndarray, c) -> np.ndarray:
         down = np.nextafter(r, np.float32(-np.inf))
         lo = np.where(r64 <= s, r, down)
         hi = np.where(r64 <= s, up, r)
-        mid = (lo.astype(np.float64) + hi.astype(np.float64)) / 2
+        # at the overflow boundary the upper neighbour is inf: take 2^128 (where the exponent
+        # range would continue) so the midpoint max + 2^103 is found too
+        lo64, hi64 = lo.astype(np.float64), hi.astype(np.float64)
+        lo64 = np.where(np.isinf(lo64), np.copysign(2.0 ** 128, lo64), lo64)
+        hi64 = np.where(np.isinf(hi64), np.copysign(2.0 ** 128, hi64), hi64)
+        mid = (lo64 + hi64) / 2
         tie = (s == mid) & (e != 0) & np.isfinite(s)
     if not tie.any():
         return r
@@ -186,21 +198,35 @@ def _scaled(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, spec: QuantizeSpec
     xs = x.astype(dt, copy=False)
     s = scale.astype(dt)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        flush = _flush_denormals if spec.denormals == "flush" else (lambda a: a)
+        xs = flush(xs)
         if spec.division == "divide":
-            v = xs / s
+            v = flush(xs / flush(s))
         else:
             if spec.reciprocal == "double_then_float":
                 inv = (1.0 / scale.astype(np.float64)).astype(dt)
             else:
                 inv = (np.asarray(1, dt) / s).astype(dt)
+            inv = flush(inv)
             if spec.zero_point == "before_round_fma":
                 if dt != np.float32:
                     raise QuantizationValueError(f"before_round_fma needs precision float32, got {dt}")
-                return _fma_f32(xs, inv, zp)
-            v = xs * inv
+                return flush(_fma_f32(xs, inv, zp))
+            v = flush(xs * inv)
         if spec.zero_point == "before_round":
-            v = (v + zp.astype(dt)).astype(dt)
+            v = flush((v + zp.astype(dt)).astype(dt))
     return v
+
+
+def _flush_denormals(a: np.ndarray) -> np.ndarray:
+    """Subnormal values to zero of the same sign (FTZ/DAZ); NaN, inf and normals unchanged."""
+    a = np.asarray(a)
+    tiny = np.finfo(a.dtype).tiny
+    with np.errstate(invalid="ignore"):
+        sub = np.abs(a) < tiny
+    if not sub.any():
+        return a
+    return np.where(sub, np.copysign(np.zeros((), a.dtype), a), a).astype(a.dtype, copy=False)
 
 
 def _quantize_unclamped(x, qp: QParams, spec: QuantizeSpec):
@@ -218,14 +244,15 @@ def _quantize_unclamped(x, qp: QParams, spec: QuantizeSpec):
     if spec.zero_point == "after_round_float":  # C++ `zp + nearbyint(v)`: int converted to float, float sum
         with np.errstate(invalid="ignore", over="ignore"):
             r = (r + zp.astype(r.dtype)).astype(r.dtype)
-    big = ~np.isfinite(r) | (np.abs(np.where(nan, 0, r)) >= 2.0 ** 31)
+    r0 = np.where(nan, 0, r).astype(np.float64)  # float64: 2^31 and 2^40 overflow a float16 r
+    big = ~np.isfinite(r) | (np.abs(r0) >= 2.0 ** 31)
     if spec.overflow == "int_cast":
         bad = big if spec.nan == "int_cast" else big & ~nan
     else:
         bad = nan & (spec.nan == "int_cast")
     with np.errstate(invalid="ignore"):
         # safe conversion: clip to a range that keeps int64 exact and the clamp's verdict unchanged
-        rc = np.clip(np.where(nan, 0, r), -2.0 ** 40, 2.0 ** 40)
+        rc = np.clip(r0, -2.0 ** 40, 2.0 ** 40)
     q = rc.astype(np.int64)
     q = np.where(bad, _INT32_MIN, q)
     if spec.overflow == "int64_cast":  # static_cast<int64_t>(v): out of range (and inf) -> INT64_MIN

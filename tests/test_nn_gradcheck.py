@@ -87,6 +87,8 @@ CONV_CASES = [
     (4, 4, 3, 1, 1, 1, 4, True),       # depthwise
     (3, 6, 3, 2, 1, 1, 3, False),      # depthwise, multiplier 2, stride 2, no bias
     (4, 4, 3, 2, 2, 2, 4, True),       # depthwise, stride 2, dilation 2
+    (2, 4, 3, 1, 2, 2, 2, True),       # depthwise, multiplier 2, stride 1, dilation 2 (flat-grid path)
+    (3, 3, (3, 2), 1, (1, 0, 0, 1), (1, 2), 3, True),  # depthwise, rectangular, asymmetric padding
     (2, 3, (2, 3), (2, 1), (1, 0), (1, 2), 1, True),  # rectangular everything
     (2, 2, 3, 2, (0, 1, 1, 0), 1, 1, True),           # asymmetric (TFLite-SAME-like) padding
     (4, 2, 1, 1, 0, 1, 2, True),       # grouped 1x1

@@ -142,7 +142,8 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("layer, x, exc, msg", BAD_INPUTS, ids=[f"{type(b[0]).__name__}-{b[3][:20]}" for b in BAD_INPUTS])
+@pytest.mark.parametrize("layer, x, exc, msg", BAD_INPUTS,
+                         ids=[f"{type(b[0]).__name__}-{b[3][:20]}" for b in BAD_INPUTS])
 def test_bad_inputs(layer, x, exc, msg):
     with pytest.raises(exc, match=msg):
         layer(x)

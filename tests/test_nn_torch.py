@@ -57,7 +57,7 @@ def tparam(p: nn.Parameter):
 DTYPES = [np.float32, np.float64]
 CONV_CASES = [
     (3, 8, 3, 1, 1, 1, 1), (4, 6, 3, 2, 1, 1, 2), (4, 4, 3, 1, 1, 1, 4), (4, 8, 3, 2, 1, 1, 4),
-    (3, 5, 3, 1, 2, 2, 1), (6, 6, 3, 2, 2, 2, 6), (3, 4, (3, 1), (1, 2), (1, 0), (2, 1), 1), (8, 16, 1, 1, 0, 1, 1),
+    (3, 5, 3, 1, 2, 2, 1), (6, 6, 3, 2, 2, 2, 6), (4, 8, 3, 1, 2, 2, 4), (5, 5, (1, 3), 1, (0, 1), 1, 5), (3, 4, (3, 1), (1, 2), (1, 0), (2, 1), 1), (8, 16, 1, 1, 0, 1, 1),
 ]
 
 
@@ -112,7 +112,8 @@ def test_batchnorm_train_then_eval(shape, dtype):
     compare(ours, theirs, rng.standard_normal(shape), dtype, params=[(ours.weight, theirs.weight)])
 
 
-ACTS = [(nn.ReLU(), torch.nn.ReLU()), (nn.ReLU6(), torch.nn.ReLU6()), (nn.Hardtanh(-2.0, 0.5), torch.nn.Hardtanh(-2.0, 0.5)),
+ACTS = [(nn.ReLU(), torch.nn.ReLU()), (nn.ReLU6(), torch.nn.ReLU6()),
+        (nn.Hardtanh(-2.0, 0.5), torch.nn.Hardtanh(-2.0, 0.5)),
         (nn.Sigmoid(), torch.nn.Sigmoid()), (nn.Tanh(), torch.nn.Tanh()), (nn.Flatten(), torch.nn.Flatten()),
         (nn.Identity(), torch.nn.Identity())]
 
@@ -150,8 +151,8 @@ def test_pool(pair, dtype):
 def test_maxpool_ties_go_to_the_first_maximum():
     x = np.zeros((1, 1, 4, 4), np.float32)
     compare(nn.MaxPool2d(2), torch.nn.MaxPool2d(2), x, np.float32)
-    compare(nn.MaxPool2d(3, stride=1, padding=1), torch.nn.MaxPool2d(3, stride=1, padding=1),
-            np.round(np.random.default_rng(0).standard_normal((2, 2, 5, 5))).astype(np.float32), np.float32)  # RNE: ties wanted
+    ties = np.round(np.random.default_rng(0).standard_normal((2, 2, 5, 5))).astype(np.float32)  # RNE; ties wanted
+    compare(nn.MaxPool2d(3, stride=1, padding=1), torch.nn.MaxPool2d(3, stride=1, padding=1), ties, np.float32)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -237,7 +238,8 @@ def test_losses(dtype):
          lambda a: F.cross_entropy(a, torch.tensor(y), reduction="sum", label_smoothing=0.2)),
         (nn.MSELoss(), t, lambda a: F.mse_loss(a, torch.tensor(t))),
         (nn.DistillationKLLoss(temperature=4.0), zt,
-         lambda a: F.kl_div(F.log_softmax(a / 4.0, 1), F.softmax(torch.tensor(zt) / 4.0, 1), reduction="batchmean") * 16),
+         lambda a: F.kl_div(F.log_softmax(a / 4.0, 1), F.softmax(torch.tensor(zt) / 4.0, 1),
+                            reduction="batchmean") * 16),
         (nn.DistillationKLLoss(temperature=2.0, scale_by_t2=False), zt,
          lambda a: F.kl_div(F.log_softmax(a / 2.0, 1), F.softmax(torch.tensor(zt) / 2.0, 1), reduction="batchmean")),
     ]
@@ -256,7 +258,8 @@ OPTIMIZERS = [
     (lambda p: nn.SGD(p, lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
     (lambda p: nn.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-2),
      lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-2)),
-    (lambda p: nn.SGD(p, lr=0.05, momentum=0.8, dampening=0.3), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, dampening=0.3)),
+    (lambda p: nn.SGD(p, lr=0.05, momentum=0.8, dampening=0.3),
+     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, dampening=0.3)),
     (lambda p: nn.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-3),
      lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-3)),
     (lambda p: nn.Adam(p, lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)),
@@ -297,3 +300,17 @@ def test_lr_schedules():
             sched.step()
             tsched.step()
             np.testing.assert_allclose(opt.lr, topt.param_groups[0]["lr"], rtol=1e-12, atol=1e-15)
+
+
+def test_clip_grad_norm():
+    rng = np.random.default_rng(9)
+    ours = [nn.Parameter(rng.standard_normal((3, 4))), nn.Parameter(rng.standard_normal(5))]
+    theirs = [torch.tensor(p.value.copy(), requires_grad=True) for p in ours]
+    for p, tp in zip(ours, theirs):
+        p.grad[...] = rng.standard_normal(p.shape) * 3
+        tp.grad = torch.tensor(p.grad.copy())
+    norm = nn.clip_grad_norm(ours, 1.5)
+    tnorm = torch.nn.utils.clip_grad_norm_(theirs, 1.5)
+    np.testing.assert_allclose(norm, tnorm.item(), rtol=1e-12)
+    for p, tp in zip(ours, theirs):
+        close(p.grad, tp.grad, np.float64, "clipped gradient")

@@ -165,6 +165,9 @@ def _granularity(shape, scale_shape, axis, block_size, scale_name: str):
     d, s = shape[a], scale_shape[a]
     lo = -(-d // s)
     hi = -(-d // (s - 1)) - 1 if s > 1 else None  # ONNX: B in [ceil(Di/Si), ceil(Di/(Si-1)) - 1]
+    if hi is not None and hi < lo:
+        raise ShapeError(f"no block_size splits x.shape[{a}] = {d} into {scale_name}.shape[{a}] = {s} blocks "
+                         f"(ONNX: block_size in [ceil(Di/Si), ceil(Di/(Si-1))-1] = [{lo}, {hi}]), got {block_size}")
     if block_size < lo or (hi is not None and block_size > hi):
         span = f"[{lo}, {hi}]" if hi is not None else f"[{lo}, inf)"
         raise ShapeError(f"block_size must be in {span} = [ceil(Di/Si), ceil(Di/(Si-1))-1] for x.shape[{a}] = {d} "
@@ -278,7 +281,8 @@ def quantize_linear(x, y_scale, y_zero_point=None, *, axis=1, block_size=0, satu
     a = _float_input(a)
     qp = _qparams(a.shape, scale, y_zero_point, fmt, axis, block_size, "y_scale", "y_zero_point")
     spec = dataclasses.replace(get_profile("onnx").quantize, precision=scale.dtype.name)
-    return quantize(a, qp, spec)
+    with np.errstate(over="ignore"):  # x/S overflowing to inf is data: it saturates
+        return quantize(a, qp, spec)
 
 
 def dequantize_linear(x, x_scale, x_zero_point=None, *, axis=1, block_size=0):
@@ -309,7 +313,8 @@ def dequantize_linear(x, x_scale, x_zero_point=None, *, axis=1, block_size=0):
         raise QuantizationValueError(f"x_zero_point must be 0 for int32 x (ONNX DequantizeLinear), "
                                      f"got {np.asarray(zp).reshape(-1)[np.asarray(zp).reshape(-1) != 0][0]}")
     qp = _qparams(q.shape, scale, zp, fmt, axis, block_size, "x_scale", "x_zero_point")
-    return dequantize(q, qp, DequantizeSpec(subtract="int", precision=scale.dtype.name))
+    with np.errstate(over="ignore"):  # float16: |x - Z| > 65519 becomes inf, as the spec's float16 arithmetic
+        return dequantize(q, qp, DequantizeSpec(subtract="int", precision=scale.dtype.name))
 
 
 def dynamic_quantize_linear(x):
@@ -337,11 +342,13 @@ def dynamic_quantize_linear(x):
     if not np.all(np.isfinite(a)):
         raise UnsupportedError("x must be finite: the ONNX specification leaves DynamicQuantizeLinear undefined for "
                                "NaN/Inf (refquant.backends.onnxruntime.dynamic_quantize_linear gives ORT's answer)")
-    scale, zp = onnx_dynamic_qparams(a, variant="spec")
+    with np.errstate(over="ignore"):  # a range past FLT_MAX gives y_scale = inf, as in the spec
+        scale, zp = onnx_dynamic_qparams(a, variant="spec")
     if scale == 0:
         raise UnsupportedError(f"the range of x ({float(a.min())!r}, {float(a.max())!r}) makes y_scale underflow "
                                f"to 0 in float32, where the spec's zero point is 0/0")
     # Not make_qparams: the spec allows y_scale = inf (a range that overflows float32).
     qp = QParams(np.asarray(scale, np.float32), np.asarray(zp, np.int64), FORMATS["uint8"], qmin=0, qmax=255)
-    y = quantize(a, qp, "onnx")
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = quantize(a, qp, "onnx")
     return y, np.asarray(scale, np.float32), np.asarray(zp, np.uint8)

@@ -150,6 +150,9 @@ def conv2d_reference(x, w, x_zero_point=0, w_zero_point=0, *, strides=1, dilatio
 # 2. Fast: im2col + exact BLAS GEMM; direct depthwise loop; pairwise Numba loop
 # ----------------------------------------------------------------------------------------
 
+_u = np.uint64  # unsigned index type (see _im2col)
+
+
 @numba.njit(cache=True)
 def _valid_range(j, dw, sw, pl, W, OW):
     """Output columns ``ow`` whose input column ``ow·sw - pl + j·dw`` is inside [0, W)."""
@@ -164,58 +167,71 @@ def _valid_range(j, dw, sw, pl, W, OW):
 def _im2col(x, c0, Cg, kh, kw, sh, sw, dh, dw, pt, pl, OH, OW, pad_value, center, hwc, col, col_sum):
     """col[k, oh·OW + ow] = x̃[c0 + c, ih, iw] - center (cast to col's dtype); col_sum = Σ_k col (int32).
 
-    x (C, H, W) raw codes of one image; k as in :func:`im2col_reference`. (Arrays are indexed
-    directly, not through row views: a view per row costs a reference count in Numba.)
+    x (C, H, W) raw codes of one image; k as in :func:`im2col_reference`.
+    Speed notes: one view per plane/row (a view costs a reference count in Numba), and
+    unsigned (``_u``) inner indices (Numba then skips its negative-index wraparound, which
+    lets LLVM vectorize); every index is in range by construction of ``_valid_range``.
     """
     H = x.shape[1]
     W = x.shape[2]
     padv = np.int32(np.int32(pad_value) - np.int32(center))
     ctr = np.int32(center)
+    usw = _u(sw)
     for q in range(OH * OW):
         col_sum[q] = 0
     for c in range(Cg):
+        plane = x[c0 + c]
         for i in range(kh):
             for j in range(kw):
-                k = (i * kw + j) * Cg + c if hwc else (c * kh + i) * kw + j
+                row = col[(i * kw + j) * Cg + c if hwc else (c * kh + i) * kw + j]
                 lo, hi = _valid_range(j, dw, sw, pl, W, OW)
                 off = j * dw - pl
                 for oh in range(OH):
                     ih = oh * sh - pt + i * dh
-                    base = oh * OW
                     inside = ih >= 0 and ih < H
-                    a = lo if inside else OW
-                    b = hi if inside else OW
-                    for ow in range(0, a):
-                        col[k, base + ow] = padv
+                    a = _u(lo if inside else OW)
+                    b = _u(hi if inside else OW)
+                    base = _u(oh * OW)
+                    for ow in range(a):
+                        row[base + ow] = padv
                         col_sum[base + ow] = np.int32(col_sum[base + ow] + padv)
-                    if sw == 1:
-                        for ow in range(a, b):
-                            v = np.int32(np.int32(x[c0 + c, ih, ow + off]) - ctr)
-                            col[k, base + ow] = v
-                            col_sum[base + ow] = np.int32(col_sum[base + ow] + v)
-                    else:
-                        for ow in range(a, b):
-                            v = np.int32(np.int32(x[c0 + c, ih, ow * sw + off]) - ctr)
-                            col[k, base + ow] = v
-                            col_sum[base + ow] = np.int32(col_sum[base + ow] + v)
-                    for ow in range(b, OW):
-                        col[k, base + ow] = padv
+                    if inside:
+                        uih = _u(ih)
+                        src = _u(lo * sw + off)  # input column of output column lo (>= 0)
+                        if sw == 1:  # contiguous source: the loop LLVM vectorizes
+                            for t in range(b - a):
+                                v = np.int32(np.int32(plane[uih, src + t]) - ctr)
+                                row[base + a + t] = v
+                                col_sum[base + a + t] = np.int32(col_sum[base + a + t] + v)
+                        else:
+                            for t in range(b - a):
+                                v = np.int32(np.int32(plane[uih, src + t * usw]) - ctr)
+                                row[base + a + t] = v
+                                col_sum[base + a + t] = np.int32(col_sum[base + a + t] + v)
+                    for t in range(_u(OW) - b):
+                        ow = b + t
+                        row[base + ow] = padv
                         col_sum[base + ow] = np.int32(col_sum[base + ow] + padv)
 
 
 @numba.njit(cache=True)
 def _depthwise(x, w, xz, wz, mult, sh, sw, dh, dw, pt, pl, out):
-    """Eq. (1) for G = C in wrapping int32: x (N, C, H, W), w (O, kH, kW), wz (O,), out (N, O, OH, OW)."""
+    """Eq. (1) for G = C in wrapping int32: x (N, C, H, W), w (O, kH, kW), wz (O,), out (N, O, OH, OW).
+
+    Same speed notes as :func:`_im2col`.
+    """
     N, C, H, W = x.shape
     O, kh, kw = w.shape
     OH, OW = out.shape[2], out.shape[3]
     xz32 = np.int32(xz)
+    usw = _u(sw)
     for n in range(N):
         for o in range(O):
-            c = o // mult
+            plane = x[n, o // mult]
+            acc = out[n, o]
             for oh in range(OH):
                 for ow in range(OW):
-                    out[n, o, oh, ow] = 0
+                    acc[oh, ow] = 0
             for i in range(kh):
                 for j in range(kw):
                     wv = np.int32(np.int32(w[o, i, j]) - np.int32(wz[o]))
@@ -225,14 +241,18 @@ def _depthwise(x, w, xz, wz, mult, sh, sw, dh, dw, pt, pl, out):
                         ih = oh * sh - pt + i * dh
                         if ih < 0 or ih >= H:
                             continue  # out-of-image row: contributes 0
-                        if sw == 1:
-                            for ow in range(lo, hi):
-                                xv = np.int32(np.int32(x[n, c, ih, ow + off]) - xz32)
-                                out[n, o, oh, ow] = np.int32(out[n, o, oh, ow] + np.int32(wv * xv))
+                        uih = _u(ih)
+                        uoh = _u(oh)
+                        ulo = _u(lo)
+                        src = _u(lo * sw + off)  # input column of output column lo (>= 0)
+                        if sw == 1:  # contiguous source: the loop LLVM vectorizes
+                            for t in range(_u(hi - lo)):
+                                xv = np.int32(np.int32(plane[uih, src + t]) - xz32)
+                                acc[uoh, ulo + t] = np.int32(acc[uoh, ulo + t] + np.int32(wv * xv))
                         else:
-                            for ow in range(lo, hi):
-                                xv = np.int32(np.int32(x[n, c, ih, ow * sw + off]) - xz32)
-                                out[n, o, oh, ow] = np.int32(out[n, o, oh, ow] + np.int32(wv * xv))
+                            for t in range(_u(hi - lo)):
+                                xv = np.int32(np.int32(plane[uih, src + t * usw]) - xz32)
+                                acc[uoh, ulo + t] = np.int32(acc[uoh, ulo + t] + np.int32(wv * xv))
 
 
 def conv2d(x, w, x_zero_point=0, w_zero_point=0, *, strides=1, dilations=1, pads=0, groups=None,

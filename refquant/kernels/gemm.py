@@ -173,6 +173,29 @@ def pairwise_sat16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+_SMALL_M = 8  # up to this many rows a direct int32 loop beats converting b for the BLAS (measured)
+
+
+@numba.njit(cache=True)
+def _gemm_rows_kernel(a, za, b, zb, out):
+    """Eq. (1) row by row in wrapping int32, for few rows: acc[m, :] += (a[m,k] - za[m])·b[k, :],
+    then subtract zb[n]·Σ_k (a[m,k] - za[m]). Unsigned inner indices let LLVM vectorize (see conv)."""
+    M, K = a.shape
+    N = b.shape[1]
+    for m in range(M):
+        acc = out[m]
+        for n in range(N):
+            acc[n] = 0
+        s = np.int32(0)  # Σ_k (a[m, k] - za[m])
+        for k in range(np.uint64(K)):
+            av = np.int32(np.int32(a[m, k]) - np.int32(za[m]))
+            s = np.int32(s + av)
+            for n in range(np.uint64(N)):
+                acc[n] = np.int32(acc[n] + np.int32(av * np.int32(b[k, n])))
+        for n in range(N):
+            acc[n] = np.int32(acc[n] - np.int32(s * np.int32(zb[n])))
+
+
 def _gemm_fast(a, b, za, zb, model, on_overflow, what):
     """Validated operands -> (M, N) int32 (eq. (2) on BLAS, or eq. (3))."""
     M, K = a.shape
@@ -185,12 +208,20 @@ def _gemm_fast(a, b, za, zb, model, on_overflow, what):
         acc = (pairwise_sat16(a, b) - zb_v[None, :] * row_sum[:, None] - za_v[:, None] * col_sum[None, :]
                + K * za_v[:, None] * zb_v[None, :])
         return finish_int64(acc, model, on_overflow, what)
+    out = np.empty((M, N), np.int32)
+    # |acc| <= K·max|a - za|·max|b - zb|: below 2^31 no overflow is possible; else recheck in int64.
+    check = model == "exact" and K * max_abs_centered(a.dtype, za) * max_abs_centered(b.dtype, zb) > INT32_MAX
+    if M <= _SMALL_M:
+        with np.errstate(over="ignore"):  # wrapping is intended (matters only with the JIT off)
+            _gemm_rows_kernel(a, za_v.astype(np.int32), b, zb_v.astype(np.int32), out)
+        if check:
+            acc = (a.astype(np.int64) - za_v[:, None]) @ (b.astype(np.int64) - zb_v[None, :])
+            report_overflow(int(np.count_nonzero(acc != out)), model, on_overflow, what)
+        return out
     af, row_sum, ca = eb.centered_f32(a, sums="rows")
     bf, col_sum, cb = eb.centered_f32(b, sums="cols")
-    out = np.empty((M, N), np.int32)
     eb.gemm_centered(af, row_sum, za_v - ca, bf, col_sum, zb_v - cb, out)
-    # |acc| <= K·max|a - za|·max|b - zb|: below 2^31 no overflow is possible; else recheck in int64.
-    if model == "exact" and K * max_abs_centered(a.dtype, za) * max_abs_centered(b.dtype, zb) > INT32_MAX:
+    if check:
         acc = eb.gemm_centered_int64(af, row_sum, za_v - ca, bf, col_sum, zb_v - cb)
         report_overflow(int(np.count_nonzero(acc != out)), model, on_overflow, what)
     return out
@@ -201,7 +232,8 @@ def gemm(a, b, a_zero_point=0, b_zero_point=0, *, acc_model="exact", on_overflow
 
     ``"exact"`` and ``"wrap"`` run eq. (2) on a float32 BLAS GEMM over centered operands, in
     blocks of $K \\le 1024$ (exact for any BLAS and thread count: proof in
-    :mod:`refquant.kernels._exact_blas`). The pairwise models run a plain Numba loop.
+    :mod:`refquant.kernels._exact_blas`); for at most 8 rows (batch-1 inference) a direct
+    wrapping-int32 Numba loop of eq. (1) is faster. The pairwise models run a plain Numba loop.
     """
     a, b, za, zb, model, on_overflow = _validate(a, b, a_zero_point, b_zero_point, acc_model, on_overflow)
     return _gemm_fast(a, b, za, zb, model, on_overflow, "gemm")

@@ -39,13 +39,26 @@ from .init import as_rng, uniform_fan_in
 from .module import Module, Parameter
 from .transforms import apply_weight_transform, weight_grad
 
-__all__ = ["Conv2d", "conv2d_output_size", "im2col", "col2im", "window_tap", "depthwise_forward", "depthwise_backward"]
+__all__ = ["Conv2d", "conv2d_output_size", "pad2d", "im2col", "col2im", "window_tap", "depthwise_forward",
+           "depthwise_backward"]
 
 
 def window_tap(a: np.ndarray, i: int, j: int, out_hw, stride, dilation) -> np.ndarray:
     """The (strided) view of ``a[..., h·s_h + i·d_h, w·s_w + j·d_w]`` for kernel tap (i, j)."""
     (ho, wo), (sh, sw), (dh, dw) = out_hw, stride, dilation
     return a[..., i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw: j * dw + sw * (wo - 1) + 1: sw]
+
+
+def pad2d(x: np.ndarray, padding: tuple[int, int, int, int], value: float = 0.0) -> np.ndarray:
+    """Pad the last two axes of ``x`` by (top, bottom, left, right) with ``value`` (a copy;
+    returns ``x`` itself when there is no padding). Faster than ``np.pad`` for this case."""
+    pt, pb, pl, pr = padding
+    if not (pt or pb or pl or pr):
+        return x
+    h, w = x.shape[-2:]
+    out = np.full(x.shape[:-2] + (h + pt + pb, w + pl + pr), value, dtype=x.dtype)
+    out[..., pt: pt + h, pl: pl + w] = x
+    return out
 
 
 def conv2d_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int, dilation: int) -> int:
@@ -87,36 +100,73 @@ def depthwise_forward(xp: np.ndarray, w: np.ndarray, out_hw, stride, dilation) -
     ``xp`` (N, C, Hp, Wp) padded, ``w`` (C·M, 1, kH, kW) → (N, C·M, Ho, Wo), where $M$ is
     the depth multiplier: $y_{n,cM+m} = \\sum_{i,j} W_{cM+m,0,i,j}\\, \\tilde x_{n,c,\\ldots}$.
     Same sums as the im2col path, accumulated in another order (not bit-identical).
+
+    With stride 1 every tap is one *contiguous* slice of the flattened padded image: the
+    output is computed on the padded grid, $y[p] \\mathrel{+}= W_{ij}\\, \\tilde x[p + i d_h W_p + j d_w]$
+    for flat positions $p = h W_p + w$, and the $W_p - W_o$ extra columns of each row are
+    dropped at the end (about 2x faster than strided views on small images).
     """
-    n, c = xp.shape[:2]
+    n, c, hp, wp = xp.shape
     kh, kw = w.shape[2:]
     m = w.shape[0] // c
+    (ho, wo), (dh, dw) = out_hw, dilation
     wm = w.reshape(c, m, kh, kw)
-    y = np.zeros((n, c, m) + tuple(out_hw), dtype=w.dtype)
+    if tuple(stride) == (1, 1):
+        span = (ho - 1) * wp + wo  # flat positions from (0, 0) to (Ho-1, Wo-1)
+        xf = xp.reshape(n, c, 1, hp * wp)
+        acc = np.zeros((n, c, m, ho * wp), dtype=w.dtype)
+        tmp = np.empty((n, c, m, span), dtype=w.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                off = i * dh * wp + j * dw
+                np.multiply(xf[..., off: off + span], wm[:, :, i, j, None], out=tmp)
+                acc[..., :span] += tmp
+        return np.ascontiguousarray(acc.reshape(n, c * m, ho, wp)[..., :wo])
+    y = np.zeros((n, c, m, ho, wo), dtype=w.dtype)
     tmp = np.empty_like(y)
     for i in range(kh):
         for j in range(kw):
             np.multiply(window_tap(xp, i, j, out_hw, stride, dilation)[:, :, None], wm[:, :, i, j, None, None], out=tmp)
             y += tmp
-    return y.reshape(n, c * m, *out_hw)
+    return y.reshape(n, c * m, ho, wo)
 
 
 def depthwise_backward(g: np.ndarray, xp: np.ndarray, w: np.ndarray, stride, dilation, need_w: bool):
-    """Adjoint of :func:`depthwise_forward`: returns ``(grad_xp, grad_w or None)``."""
-    n, c = xp.shape[:2]
+    """Adjoint of :func:`depthwise_forward`: returns ``(grad_xp, grad_w or None)``.
+
+    $\\partial L/\\partial W_{cM+m,0,i,j} = \\sum_{n,h,w} G_{n,cM+m,h,w}\\,
+    \\tilde x_{n,c,h s_h + i d_h, w s_w + j d_w}$ and each tap adds
+    $\\sum_m W_{cM+m,0,i,j} G_{n,cM+m}$ back at the positions it read.
+    """
+    n, c, hp, wp = xp.shape
     kh, kw = w.shape[2:]
     m = w.shape[0] // c
-    out_hw = g.shape[2:]
-    g5 = g.reshape(n, c, m, *out_hw)
+    ho, wo = g.shape[2:]
+    dh, dw = dilation
     wm = w.reshape(c, m, kh, kw)
-    gx = np.zeros_like(xp)
     gw = np.zeros((c, m, kh, kw), dtype=w.dtype) if need_w else None
+    if tuple(stride) == (1, 1):  # the flat-grid form of depthwise_forward
+        span = (ho - 1) * wp + wo
+        gfull = np.zeros((n, c, m, ho, wp), dtype=g.dtype)
+        gfull[..., :wo] = g.reshape(n, c, m, ho, wo)  # zero gradient on the dropped columns
+        gf = gfull.reshape(n, c, m, ho * wp)[..., :span]
+        xf = xp.reshape(n, c, hp * wp)
+        gx = np.zeros((n, c, hp * wp), dtype=np.result_type(xp.dtype, g.dtype))
+        for i in range(kh):
+            for j in range(kw):
+                off = i * dh * wp + j * dw
+                if need_w:
+                    gw[:, :, i, j] = np.einsum("ncml,ncl->cm", gf, xf[..., off: off + span])
+                gx[..., off: off + span] += np.einsum("ncml,cm->ncl", gf, wm[:, :, i, j])
+        return gx.reshape(xp.shape), (None if gw is None else gw.reshape(w.shape))
+    g5 = g.reshape(n, c, m, ho, wo)
+    gx = np.zeros(xp.shape, dtype=np.result_type(xp.dtype, g.dtype))
     for i in range(kh):
         for j in range(kw):
-            xs = window_tap(xp, i, j, out_hw, stride, dilation)  # (N, C, Ho, Wo)
+            xs = window_tap(xp, i, j, (ho, wo), stride, dilation)  # (N, C, Ho, Wo)
             if need_w:
                 gw[:, :, i, j] = np.einsum("ncmhw,nchw->cm", g5, xs)
-            window_tap(gx, i, j, out_hw, stride, dilation)[...] += np.einsum("ncmhw,cm->nchw", g5, wm[:, :, i, j])
+            window_tap(gx, i, j, (ho, wo), stride, dilation)[...] += np.einsum("ncmhw,cm->nchw", g5, wm[:, :, i, j])
     return gx, (None if gw is None else gw.reshape(w.shape))
 
 
@@ -187,7 +237,7 @@ class Conv2d(Module):
         if ho < 1 or wo < 1:
             raise ShapeError(f"{self.name}: input spatial size {(h, wd)} with padding {self.padding} is smaller "
                              f"than the dilated kernel {(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}")
-        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))) if any(self.padding) else x
+        xp = pad2d(x, self.padding)
         if self.groups == self.in_channels:  # depthwise: tap-by-tap is faster than im2col here
             y = depthwise_forward(xp, w, (ho, wo), self.stride, self.dilation)
             if self.bias is not None:

@@ -76,22 +76,27 @@ class _BatchNorm(Module):
             mom = self.momentum
             self.running_mean = ((1 - mom) * self.running_mean + mom * mu).astype(self.dtype)
             self.running_var = ((1 - mom) * self.running_var + mom * var * (m / (m - 1))).astype(self.dtype)
-        else:
-            xc = x - self.running_mean.reshape(bshape)
-            var = self.running_var
-        invstd = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype)
-        xhat = xc * invstd.reshape(bshape)
-        y = xhat
-        if self.weight is not None:
-            y = xhat * self.weight.value.reshape(bshape) + self.bias.value.reshape(bshape)
-        self._cache = (xhat, invstd, axes, bshape, m, self.training)
-        return y
+            invstd = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype)
+            xhat = xc * invstd.reshape(bshape)
+            self._cache = (xhat, None, invstd, axes, bshape, m, True)
+            if self.weight is None:
+                return xhat
+            return xhat * self.weight.value.reshape(bshape) + self.bias.value.reshape(bshape)
+        # evaluation: one affine map per channel, y = x·a + (β - μ_run·a) with a = γ/sqrt(σ²_run + ε)
+        invstd = (1.0 / np.sqrt(self.running_var + self.eps)).astype(self.dtype)
+        a = invstd if self.weight is None else self.weight.value * invstd
+        shift = -self.running_mean * a if self.weight is None else self.bias.value - self.running_mean * a
+        self._cache = (None, x, invstd, axes, bshape, m, False)
+        return x * a.reshape(bshape) + shift.reshape(bshape)
 
     def backward(self, grad_out):
-        xhat, invstd, axes, bshape, m, training = self._cached()
-        g = self._check_grad(grad_out, xhat.shape, type(self).__name__)
+        xhat, x, invstd, axes, bshape, m, training = self._cached()
+        g = self._check_grad(grad_out, (xhat if training else x).shape, type(self).__name__)
+        if xhat is None and self.weight is not None and self.weight.requires_grad:
+            xhat = (x - self.running_mean.reshape(bshape)) * invstd.reshape(bshape)
         if self.weight is not None:
-            self.weight.accumulate((g * xhat).sum(axis=axes))
+            if self.weight.requires_grad:
+                self.weight.accumulate((g * xhat).sum(axis=axes))
             self.bias.accumulate(g.sum(axis=axes))
             ghat = g * self.weight.value.reshape(bshape)
         else:
@@ -125,7 +130,12 @@ class BatchNorm1d(_BatchNorm):
 class BatchNorm2d(_BatchNorm):
     """Batch normalization over (N, C, H, W) (``torch.nn.BatchNorm2d``); eq. (1)-(2).
 
-    Args: as :class:`BatchNorm1d`.
+    Args:
+        num_features: $C$.
+        eps: $\\epsilon$ added to the variance (1e-5).
+        momentum: $m$, weight of the new batch statistics in the running ones (0.1).
+        affine: learn $\\gamma$ (``weight``) and $\\beta$ (``bias``).
+        dtype: float32 (default) or float64.
     """
 
     _ranks = (4,)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import QuantizationValueError, ShapeError
 from ._checks import as_input, as_pair
-from .conv import conv2d_output_size, window_tap
+from .conv import conv2d_output_size, pad2d, window_tap
 from .module import Module
 
 __all__ = ["MaxPool2d", "AvgPool2d", "GlobalAvgPool2d"]
@@ -40,7 +40,7 @@ class _Pool2d(Module):
         wo = conv2d_output_size(x.shape[3], kw, sw, pw, pw, dw)
         if ho < 1 or wo < 1:
             raise ShapeError(f"{name}: input spatial size {x.shape[2:]} is smaller than the window")
-        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value) if ph or pw else x
+        xp = pad2d(x, (ph, ph, pw, pw), pad_value)
         return xp, (ho, wo)
 
     def _taps(self):

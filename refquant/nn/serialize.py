@@ -15,6 +15,9 @@ The architecture is ``{"type": class name, "config": get_config(), "children": {
 registers itself when defined, so a custom layer must be imported before loading and must
 implement ``get_config``/``from_config``). A file of another version, a missing key or an
 unknown layer type raises a :mod:`refquant.errors` exception naming it.
+
+Not saved: hooks, ``weight_transform`` callables and ``requires_grad`` flags (runtime
+state, re-attached by the flow that uses them), and optimizer state.
 """
 
 from __future__ import annotations

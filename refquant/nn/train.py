@@ -32,8 +32,8 @@ class History:
     Attributes:
         train_loss: mean training loss over the epoch's batches.
         train_accuracy: training accuracy over the epoch (None entries without labels).
-        val_loss, val_accuracy: cross-entropy and accuracy on ``validation_data`` after the
-            epoch (empty without it).
+        val_loss: cross-entropy on ``validation_data`` after the epoch (empty without it).
+        val_accuracy: accuracy on ``validation_data`` after the epoch (empty without it).
         lr: learning rate used in the epoch.
         best_epoch: 1-based epoch of the best validation accuracy (None without validation).
         stopped_early: True if early stopping ended training.
@@ -78,6 +78,8 @@ def predict(model: Module, x, *, batch_size: int = 256) -> np.ndarray:
     """Outputs of ``model`` in evaluation mode for ``x``, batch by batch (mode restored after)."""
     batch_size = as_int(batch_size, "batch_size")
     x = np.asarray(x)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ShapeError(f"x must hold at least one example on axis 0, got shape {x.shape}")
     was_training = model.training
     model.eval()
     try:

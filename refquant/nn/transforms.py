@@ -8,7 +8,8 @@ $$ W_{\\mathrm{eff}},\\ \\mathrm{bwd} = \\mathrm{fn}(W) $$
 instead of $W$, and the backward pass turns the gradient with respect to
 $W_{\\mathrm{eff}}$ into the gradient with respect to the float weight $W$:
 
-$$ \\frac{\\partial L}{\\partial W} = \\mathrm{bwd}\\!\\left(\\frac{\\partial L}{\\partial W_{\\mathrm{eff}}}\\right). $$
+$$ \\frac{\\partial L}{\\partial W} =
+   \\mathrm{bwd}\\!\\left(\\frac{\\partial L}{\\partial W_{\\mathrm{eff}}}\\right). $$
 
 ``fn`` may return just ``W_eff`` (then ``bwd`` is the identity: the straight-through
 estimator) or the pair ``(W_eff, bwd)``. ``W_eff`` must have the weight's shape.

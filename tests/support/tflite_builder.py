@@ -264,7 +264,8 @@ def run_model(model_content, inputs, resolver="ref", *, return_delegated=False):
     """
     interp = _interpreter(model_content, resolver)
     for detail, value in zip(interp.get_input_details(), inputs):
-        interp.set_tensor(detail["index"], np.ascontiguousarray(value, dtype=detail["dtype"]))
+        # np.asarray(order="C"), not np.ascontiguousarray: that one turns a 0-d array into shape (1,)
+        interp.set_tensor(detail["index"], np.asarray(value, dtype=detail["dtype"], order="C"))
     interp.invoke()
     y = np.array(interp.get_tensor(interp.get_output_details()[0]["index"]), copy=True)
     if return_delegated:

@@ -1,0 +1,149 @@
+"""ONNX Runtime's CPU execution provider, op by op (pinned face, design.md §4): what
+``onnxruntime`` returns, bit for bit, on an x86-64 CPU.
+
+The functions have the signatures of :mod:`refquant.backends.onnx` and bind the same core
+functions to the ``onnxruntime`` profile (backends.md §2.5), which differs from the
+specification only where ORT's MLAS kernels do:
+
+* **QuantizeLinear** (``MlasQuantizeLinear``): float32 division ``divps``, then a clamp *in
+  float* to $[q_{min} - Z, q_{max} - Z]$ with ``maxps``/``minps``, then ``cvtps2dq`` (ties to
+  even), then $+Z$. So NaN gives $q_{min}$ and $\\pm\\infty$ saturate. float16 inputs are widened
+  to float32 and divided in float32 (the spec divides in float16).
+* **DequantizeLinear**: $x - Z$ in int32 (wraps for int32 ``x``), converted to float32, times
+  the float32 scale; a float16 scale gives that float32 result rounded to float16.
+* **DynamicQuantizeLinear**: min/max by ORT's AVX reduction kernel (NaN skipped or kept
+  depending on its position), ``scale = 1`` for an all-zero input, a NaN zero point becomes
+  255 (:func:`refquant.choose_qparams.onnx_dynamic_qparams` with ``variant="onnxruntime"``).
+
+Measured against onnxruntime 1.32 (``ORT_DISABLE_ALL``, one intra-op thread) on an AVX2 CPU
+without VNNI; none of these three ops depends on VNNI. Type rules are ORT's: ``x`` and the
+scale share one float type (a Python float or float64 scale takes ``x``'s type); int2/uint2
+need ORT >= 1.2x with opset 25. 4- and 2-bit results come back unpacked, as in the ONNX face.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..choose_qparams import onnx_dynamic_qparams
+from ..dtypes import FORMATS
+from ..errors import QuantizationTypeError, UnsupportedError
+from ..profiles import get_profile
+from ..qparams import QParams
+from ..quantize import DequantizeSpec, dequantize, quantize
+from .onnx import (
+    _as_scale,
+    _check_saturate,
+    _dequantize_zero_point,
+    _float_input,
+    _int_input,
+    _output_format,
+    _qparams,
+)
+
+__all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear"]
+
+_QUANTIZE = get_profile("onnxruntime").quantize  # divide f32, clamp in float, RNE, NaN -> qmin
+_DEQUANTIZE = DequantizeSpec(subtract="int32_wrap", precision="float32")
+
+
+def _ort_input(x) -> np.ndarray:
+    """QuantizeLinear's ``x``: float32 or float16 (T1); float64 is rounded to float32 first."""
+    a = np.asarray(x)
+    if a.dtype.kind in "iu":
+        raise UnsupportedError(f"ONNX Runtime's QuantizeLinear takes float32 or float16 x, got {a.dtype}")
+    a = _float_input(a)
+    return a.astype(np.float32) if a.dtype == np.float64 else a
+
+
+def _ort_scale(scale, dtype, name: str) -> np.ndarray:
+    """The scale in ``dtype`` (x's type or the output type): ORT binds both to one type T."""
+    given = getattr(scale, "dtype", None)
+    if given in (np.float16, np.float32) and given != dtype:
+        raise UnsupportedError(f"ONNX Runtime needs x and {name} of one float type, got {np.dtype(dtype).name} "
+                               f"and {np.dtype(given).name}")
+    return _as_scale(scale, name, dtype=dtype)
+
+
+def quantize_linear(x, y_scale, y_zero_point=None, *, axis=1, block_size=0, saturate=1, output_dtype=None):
+    """ONNX Runtime ``QuantizeLinear`` (CPU, MLAS): $y = \\mathrm{RNE}(\\operatorname{clamp}(x/S,\\,
+    q_{min} - Z,\\, q_{max} - Z)) + Z$ with a float32 division.
+
+    NaN -> $q_{min}$; $\\pm\\infty$ and values past int32 saturate. Per-tensor, per-axis and
+    blocked as in :func:`refquant.backends.onnx.quantize_linear` (same arguments, same
+    checks); the result equals the ONNX face except for NaN-free float16 inputs, where ORT
+    divides in float32.
+
+    Args:
+        x: float32 or float16 array (float64 is rounded to float32).
+        y_scale: float > 0; Python floats and float64 take ``x``'s type; a float16/float32
+            array must have ``x``'s type (ORT's type constraint).
+        y_zero_point, axis, block_size, saturate, output_dtype: As in the ONNX face.
+
+    Returns:
+        Integer array of ``x``'s shape (int4/int2 unpacked in int8, uint4/uint2 in uint8).
+
+    Raises:
+        UnsupportedError: int32 ``x``, float8 outputs, or ``x``/``y_scale`` of different types.
+        QuantizationTypeError, QuantizationValueError, ShapeError: As in the ONNX face.
+    """
+    fmt = _output_format(y_zero_point, output_dtype)
+    _check_saturate(saturate)
+    a = _ort_input(x)
+    scale = _ort_scale(y_scale, a.dtype, "y_scale")
+    qp = _qparams(a.shape, scale, y_zero_point, fmt, axis, block_size, "y_scale", "y_zero_point")
+    with np.errstate(over="ignore"):
+        return quantize(a, qp, _QUANTIZE)  # precision float32: float16 widens exactly
+
+
+def dequantize_linear(x, x_scale, x_zero_point=None, *, axis=1, block_size=0):
+    """ONNX Runtime ``DequantizeLinear`` (CPU): ``float(int32(x - Z)) * S`` in float32.
+
+    $x - Z$ is computed in int32 (an int32 ``x`` with a nonzero zero point wraps, e.g.
+    INT32_MIN - 5 becomes positive); the product is float32, rounded to float16 when
+    ``x_scale`` is float16 (the output type).
+
+    Args:
+        x, x_scale, x_zero_point, axis, block_size: As in the ONNX face; an int32 ``x`` may
+            have a nonzero int32 zero point here.
+
+    Returns:
+        float32 array (float16 for a float16 scale) of ``x``'s shape.
+    """
+    q, fmt = _int_input(x)
+    scale = _as_scale(x_scale, "x_scale")
+    zp = _dequantize_zero_point(x_zero_point, q.dtype, fmt)
+    qp = _qparams(q.shape, scale, zp, fmt, axis, block_size, "x_scale", "x_zero_point")
+    y = dequantize(q, qp, _DEQUANTIZE)  # float32
+    with np.errstate(over="ignore"):
+        return y.astype(scale.dtype)  # float16 output: the float32 result, rounded (RNE)
+
+
+def dynamic_quantize_linear(x):
+    """ONNX Runtime ``DynamicQuantizeLinear`` (uint8), exactly, NaN and $\\pm\\infty$ included.
+
+    Parameters from :func:`refquant.choose_qparams.onnx_dynamic_qparams` with
+    ``variant="onnxruntime"`` (``qmath.h GetQuantizationParameter``: scale 1.0 when
+    $\\max = \\min$, e.g. all zeros or empty; ORT's min/max kernel order for NaN), then ORT's
+    QuantizeLinear (:func:`quantize_linear` arithmetic) with that scale, even when it is 0,
+    inf or NaN as ORT computes it (every element then maps as MLAS maps $x/S$).
+
+    Args:
+        x: float array (ORT takes float32; float16/float64 are converted to float32).
+
+    Returns:
+        ``(y, y_scale, y_zero_point)``: uint8 array of ``x``'s shape, 0-d float32, 0-d uint8.
+
+    Raises:
+        QuantizationTypeError: ``x`` is not a float array.
+    """
+    a = np.asarray(x)
+    if a.dtype.kind != "f":
+        raise QuantizationTypeError(f"x must be a float32 array, got dtype {a.dtype}")
+    a = a.astype(np.float32)
+    scale, zp = onnx_dynamic_qparams(a, variant="onnxruntime")
+    # Not make_qparams: ORT goes on with a degenerate scale (0, inf or NaN) where make_qparams would refuse it.
+    qp = QParams(scale, zp, FORMATS["uint8"], qmin=0, qmax=255)
+    with np.errstate(all="ignore"):
+        y = quantize(a, qp, _QUANTIZE)
+    return y, scale, zp.astype(np.uint8)

@@ -1,0 +1,250 @@
+"""TFLite / LiteRT face: the builtin ops as a ``.tflite`` model stores them, bit for bit.
+
+Every function takes and returns NumPy arrays and tensor parameters as the flatbuffer
+holds them: float32 scales (a scalar, or a 1-D array for per-channel), integer zero
+points, integer tensors of the format's NumPy dtype. A ``kernel`` keyword selects
+which LiteRT kernels to reproduce:
+
+| ``kernel`` | LiteRT op resolver | depends on the CPU? |
+|---|---|---|
+| ``"reference"`` | ``BUILTIN_REF`` (reference kernels) | no, for finite values inside the int32 range (see *Specials*) |
+| ``"xnnpack"`` | ``BUILTIN`` (the default: builtin kernels + the XNNPACK delegate) | a little: an op XNNPACK does not take runs on the optimized kernel |
+| ``"optimized"`` | ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` | yes: the result depends on the element's position (SIMD blocks of 8) |
+
+``"xnnpack"`` returns what the interpreter with the default delegate returns, so where
+XNNPACK declines a node (int16 and 4-bit QUANTIZE, per-channel tensors, empty tensors,
+rank above 6) it returns the ``"optimized"`` (or reference) result, as LiteRT does.
+
+**QUANTIZE** (float32 $x$ to int8/uint8/int16/int4/uint4), $q = \\mathrm{clamp}(\\mathrm{round}(v) + Z)$:
+
+| kernel, case | $v$ | rounding | source |
+|---|---|---|---|
+| reference; every kernel for per-channel and 4-bit | ``float32(x / s)`` | half away from zero | ``reference_ops::AffineQuantize``, ``PerChannelQuantize``, ``AffineQuantizeToInt4`` |
+| xnnpack (int8, uint8) | ``x * float32(1/s)``, clamped to $[q_{min}-Z, q_{max}-Z]$ first, FTZ/DAZ | half to even | XNNPACK ``f32-qs8-vcvt`` |
+| optimized: elements ``0 .. 8*floor(n/8) - 1`` (C order) | ``x * float32(1/s)`` | half to even | ``optimized_ops::AffineQuantize`` (NEON, or NEON_2_SSE on x86) |
+| optimized: the last ``n % 8`` elements | ``double(x) / double(s)`` | half away from zero | the same function's scalar tail |
+
+**DEQUANTIZE** (int8/uint8/int16 to float32): ``float32((q - Z) * s)`` (exact integer
+difference, one rounding) for every kernel, except the optimized kernel's 8-wide blocks
+(int8, uint8 per-tensor), which compute ``float32(q*s) - float32(Z*s)`` (two roundings).
+
+**Specials** (NaN, $\\pm\\infty$, $|v| \\ge 2^{31}$), as measured on x86-64:
+
+* reference and optimized: the C cast ``(int32)`` gives INT32_MIN (``cvttss2si``/
+  ``cvtps2dq``); the zero point is then added with int32 wrap-around, so NaN, $\\pm\\infty$
+  and huge values become $q_{min}$ when $Z \\ge 0$ and $q_{max}$ when $Z < 0$ (int16:
+  $-32768$ / $32767$). Also a finite $v$ just below $2^{31}$ wraps when $Z$ is added.
+  ARM's conversions saturate instead (NaN to 0): not modelled (read in the ISA manual, not run).
+* xnnpack: NaN and $+\\infty$ go to $q_{max}$, $-\\infty$ to $q_{min}$; with FTZ/DAZ a
+  subnormal $x$ counts as 0, and a scale above $2^{126}$ (subnormal reciprocal) maps
+  every finite $x$ to $Z$ and $\\pm\\infty$ to $q_{max}$.
+
+**What the interpreter refuses** (LiteRT 2.3.0), refused here with the same meaning:
+a DEQUANTIZE int16 zero point other than 0 (Prepare error; QUANTIZE to int16 accepts any
+zero point and applies it); per-channel int16 DEQUANTIZE and per-channel 4-bit QUANTIZE
+(Eval error); a subnormal scale under XNNPACK (DEQUANTIZE fails to prepare, QUANTIZE
+crashes the process). An empty per-channel tensor crashes LiteRT 2.3.0
+(``PerChannelQuantize`` / ``PerChannelDequantize`` loop once over nothing); refquant
+returns the empty result.
+
+Per-channel parameters: as in the flatbuffer, a scale with more than one element is
+per-channel along ``axis`` (``quantized_dimension``, default 0); a one-element scale is
+per-tensor; a one-element zero point is shared by every channel.
+
+Op-level functions (``fully_connected``, ``conv2d``, ...) bind the kernels of
+:mod:`refquant.kernels` to the profiles ``tflite_reference``, ``tflite_xnnpack`` and
+``tflite_optimized`` the same way (backends.md §1.7, §8).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _validate as V
+from ..dtypes import IntFormat, get_format
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
+from ..profiles import get_profile
+from ..qparams import QParams, make_qparams
+from ..quantize import DequantizeSpec, QuantizeSpec
+from ..quantize import dequantize as _dequantize
+from ..quantize import quantize as _quantize
+
+__all__ = ["KERNELS", "QUANTIZE_DTYPES", "DEQUANTIZE_DTYPES", "quantize", "dequantize"]
+
+KERNELS = ("reference", "xnnpack", "optimized")
+QUANTIZE_DTYPES = ("int8", "uint8", "int16", "int4", "uint4")
+DEQUANTIZE_DTYPES = ("int8", "uint8", "int16")
+
+_SIMD_BLOCK = 8  # optimized_ops: `for (; i <= flat_size - 8; i += 8)`, then a scalar tail
+_XNNPACK_MAX_RANK = 6  # XNN_MAX_TENSOR_DIMS: higher-rank nodes stay on the builtin kernels
+
+# Reference kernels: (int32)std::round(x / (float)s) + zp, clamp (float32 division, RHAZ).
+_REF_Q = get_profile("tflite_reference").quantize
+# XNNPACK: lrintf(clamp(x * (1.0f/s), qmin - zp, qmax - zp)) + zp, FTZ/DAZ.
+_XNN_Q = get_profile("tflite_xnnpack").quantize
+# Optimized, 8-wide blocks: vcvtnq_s32_f32(x * (float)(1.0 / (double)s)) + zp (RNE, C-cast specials).
+_OPT_BLOCK_Q = get_profile("tflite_optimized").quantize
+# Optimized, scalar tail: (int32)TfLiteRound(x / (double)s) + zp (float64 division, RHAZ).
+_OPT_TAIL_Q = QuantizeSpec(division="divide", precision="float64", rounding="half_away_from_zero",
+                           nan="int_cast", overflow="int_cast")
+# float32(double(s) * (q - zp)): the exact integer difference, one rounding.
+_REF_DQ = get_profile("tflite_reference").dequantize
+# Optimized, 8-wide blocks: vmlaq_f32(float(-zp*s), float(q), s): float32(q*s) + float32(-zp*s).
+_OPT_BLOCK_DQ = DequantizeSpec(subtract="mul_then_sub")
+
+
+def _check_kernel(kernel) -> str:
+    if not isinstance(kernel, str) or kernel not in KERNELS:
+        raise QuantizationValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    return kernel
+
+
+def _qparams(scale, zero_point, fmt: IntFormat, axis, shape) -> QParams:
+    """Validate the tensor's (scale, zero point) as a flatbuffer holds them; return QParams.
+
+    A scale with more than one element is per-channel along ``axis``; otherwise per-tensor.
+    """
+    if isinstance(axis, bool) or not isinstance(axis, (numbers.Integral, np.integer)):
+        raise QuantizationTypeError(f"axis must be an integer, got {axis!r}")
+    s = V.as_scale(scale, "scale")  # float32, finite, > 0
+    z = V.as_zero_point(zero_point, fmt, "zero_point")  # int64, integer-valued, in range
+    if s.ndim > 1 or z.ndim > 1:
+        bad, name = (s, "scale") if s.ndim > 1 else (z, "zero_point")
+        raise ShapeError(f"{name} must be a scalar or 1-D, got shape {bad.shape}")
+    if s.size == 1:
+        if z.size != 1:
+            raise ShapeError(f"zero_point must be a scalar for a per-tensor scale, got shape {z.shape}")
+        return make_qparams(s.reshape(()), z.reshape(()), fmt)
+    if len(shape) == 0:
+        raise ShapeError(f"a per-channel scale (shape {s.shape}) needs an input of rank >= 1, got a scalar")
+    ax = V.normalize_axis(axis, len(shape))
+    if z.size == 1:
+        z = z.reshape(())  # TFLite repeats a single zero point over the channels
+    elif z.shape != s.shape:
+        raise ShapeError(f"zero_point must be a scalar or have the scale's shape {s.shape}, got {z.shape}")
+    if shape[ax] != s.size:
+        raise ShapeError(f"scale must have {shape[ax]} elements to match x.shape[{ax}] = {shape[ax]}, "
+                         f"got {s.size}")
+    return make_qparams(s, z, fmt, axis=ax)
+
+
+def _xnnpack_takes(fmt: IntFormat, qp: QParams, shape) -> bool:
+    """Whether the XNNPACK delegate takes a QUANTIZE/DEQUANTIZE node (measured, LiteRT 2.3.0)."""
+    return (fmt.name in ("int8", "uint8") and qp.axis is None
+            and int(np.prod(shape)) > 0 and len(shape) <= _XNNPACK_MAX_RANK)
+
+
+def _check_xnnpack_scale(qp: QParams) -> None:
+    if float(qp.scale) < np.finfo(np.float32).tiny:
+        raise UnsupportedError(
+            f"kernel='xnnpack' needs a normal float32 scale (>= {np.finfo(np.float32).tiny:.9g}): XNNPACK "
+            f"rejects a subnormal scale (LiteRT fails or crashes), got {float(qp.scale)!r}")
+
+
+def _blocks_then_tail(a: np.ndarray, fn, block_spec, tail_spec) -> np.ndarray:
+    """Apply ``fn(part, spec)`` to the 8-wide SIMD blocks and to the scalar tail (C order)."""
+    flat = a.reshape(-1)
+    nb = flat.size - flat.size % _SIMD_BLOCK
+    return np.concatenate([fn(flat[:nb], block_spec), fn(flat[nb:], tail_spec)]).reshape(a.shape)
+
+
+def quantize(x, scale, zero_point, *, dtype="int8", axis=0, kernel="reference") -> np.ndarray:
+    """TFLite QUANTIZE: $q = \\mathrm{clamp}(\\mathrm{round}(x / s) + Z,\\ q_{min},\\ q_{max})$.
+
+    The division, rounding and specials depend on ``kernel`` (table in the module
+    docstring). Mirrors ``tflite/kernels/quantize.cc`` with float32 input.
+
+    Args:
+        x: float array of any shape (empty and 0-d allowed). The op's input is float32:
+            float64/float16 values are first rounded to float32 (RNE). NaN and
+            $\\pm\\infty$ are data: they map as the kernel maps them.
+        scale: float32 scale $s > 0$ (scalar or 1-element: per-tensor), or a 1-D array of
+            ``x.shape[axis]`` scales (per-channel; int8, uint8, int16 only).
+        zero_point: integer $Z$ in the range of ``dtype``; per-channel: a scalar or one per
+            channel.
+        dtype: ``"int8"``, ``"uint8"``, ``"int16"``, ``"int4"`` or ``"uint4"`` (or a NumPy
+            dtype). 4-bit results are returned unpacked, one per ``int8``/``uint8``.
+        axis: the quantized dimension of a per-channel scale (TFLite ``quantized_dimension``;
+            negative counts from the end). Ignored for a per-tensor scale.
+        kernel: ``"reference"``, ``"xnnpack"`` or ``"optimized"``.
+
+    Returns:
+        Array of ``x``'s shape and the format's dtype (``np.int8``, ``np.uint8``, ``np.int16``).
+
+    Raises:
+        QuantizationTypeError: ``x`` not a float array; zero point not an integer.
+        QuantizationValueError: bad scale, zero point out of range, unknown dtype or kernel.
+        ShapeError: scale / zero point shapes do not fit ``x`` and ``axis``.
+        UnsupportedError: per-channel 4-bit; a subnormal scale where XNNPACK takes the op.
+    """
+    kernel = _check_kernel(kernel)
+    fmt = get_format(dtype, name="dtype")
+    if fmt.name not in QUANTIZE_DTYPES:
+        raise QuantizationValueError(
+            f"dtype must be one of {QUANTIZE_DTYPES} (TFLite QUANTIZE outputs), got {fmt.name!r}")
+    x = V.as_float_array(x, "x")
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32)  # the op's float32 input tensor
+    qp = _qparams(scale, zero_point, fmt, axis, x32.shape)
+    if qp.axis is not None or fmt.bits == 4:
+        if qp.axis is not None and fmt.bits == 4:
+            raise UnsupportedError(f"TFLite has no per-channel QUANTIZE to {fmt.name} (Eval error); "
+                                   f"pass a scalar scale")
+        spec = _REF_Q  # PerChannelQuantize / AffineQuantizeToInt4 serve every kernel
+    elif kernel == "reference":
+        spec = _REF_Q
+    elif kernel == "xnnpack" and _xnnpack_takes(fmt, qp, x32.shape):
+        _check_xnnpack_scale(qp)
+        spec = _XNN_Q
+    else:  # optimized, or what XNNPACK leaves to it
+        return _blocks_then_tail(x32, lambda part, sp: _quantize(part, qp, sp), _OPT_BLOCK_Q, _OPT_TAIL_Q)
+    return _quantize(x32, qp, spec)
+
+
+def dequantize(q, scale, zero_point, *, axis=0, kernel="reference") -> np.ndarray:
+    """TFLite DEQUANTIZE: $r = s\\,(q - Z)$, float32.
+
+    ``float32((q - Z) * s)`` with the exact integer difference and one rounding, except the
+    optimized kernel's 8-wide blocks (``float32(q*s) - float32(Z*s)``, int8/uint8
+    per-tensor). Mirrors ``tflite/kernels/dequantize.cc``.
+
+    Args:
+        q: int8, uint8 or int16 array (the tensor's type; any shape, empty and 0-d allowed).
+        scale: float32 scale $s > 0$, or a 1-D per-channel array (int8, uint8 only).
+        zero_point: integer $Z$ in the range of ``q``'s dtype; **0 for int16** (TFLite
+            refuses other values); per-channel: a scalar or one per channel.
+        axis: the quantized dimension of a per-channel scale (default 0).
+        kernel: ``"reference"``, ``"xnnpack"`` or ``"optimized"``.
+
+    Returns:
+        float32 array of ``q``'s shape.
+
+    Raises:
+        QuantizationTypeError: ``q`` is not an int8/uint8/int16 array; zero point not an integer.
+        QuantizationValueError: bad scale, zero point out of range (or nonzero for int16),
+            unknown kernel.
+        ShapeError: scale / zero point shapes do not fit ``q`` and ``axis``.
+        UnsupportedError: per-channel int16; a subnormal scale where XNNPACK takes the op.
+    """
+    kernel = _check_kernel(kernel)
+    q = V.as_int_array(q, "q")
+    if q.dtype.name not in DEQUANTIZE_DTYPES:
+        raise QuantizationTypeError(
+            f"q must have dtype {', '.join(DEQUANTIZE_DTYPES)} (TFLite DEQUANTIZE inputs), got {q.dtype}")
+    fmt = get_format(q.dtype)
+    qp = _qparams(scale, zero_point, fmt, axis, q.shape)
+    if fmt.name == "int16" and np.any(qp.zero_point != 0):
+        raise QuantizationValueError(
+            f"zero_point must be 0 for int16 (TFLite DEQUANTIZE), got {int(qp.zero_point[qp.zero_point != 0].flat[0])}")
+    if qp.axis is not None:
+        if fmt.name == "int16":
+            raise UnsupportedError("TFLite has no per-channel DEQUANTIZE of int16 (Eval error); pass a scalar scale")
+    elif kernel == "xnnpack" and _xnnpack_takes(fmt, qp, q.shape):
+        _check_xnnpack_scale(qp)  # XNNPACK computes (float)(q - zp) * s: the reference formula
+    elif kernel != "reference":  # optimized, or what XNNPACK leaves to it (int16: Z = 0, both agree)
+        with np.errstate(over="ignore", invalid="ignore"):  # s*q may overflow to inf, inf - inf = NaN
+            return _blocks_then_tail(q, lambda part, sp: _dequantize(part, qp, sp), _OPT_BLOCK_DQ, _REF_DQ)
+    with np.errstate(over="ignore"):  # (q - Z) * s may overflow to inf: data, not an error
+        return _dequantize(q, qp, _REF_DQ)  # PerChannelDequantize too serves every kernel
