@@ -6,7 +6,7 @@
 Shapes (issue 3 §4): int8 GEMM 256×1024×1024 and 1×1024×1024 (uint8 activations × int8
 weights), 3×3 conv 1×64×56×56 → 64 (pad 1) and depthwise 3×3 1×128×56×56 (pad 1). Each
 implementation is timed on the same inputs; a round calls every implementation once, and the
-table reports the best of all rounds (robust to other load on the machine). GOP/s counts one
+table reports the best of all rounds, in process CPU time (robust to other load on the machine). GOP/s counts one
 multiply and one add per MAC. What each backend computes:
 
 * refquant: int32 accumulators (``acc_model="exact"``; :mod:`refquant.kernels`), bit-exact.
@@ -50,15 +50,20 @@ import refquant.kernels as rk  # noqa: E402
 
 
 def _best_of(impls: dict, rounds: int) -> dict:
-    """Best wall time (s) of each callable over ``rounds`` interleaved rounds (after one warm-up)."""
+    """Best time (s) of each callable over ``rounds`` interleaved rounds (after one warm-up).
+
+    The time is the process's CPU time (``time.process_time``: all its threads), not wall time:
+    every implementation runs single-threaded, so the two agree on an idle machine, and CPU
+    time stays meaningful when other processes share the cores.
+    """
     for f in impls.values():
         f()
     best = {k: float("inf") for k in impls}
     for _ in range(rounds):
         for k, f in impls.items():
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             f()
-            best[k] = min(best[k], time.perf_counter() - t0)
+            best[k] = min(best[k], time.process_time() - t0)
     return best
 
 
@@ -245,7 +250,7 @@ def main(argv=None) -> None:
     comp = compile_times()
     print()
     print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()))
-    print("Single thread. GOP/s = 2·MACs / best wall time. ORT conv = QLinearConv (w zero point 0),"
+    print("Single thread. GOP/s = 2·MACs / best process CPU time. ORT conv = QLinearConv (w zero point 0),"
           " torch = fbgemm quantized modules (both include requantization).\n")
     cols = ["refquant", "onnxruntime", "torch_fbgemm", "numpy_int32", "ort_ConvInteger"]
     print("| shape | " + " | ".join(cols) + " | refquant/ORT | refquant/NumPy |")

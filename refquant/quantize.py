@@ -53,7 +53,7 @@ __all__ = [
 _INT32_MIN = -(2 ** 31)
 _CHOICES = {
     "division": ("divide", "multiply_reciprocal"),
-    "reciprocal": ("same_precision", "double_then_float"),
+    "reciprocal": ("same_precision", "double_then_float", "float32"),
     "zero_point": ("after_round", "before_round", "before_round_fma", "after_round_float"),
     "clamp": ("after_round", "before_round"),
     "nan": ("qmin", "qmax", "zero_point", "int_cast", "int_cast_truncate"),
@@ -70,8 +70,10 @@ class QuantizeSpec:
     Attributes:
         division: ``"divide"`` ($x/S$) or ``"multiply_reciprocal"`` ($x \\cdot (1/S)$).
         precision: ``"float32"``, ``"float64"`` or ``"input"`` (the input's float dtype).
-        reciprocal: how $1/S$ is formed: ``"same_precision"`` (``1.0f / s``) or
-            ``"double_then_float"`` (``(float)(1.0 / (double)s)``).
+        reciprocal: how $1/S$ is formed: ``"same_precision"`` (``1.0f / s``),
+            ``"double_then_float"`` (``(float)(1.0 / (double)s)``) or ``"float32"``
+            (``1.0f / s`` in float32 even when the product is in float64: PyTorch
+            fake-quantize of a double tensor multiplies by a float ``inv_scale``).
         zero_point: ``"after_round"``, ``"before_round"`` (two float roundings),
             ``"before_round_fma"`` (``fma(x, inv, Z)``, one rounding) or
             ``"after_round_float"`` (``Z + round(v)`` added in the float precision, so
@@ -205,6 +207,8 @@ def _scaled(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, spec: QuantizeSpec
         else:
             if spec.reciprocal == "double_then_float":
                 inv = (1.0 / scale.astype(np.float64)).astype(dt)
+            elif spec.reciprocal == "float32":
+                inv = (np.float32(1) / scale.astype(np.float32)).astype(dt)
             else:
                 inv = (np.asarray(1, dt) / s).astype(dt)
             inv = flush(inv)

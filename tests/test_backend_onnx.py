@@ -112,6 +112,14 @@ def test_quantize_linear_blocked_partial_last_block(face):
         np.testing.assert_array_equal(face.quantize_linear(x, s[:, :2], z[:, :2], axis=1, block_size=b), want)
 
 
+@pytest.mark.parametrize("face", FACES)
+def test_float64_x_is_rounded_to_float32_first(face):
+    x64 = np.array([0.1, 2.5000000001, -1e300, 1e300, np.nan], np.float64)
+    x32 = np.array([0.1, 2.5, -np.inf, np.inf, np.nan], np.float32)
+    np.testing.assert_array_equal(face.quantize_linear(x64, 0.1, np.int8(0)),
+                                  face.quantize_linear(x32, np.float32(0.1), np.int8(0)))
+
+
 def test_float16_scale_divides_in_float16_onnx_and_float32_ort():
     x = np.array([-21.15625, 21.15625], np.float16)
     s = np.float16(0.3)  # 0.30004883; in float16, x / s is exactly -70.5 (a tie); in float32 -70.509
@@ -194,7 +202,8 @@ BAD_QUANTIZE = [
     (dict(y_scale="0.5"), QuantizationTypeError, "y_scale"),
     (dict(y_scale=None), QuantizationTypeError, "y_scale"),
     (dict(y_zero_point=np.int16(-32768), output_dtype="int16", y_scale=1e-50), QuantizationValueError, "y_scale"),
-    (dict(y_zero_point=np.uint8(16), output_dtype="uint4"), QuantizationValueError, r"y_zero_point must be in \[0, 15\]"),
+    (dict(y_zero_point=np.uint8(16), output_dtype="uint4"), QuantizationValueError,
+     r"y_zero_point must be in \[0, 15\]"),
     (dict(y_zero_point=np.int8(8), output_dtype="int4"), QuantizationValueError, r"y_zero_point must be in \[-8, 7\]"),
     (dict(y_zero_point=2, output_dtype="int2"), QuantizationValueError, r"y_zero_point must be in \[-2, 1\]"),
     (dict(y_zero_point=np.float32(1.5)), QuantizationTypeError, "y_zero_point"),

@@ -66,6 +66,7 @@ def _report_case_counts():
 def _count(what, n):
     test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1]
     fn = next(f for f in ("dynamic_quantize_linear", "dequantize_linear", "quantize_linear") if f in test)
+    fn = "dequantize_linear" if "dequantize" in what else fn
     face = "onnxruntime" if what.startswith("onnxruntime face") else "onnx"
     CASES[(fn, face, "onnx.reference" if "onnx.reference" in what else "onnxruntime")] += n
 
@@ -213,7 +214,8 @@ def test_quantize_linear_per_axis(shape, axis):
             ort = OR.run_quantize_linear(x, scale, zp, axis=axis, output_dtype=dt, opset=_opset(dt))
             ref = OR.run_quantize_linear(x, scale, zp, axis=axis, output_dtype=dt, opset=_opset(dt), engine="reference")
             what = f"{dt} shape={shape} axis={axis}"
-            assert_same(R.quantize_linear(x, scale, zp, axis=axis, output_dtype=dt), ort, x, "onnxruntime face, " + what)
+            got_r = R.quantize_linear(x, scale, zp, axis=axis, output_dtype=dt)
+            assert_same(got_r, ort, x, "onnxruntime face, " + what)
             got = O.quantize_linear(x, scale, zp, axis=axis, output_dtype=dt)
             assert_same(got, ort, x, "onnx face vs ORT, " + what)
             ok = _int32_safe(x, scale, shape, axis)
@@ -278,6 +280,31 @@ def test_quantize_linear_float16(dt):
     assert n_diff > 0, "float16 division should differ from ORT's float32 division somewhere"
 
 
+@pytest.mark.parametrize("dt", ("uint8", "int8", "int16", "int4"))
+def test_quantize_linear_float16_per_axis_and_blocked(dt):
+    """float16 per-axis and blocked, both directions: ORT face vs ORT, spec face vs onnx.reference."""
+    rng = np.random.default_rng(len(dt) + 40)
+    lo, hi, npd = INT_RANGES[dt]
+    x = rng.uniform(-300, 300, (6, 10)).astype(np.float16)
+    x[0, :3] = [np.nan, np.inf, -np.inf]
+    s = rng.uniform(0.05, 3, 6).astype(np.float16)
+    z = rng.integers(lo, hi, 6, endpoint=True).astype(npd)
+    x_dtype = dt if dt in _ML else None
+    for kw, ss, zz in ((dict(axis=0), s, z), (dict(axis=1, block_size=3), np.repeat(s[:, None], 4, 1),
+                                               np.repeat(z[:, None], 4, 1))):
+        what = f"{dt} float16 {kw}"
+        ort = OR.run_quantize_linear(x, ss, zz, output_dtype=dt, **kw)
+        ref = OR.run_quantize_linear(x, ss, zz, output_dtype=dt, engine="reference", **kw)
+        assert_same(R.quantize_linear(x, ss, zz, output_dtype=dt, **kw), ort, x, "onnxruntime face, " + what)
+        got = O.quantize_linear(x, ss, zz, output_dtype=dt, **kw)
+        ok = _int32_safe(x, ss, x.shape, kw["axis"], kw.get("block_size", 0))
+        with np.errstate(over="ignore"):
+            ok &= np.isfinite(x / (ss[:, None] if ss.ndim == 1 else np.repeat(ss, 3, 1)[:, :10]))
+        assert_same(got[ok], ref[ok], x[ok], "onnx face vs onnx.reference, " + what)
+        ort = OR.run_dequantize_linear(got, ss, zz, x_dtype=x_dtype, **kw)
+        assert_same(R.dequantize_linear(got, ss, zz, **kw), ort, got, "onnxruntime face, dequantize " + what)
+
+
 def test_quantize_linear_float32_x_float16_scale_divides_in_float16():
     """The spec divides in the scale's type; onnx.reference promotes to float32 unless `precision` says float16."""
     rng = np.random.default_rng(11)
@@ -299,6 +326,10 @@ def test_quantize_linear_empty(shape, scale_shape, axis):
     ort = OR.run_quantize_linear(x, scale, zp, axis=axis)
     assert_same(R.quantize_linear(x, scale, zp, axis=axis), ort, x, "empty")
     assert_same(O.quantize_linear(x, scale, zp, axis=axis), ort, x, "empty")
+    q = np.zeros(shape, np.int8)
+    ort = OR.run_dequantize_linear(q, scale, zp, axis=axis)
+    assert_same(R.dequantize_linear(q, scale, zp, axis=axis), ort, q, "onnxruntime face, empty dequantize")
+    assert_same(O.dequantize_linear(q, scale, zp, axis=axis), ort, q, "onnx face, empty dequantize")
 
 
 @pytest.mark.parametrize("dt", QTYPES)

@@ -17,7 +17,8 @@ from refquant.dtypes import (
 )
 from refquant.errors import QuantizationTypeError, QuantizationValueError
 
-pytestmark = pytest.mark.kernels
+# pure arithmetic tests carry the kernels mark one by one: the conformance ones must not
+# (CI reruns `-m kernels` with NUMBA_DISABLE_JIT=1)
 
 # name: (bits, signed, qmin, qmax, numpy dtype) -- written out, not computed
 TABLE = {
@@ -33,6 +34,7 @@ TABLE = {
 }
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("name", sorted(TABLE))
 def test_format_table(name):
     bits, signed, qmin, qmax, dtype = TABLE[name]
@@ -48,6 +50,7 @@ def test_format_table(name):
     assert get_format(name.upper()) is f
 
 
+@pytest.mark.kernels
 def test_formats_registry_is_complete():
     assert set(FORMATS) == set(TABLE)
 
@@ -55,6 +58,7 @@ def test_formats_registry_is_complete():
 @pytest.mark.parametrize("alias,name", [("qint8", "int8"), ("quint8", "uint8"), ("qint32", "int32"),
                                         ("s8", "int8"), ("u8", "uint8"), ("s16", "int16"),
                                         ("u16", "uint16"), ("s4", "int4"), ("u4", "uint4")])
+@pytest.mark.kernels
 def test_aliases(alias, name):
     assert get_format(alias) is FORMATS[name]
 
@@ -62,28 +66,33 @@ def test_aliases(alias, name):
 @pytest.mark.parametrize("dtype,name", [(np.int8, "int8"), (np.uint8, "uint8"), (np.int16, "int16"),
                                         (np.uint16, "uint16"), (np.int32, "int32"),
                                         (np.dtype("uint8"), "uint8")])
+@pytest.mark.kernels
 def test_from_numpy_dtype(dtype, name):
     assert get_format(dtype) is FORMATS[name]
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("bad", ["int3", "float8", "", "int64"])
 def test_unknown_name(bad):
     with pytest.raises(QuantizationValueError, match="must be one of"):
         get_format(bad)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("bad", [np.float32, np.int64, np.uint64, bool, np.dtype("float16")])
 def test_dtype_without_format(bad):
     with pytest.raises(QuantizationValueError, match="integer format"):
         get_format(bad)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("bad", [None, 5, 1.5, object()])
 def test_non_format_type(bad):
     with pytest.raises(QuantizationTypeError):
         get_format(bad)
 
 
+@pytest.mark.kernels
 def test_error_names_the_argument():
     with pytest.raises(QuantizationValueError, match=r"^fmt must be one of .* got 'int9'"):
         get_format("int9", name="fmt")
@@ -93,6 +102,7 @@ def test_error_names_the_argument():
 
 @pytest.mark.parametrize("name,want", [("int8", (-127, 127)), ("int16", (-32767, 32767)), ("int4", (-7, 7)),
                                        ("uint8", (1, 255)), ("int2", (-1, 1)), ("int32", (-2 ** 31 + 1, 2 ** 31 - 1))])
+@pytest.mark.kernels
 def test_narrow(name, want):
     assert quant_range(name, narrow=True) == want
 
@@ -104,17 +114,20 @@ ORT_RR = {"uint8": (0, 127), "int8": (-64, 64), "uint16": (0, 32767), "int16": (
           "uint4": (0, 7), "int4": (-4, 3)}
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("name", sorted(PYTORCH_RR))
 def test_reduce_range_pytorch(name):
     assert quant_range(name, reduce_range="pytorch") == PYTORCH_RR[name]
     assert quant_range(name, reduce_range=True) == PYTORCH_RR[name]
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("name", sorted(ORT_RR))
 def test_reduce_range_onnxruntime(name):
     assert quant_range(name, reduce_range="onnxruntime") == ORT_RR[name]
 
 
+@pytest.mark.kernels
 def test_reduce_range_tables_differ_where_documented():
     diff = {n for n in ORT_RR if ORT_RR[n] != PYTORCH_RR[n]}
     assert diff == {"int8", "int16"}
@@ -133,10 +146,12 @@ def test_reduce_range_onnxruntime_matches_the_tool():
         assert quant_range(name) == (int(lo), int(hi)), name
 
 
+@pytest.mark.kernels
 def test_full_range_is_default():
     assert quant_range("int8", reduce_range=None) == quant_range("int8", reduce_range=False) == (-128, 127)
 
 
+@pytest.mark.kernels
 def test_range_errors():
     with pytest.raises(QuantizationValueError, match="reduce_range must be"):
         quant_range("int8", reduce_range="tflite")
@@ -150,6 +165,7 @@ def test_range_errors():
 
 # ---------------------------------------------------------------- packing
 
+@pytest.mark.kernels
 def test_onnx_nibble_order():
     """ONNX int4.md: pack(x, y) = (y << 4) | (x & 0x0F); the first element is the low nibble."""
     np.testing.assert_array_equal(pack_int4(np.array([1, 2])), np.array([0x21], np.uint8))
@@ -160,6 +176,7 @@ def test_onnx_nibble_order():
     np.testing.assert_array_equal(pack_int2(np.array([3, 2, 1], np.uint8)), np.array([0b00_01_10_11], np.uint8))
 
 
+@pytest.mark.kernels
 def test_unpack_hand_values():
     np.testing.assert_array_equal(unpack_int4(np.array([0x21], np.uint8), 2, signed=True), [1, 2])
     np.testing.assert_array_equal(unpack_int4(np.array([0xF8], np.uint8), 2, signed=True), [-8, -1])
@@ -168,6 +185,7 @@ def test_unpack_hand_values():
     np.testing.assert_array_equal(unpack_int2(np.array([0b10_11_00_01], np.uint8), 4, signed=True), [1, 0, -1, -2])
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("signed", [True, False])
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 8, 33])
 def test_int4_round_trip(signed, n):
@@ -183,6 +201,7 @@ def test_int4_round_trip(signed, n):
         assert packed[-1] >> 4 == 0
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("signed", [True, False])
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 13])
 def test_int2_round_trip(signed, n):
@@ -194,6 +213,7 @@ def test_int2_round_trip(signed, n):
     np.testing.assert_array_equal(unpack_int2(packed, n, signed=signed), v)
 
 
+@pytest.mark.kernels
 def test_pack_full_code_space():
     """All 256 bytes unpack and repack to themselves."""
     b = np.arange(256, dtype=np.uint8)
@@ -202,6 +222,7 @@ def test_pack_full_code_space():
         np.testing.assert_array_equal(pack_int2(unpack_int2(b, 1024, signed=signed), signed=signed), b)
 
 
+@pytest.mark.kernels
 def test_pack_multidim_is_c_order():
     v = np.array([[1, 2, 3], [4, 5, 6]], np.int8)
     np.testing.assert_array_equal(pack_int4(v), np.array([0x21, 0x43, 0x65], np.uint8))
@@ -222,6 +243,7 @@ def test_pack_matches_onnx_serialization(name):
         np.testing.assert_array_equal(pack(v, signed=f.signed), want, err_msg=f"{name} n={n}")
 
 
+@pytest.mark.kernels
 def test_pack_errors():
     with pytest.raises(QuantizationValueError, match=r"values must be in \[-8, 7\] for int4, got 8"):
         pack_int4(np.array([1, 8]))

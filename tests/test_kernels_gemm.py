@@ -121,7 +121,7 @@ def test_overflow_rule(M):
     b = np.full((K, 1), -128, np.int8)
     exact = K * 255 * (-128 - 127)
     wrapped = np.full((M, 1), exact, np.int64).astype(np.int32)
-    for fn in (gemm, gemm_reference):
+    for fn in (gemm, gemm_reference) if M == 1 else (gemm,):  # M = 9: the BLAS path's int64 recheck
         with pytest.warns(AccumulatorOverflowWarning, match="outside"):
             got = fn(a, b, 0, 127)
         _assert_same(got, wrapped, fn.__name__)

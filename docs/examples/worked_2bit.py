@@ -36,3 +36,11 @@ err = np.abs(r - x)
 assert err[inside].max() <= np.float32(1 / 6) + 1e-7
 print("max |r - x| inside the range:", round(float(err[inside].max()), 4),
       "  clipped:", round(float(err[~inside].max()), 4))
+
+# The stored scale is float32(1/3) = 0.33333334, and ONNX divides in float32. For x = 0.5 the
+# float32 quotient is exactly 1.5, as by hand (a tie, to even: 2, code 1); the float64 quotient of
+# the same two float32 numbers is 1.49999996 and would round to 1 (code 0).
+s32 = np.float32(1 / 3)
+assert np.float32(0.5) / s32 == np.float32(1.5)
+assert np.float64(np.float32(0.5)) / np.float64(s32) < 1.5
+print("0.5 / S: float32", float(np.float32(0.5) / s32), " float64", np.float64(0.5) / np.float64(s32))

@@ -25,21 +25,28 @@ Q = np.array([[-2, -2, -2, -2, -1],
               [1, 1, 1, 1, 1]])
 
 
-def _diagnose(x, scale, zp, got, want):
-    """Explain the most likely cause of a quantize mismatch."""
+def _diagnose(x, scale, zp, got, qmin, qmax):
+    """Name the common mistake whose results equal ``got`` (for failure messages)."""
     x32, s32 = np.asarray(x, np.float32), np.float32(scale)
-    v = x32 / s32
-    bad = got != want
-    ties = bad & (v == np.floor(v) + 0.5)
-    if ties.any() and ties.sum() == bad.sum():
-        return ("only exact ties (x / scale = k + 0.5) differ: round half to EVEN (np.rint), "
-                "and add the zero point after rounding")
-    f64 = np.clip(np.rint(x32.astype(np.float64) / np.float64(s32)).astype(np.int64) + zp, want.min(), want.max())
-    if np.array_equal(got[bad], f64[bad]):
-        return "your results match a float64 division: divide in float32 (x.astype(np.float32) / np.float32(scale))"
-    mul = np.rint(x32 * (np.float32(1) / s32)).astype(np.int64) + zp
-    if np.array_equal(got[bad], np.clip(mul, want.min(), want.max())[bad]):
-        return "your results match x * (1/scale): ONNX divides (x / scale)"
+    with np.errstate(all="ignore"):
+        v32 = x32 / s32
+        candidates = {
+            "you divided in float64; divide in float32 (x.astype(np.float32) / np.float32(scale))":
+                np.rint(x32.astype(np.float64) / np.float64(s32)) + zp,
+            "you multiplied by 1/scale; ONNX divides by the scale":
+                np.rint(x32 * (np.float32(1) / s32)) + zp,
+            "you added the zero point before rounding; ONNX adds it after (it flips ties when Z is odd)":
+                np.rint(v32 + np.float32(zp)),
+            "ties go away from zero in your code; ONNX rounds half to even (np.rint)":
+                np.copysign(np.floor(np.abs(v32) + np.float32(0.5)), v32) + zp,
+            "you rounded with floor(v + 0.5) (ties up); ONNX rounds half to even (np.rint)":
+                np.floor(v32 + np.float32(0.5)) + zp,
+            "you truncated (astype(int) without rounding); round half to even first":
+                np.trunc(v32) + zp,
+        }
+    for why, cand in candidates.items():
+        if np.array_equal(np.clip(cand, qmin, qmax), got):
+            return why
     return "see Learn 2, eq. (2)"
 
 
@@ -52,14 +59,16 @@ def _check_quantize(x, scale, zp, fmt):
     if not np.array_equal(got, want):
         bad = np.flatnonzero(got != want)[:4]
         pytest.fail(f"{fmt}, scale={np.float32(scale)!r}, zero_point={zp}: {(got != want).sum()} of {x.size} codes differ; "
-                    f"{_diagnose(x, scale, zp, got, want)}. First: "
+                    f"{_diagnose(x, scale, zp, got, f.qmin, f.qmax)}. First: "
                     + ", ".join(f"x={x.flat[i]!r}: got {got.flat[i]}, expected {want.flat[i]}" for i in bad))
 
 
 # ----------------------------------------------------------------------------- visible cases
 def test_worked_example_by_hand():
     got = np.asarray(ex.quantize(X, 1 / 3, -1, -2, 1))
-    np.testing.assert_array_equal(got, Q, err_msg="Learn 2, section 3: x / S = 3x, round half to even, -1, clamp [-2, 1]")
+    if not np.array_equal(got, Q):
+        pytest.fail(f"Learn 2, section 3: x / S = 3x, round half to even, -1, clamp [-2, 1]. Got\n{got}\n"
+                    f"expected\n{Q}\n{_diagnose(X, 1 / 3, -1, got, -2, 1)}")
 
 
 def test_worked_example_dequantize_by_hand():
@@ -170,4 +179,6 @@ def test_error_at_most_half_a_step_inside_the_range():
     y = np.asarray(ex.fake_quantize(x, scale, zp, 0, 255)).astype(np.float64)
     lo, hi = (0 - zp) * scale, (255 - zp) * scale
     inside = (x >= lo) & (x <= hi)
-    assert np.abs(y - x)[inside].max() <= scale / 2 * (1 + 1e-5), "Learn 2, eq. (3): |r_hat - r| <= S/2 inside the range"
+    ulp = float(np.spacing(np.float32(np.abs(x).max())))  # float32 rounding of x and of S (q - Z)
+    err = np.abs(y - x)[inside].max()
+    assert err <= scale / 2 + 2 * ulp, f"Learn 2, eq. (3): |r_hat - r| <= S/2 inside the range, got {err} > {scale / 2}"

@@ -89,6 +89,17 @@ def observer_qmin_qmax(dtype="quint8", *, reduce_range=False, quant_min=None, qu
     return (rlo, rhi) if reduce_range else (lo, hi)
 
 
+def _tmax(a, b) -> np.ndarray:
+    """torch.max(a, b) / torch.min(-a, -b): NaN if either is NaN, and then the canonical +NaN."""
+    r = np.maximum(a, b)
+    return np.where(np.isnan(r), np.float32(np.nan), r).astype(np.float32)
+
+
+def _tmin(a, b) -> np.ndarray:
+    r = np.minimum(a, b)
+    return np.where(np.isnan(r), np.float32(np.nan), r).astype(np.float32)
+
+
 def _wrap32(v: np.ndarray) -> np.ndarray:
     return ((v.astype(np.int64) + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31
 
@@ -171,12 +182,12 @@ def choose_qparams(min_val, max_val, *, dtype="quint8", qscheme="per_tensor_affi
         raise QuantizationValueError(
             f"min_val must be <= max_val, got min_val={float(lo.reshape(-1)[i])!r} > max_val={float(hi.reshape(-1)[i])!r}")
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        min_neg = np.minimum(lo, np.float32(0))  # np.minimum/maximum propagate NaN, like torch.min/max
-        max_pos = np.maximum(hi, np.float32(0))
+        min_neg = _tmin(lo, np.float32(0))
+        max_pos = _tmax(hi, np.float32(0))
         if symmetric:
-            amax = np.maximum(-min_neg, max_pos)
+            amax = _tmax(-min_neg, max_pos)
             scale = (amax / np.float32((qmax - qmin) / 2)).astype(np.float32)
-            scale = np.maximum(scale, eps32)  # np.maximum propagates NaN, like torch.max
+            scale = _tmax(scale, eps32)
             if name in ("quint8", "uint8"):
                 zp_val = (qmin + qmax) // 2 if custom else 128
             elif name == "uint16":
@@ -190,7 +201,7 @@ def choose_qparams(min_val, max_val, *, dtype="quint8", qscheme="per_tensor_affi
             zero_point = ((np.float32(-1) * lo) / scale).astype(np.float32)
         else:
             scale = ((max_pos - min_neg) / np.float32(qmax - qmin)).astype(np.float32)
-            scale = np.maximum(scale, eps32)
+            scale = _tmax(scale, eps32)
             q = _to_int32(np.rint((min_neg / scale).astype(np.float32)))  # RNE, as torch.round
             zero_point = _wrap32(np.int64(qmin) - q)  # Python int - int32 tensor: int32 arithmetic
             zero_point = np.clip(zero_point, qmin, qmax).astype(np.int32)

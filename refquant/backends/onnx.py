@@ -8,15 +8,15 @@ with their ONNX names, and the ``onnx`` profile (divide, round half to even, add
 point, saturate). It follows the **specification text** (opset 21-25). Where
 ``onnx.reference.ReferenceEvaluator`` departs from that text, this face does not copy it:
 
-| case | specification (this face) | ``onnx.reference`` (onnx 1.23) |
+| case | spec (this face) | ``onnx.reference`` (onnx 1.23) |
 |---|---|---|
-| QuantizeLinear, $x/S = +\\infty$ or $\\lvert x/S\\rvert \\ge 2^{31}$ | saturate: $+\\infty \\to q_{max}$ | ``np.rint(..).astype(int32)`` gives INT32_MIN: $q_{min}$ |
-| QuantizeLinear, NaN (undefined in the spec) | $q_{min}$ (as ONNX Runtime) | INT32_MIN $+ Z$ in int32: $q_{min}$, or $q_{max}$ if $Z < 0$ |
-| QuantizeLinear, float32 ``x`` with a float16 scale | division in float16 (the scale's type) | NumPy promotion: float32 |
-| QuantizeLinear, int32 ``x`` | converted to the scale's type, then divided | float64 division |
-| DequantizeLinear, float16 scale | $(x - Z)$ and the product in float16 | float32, then cast to float16 |
-| DequantizeLinear, int32 ``x`` | exact; zero point must be 0 | ``float32(x) - Z`` (rounds above $2^{24}$) |
-| DynamicQuantizeLinear, all-zero ``x`` | $0/0$ in the spec; refquant returns $S = 1$, $Z = 0$ | $S = 1/255$ |
+| QuantizeLinear: $\\pm\\infty$, $x/S$ or $x/S + Z$ past int32 | saturate | int32 cast (INT32_MIN), $+Z$ wraps |
+| QuantizeLinear: NaN (undefined in the spec) | $q_{min}$, as ONNX Runtime | INT32_MIN $+ Z$, wrapped, clipped |
+| QuantizeLinear: float32 ``x``, float16 scale | divide in float16 | NumPy promotion: float32 |
+| QuantizeLinear: int32 ``x`` | to the scale's type, then divide | float64 division |
+| DequantizeLinear: float16 scale | $x - Z$ and product in float16 | float32, then cast to float16 |
+| DequantizeLinear: int32 ``x`` | exact; zero point must be 0 | ``float32(x) - Z`` |
+| DynamicQuantizeLinear: all-zero ``x`` | $0/0$; refquant: $S = 1$, $Z = 0$ | $S = 1/255$ |
 
 Integer formats: uint8, int8, uint16, int16, uint4, int4, uint2, int2. 4- and 2-bit results
 come back **unpacked**, one value per element, in ``np.int8`` (int4, int2) or ``np.uint8``

@@ -17,8 +17,10 @@ specification only where ORT's MLAS kernels do:
 
 Measured against onnxruntime 1.32 (``ORT_DISABLE_ALL``, one intra-op thread) on an AVX2 CPU
 without VNNI; none of these three ops depends on VNNI. Type rules are ORT's: ``x`` and the
-scale share one float type (a Python float or float64 scale takes ``x``'s type); int2/uint2
-need ORT >= 1.2x with opset 25. 4- and 2-bit results come back unpacked, as in the ONNX face.
+scale share one float type (a Python float or float64 scale takes ``x``'s type). Every integer
+output type ran on onnxruntime 1.32 (int2/uint2 with opset 25); 4- and 2-bit results come back
+unpacked, as in the ONNX face. ``DynamicQuantizeLinear`` on NaN is modelled for a session with
+one intra-op thread (with more, ORT reduces blocks separately and a NaN may land elsewhere).
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def _ort_input(x) -> np.ndarray:
     if a.dtype.kind in "iu":
         raise UnsupportedError(f"ONNX Runtime's QuantizeLinear takes float32 or float16 x, got {a.dtype}")
     a = _float_input(a)
-    return a.astype(np.float32) if a.dtype == np.float64 else a
+    with np.errstate(over="ignore"):  # |x| > FLT_MAX becomes +-inf, which saturates
+        return a.astype(np.float32) if a.dtype == np.float64 else a
 
 
 def _ort_scale(scale, dtype, name: str) -> np.ndarray:
@@ -71,8 +74,8 @@ def quantize_linear(x, y_scale, y_zero_point=None, *, axis=1, block_size=0, satu
 
     NaN -> $q_{min}$; $\\pm\\infty$ and values past int32 saturate. Per-tensor, per-axis and
     blocked as in :func:`refquant.backends.onnx.quantize_linear` (same arguments, same
-    checks); the result equals the ONNX face except for NaN-free float16 inputs, where ORT
-    divides in float32.
+    checks); for float32 ``x`` the result equals the ONNX face; for float16 ``x`` ORT divides
+    in float32 where the spec divides in float16.
 
     Args:
         x: float32 or float16 array (float64 is rounded to float32).
@@ -140,7 +143,8 @@ def dynamic_quantize_linear(x):
     a = np.asarray(x)
     if a.dtype.kind != "f":
         raise QuantizationTypeError(f"x must be a float32 array, got dtype {a.dtype}")
-    a = a.astype(np.float32)
+    with np.errstate(over="ignore"):
+        a = a.astype(np.float32)
     scale, zp = onnx_dynamic_qparams(a, variant="onnxruntime")
     # Not make_qparams: ORT goes on with a degenerate scale (0, inf or NaN) where make_qparams would refuse it.
     qp = QParams(scale, zp, FORMATS["uint8"], qmin=0, qmax=255)

@@ -86,7 +86,7 @@ _BY_NUMPY = {np.dtype(np.uint8): "quint8", np.dtype(np.int8): "qint8", np.dtype(
 _FQ_FORMAT = IntFormat("int64", 64, True, -(2 ** 63), 2 ** 63 - 1, np.dtype(np.int64))
 _FQ_LIMIT = 2 ** 32
 
-_MUL = dict(division="multiply_reciprocal")
+_MUL = dict(division="multiply_reciprocal", reciprocal="float32")
 # (vector?, order) -> spec. vector: fbgemm QuantizeAvx2 (per-tensor quint8/qint8);
 # scalar: fbgemm Quantize<T> one value at a time (per-tensor qint32, ATen quantize_val).
 _QUANTIZE = {

@@ -85,6 +85,8 @@ _REF_Q = get_profile("tflite_reference").quantize
 # XNNPACK: lrintf(clamp(x * (1.0f/s), qmin - zp, qmax - zp)) + zp, FTZ/DAZ.
 _XNN_Q = get_profile("tflite_xnnpack").quantize
 # Optimized, 8-wide blocks: vcvtnq_s32_f32(x * (float)(1.0 / (double)s)) + zp (RNE, C-cast specials).
+# (float)(1.0/(double)s) == 1.0f/s for every float32 s: rounding a quotient of 24-bit operands
+# first to 53 bits, then to 24, is innocuous (53 >= 2*24 + 2), so the profile's 1.0f/s serves.
 _OPT_BLOCK_Q = get_profile("tflite_optimized").quantize
 # Optimized, scalar tail: (int32)TfLiteRound(x / (double)s) + zp (float64 division, RHAZ).
 _OPT_TAIL_Q = QuantizeSpec(division="divide", precision="float64", rounding="half_away_from_zero",

@@ -1,0 +1,51 @@
+"""Exercise 03: choosing the scale and zero point from a range. SOLUTION (spoilers).
+
+Read first: docs "Learn 2: Affine and symmetric quantization", sections 4-6
+(docs/learn/affine-and-symmetric.md).
+Check your work: ``python -m exercises 03`` from the repository root.
+
+Fill in each function between ``# BEGIN YOUR SOLUTION`` and ``# END YOUR SOLUTION``, with NumPy
+only. Follow the rule of PyTorch's observers (``MinMaxObserver.calculate_qparams``), which
+``refquant.choose_qparams.choose_qparams`` also implements, bit for bit: every operation in
+**float32**, zero points rounded half to even, and a floor of ``EPS = float32 machine epsilon`` on
+the scale so that an all-zero range still gets a scale > 0.
+"""
+
+import numpy as np
+
+EPS = np.float32(np.finfo(np.float32).eps)  # 1.1920929e-07
+
+
+def affine_qparams(min_val: float, max_val: float, qmin: int, qmax: int) -> tuple[np.float32, int]:
+    """Affine (asymmetric) parameters, Learn 2 eqs. (6)-(9). Return ``(scale, zero_point)``:
+    a ``np.float32`` and a Python int.
+
+    1. widen the range to contain zero: ``r_min = min(min_val, 0)``, ``r_max = max(max_val, 0)``;
+    2. ``scale = max((r_max - r_min) / (qmax - qmin), EPS)``, in float32;
+    3. ``zero_point = qmin - round_half_to_even(r_min / scale)`` (the division in float32),
+       clamped to ``[qmin, qmax]``.
+    """
+    # BEGIN YOUR SOLUTION
+    r_min = np.minimum(np.float32(min_val), np.float32(0))            # eq. (6)
+    r_max = np.maximum(np.float32(max_val), np.float32(0))
+    scale = np.maximum((r_max - r_min) / np.float32(qmax - qmin), EPS)  # eq. (7), float32
+    z = np.float32(qmin) - np.rint(r_min / scale)                      # eqs. (8)-(9), RNE
+    return np.float32(scale), int(np.clip(z, qmin, qmax))
+    # END YOUR SOLUTION
+
+
+def symmetric_qparams(min_val: float, max_val: float, qmin: int, qmax: int) -> tuple[np.float32, int]:
+    """Symmetric parameters, Learn 2 eq. (10). Return ``(scale, zero_point)``.
+
+    ``scale = max(max(|r_min|, |r_max|) / ((qmax - qmin) / 2), EPS)`` in float32 (the divisor is
+    127.5 for [-128, 127]); ``zero_point`` is 0 for a signed range (``qmin < 0``), else the
+    midpoint ``(qmin + qmax + 1) // 2`` (128 for [0, 255]).
+    """
+    # BEGIN YOUR SOLUTION
+    r_min = np.minimum(np.float32(min_val), np.float32(0))
+    r_max = np.maximum(np.float32(max_val), np.float32(0))
+    half = np.float32((qmax - qmin) / 2)                               # 127.5 for int8
+    scale = np.maximum(np.maximum(-r_min, r_max) / half, EPS)          # eq. (10), float32
+    zero_point = 0 if qmin < 0 else (qmin + qmax + 1) // 2
+    return np.float32(scale), int(zero_point)
+    # END YOUR SOLUTION
