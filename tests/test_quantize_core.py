@@ -96,6 +96,9 @@ def oracle_quantize(x: float, in_dtype, s: float, z: int, spec: QuantizeSpec, qm
             v = round_fraction(xs * inv, dt)
     if spec.zero_point == "before_round":
         v = round_fraction(Fraction(v) + z, dt)
+    if spec.clamp == "before_round":  # C: max(v, (float)(qmin - zp)): the bounds are rounded too
+        off = 0 if spec.zero_point != "after_round" else z
+        v = min(max(v, round_fraction(Fraction(qmin - off), dt)), round_fraction(Fraction(qmax - off), dt))
     if math.isinf(v):  # overflow of the float step (float16 arithmetic)
         if spec.overflow == "saturate":
             return qmax if v > 0 else qmin

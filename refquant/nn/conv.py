@@ -35,6 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import QuantizationValueError, ShapeError
 from ._checks import as_float_dtype, as_input, as_int, as_pair, as_padding
+from .depthwise import JIT_ENABLED, depthwise_backward_numba, depthwise_forward_numba
 from .init import as_rng, uniform_fan_in
 from .module import Module, Parameter
 from .transforms import apply_weight_transform, weight_grad
@@ -239,7 +240,8 @@ class Conv2d(Module):
                              f"than the dilated kernel {(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}")
         xp = pad2d(x, self.padding)
         if self.groups == self.in_channels:  # depthwise: tap-by-tap is faster than im2col here
-            y = depthwise_forward(xp, w, (ho, wo), self.stride, self.dilation)
+            fwd = depthwise_forward_numba if JIT_ENABLED else depthwise_forward  # same bits (refquant.nn.depthwise)
+            y = fwd(xp, w, (ho, wo), self.stride, self.dilation)
             if self.bias is not None:
                 y += self.bias.value[:, None, None]
             self._cache = ("depthwise", xp, w, bwd)
@@ -276,7 +278,8 @@ class Conv2d(Module):
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
         out = (n, self.out_channels, conv2d_output_size(hp, kh, sh, 0, 0, dh), conv2d_output_size(wp, kw, sw, 0, 0, dw))
         g = self._check_grad(grad_out, out, self.name)
-        gxp, gw = depthwise_backward(g, xp, w, self.stride, self.dilation, self.weight.requires_grad)
+        bwd_fn = depthwise_backward_numba if JIT_ENABLED else depthwise_backward  # equal within rounding
+        gxp, gw = bwd_fn(g, xp, w, self.stride, self.dilation, self.weight.requires_grad)
         if gw is not None:
             self.weight.accumulate(weight_grad(gw, bwd))
         if self.bias is not None:
