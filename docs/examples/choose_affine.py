@@ -1,7 +1,7 @@
 """Choosing S and Z from a range, by hand and with refquant (Learn 2, eqs. (7)-(9))."""
 import numpy as np
 
-from refquant import dequantize, make_qparams, quantize
+from refquant import dequantize, quantize
 from refquant.choose_qparams import choose_qparams
 
 x = np.array([[-0.90, -0.50, -0.40, -0.20, -0.10],
@@ -11,13 +11,13 @@ x = np.array([[-0.90, -0.50, -0.40, -0.20, -0.10],
               [ 0.80,  0.85,  0.90,  1.00,  1.50]], dtype=np.float32)  # the 5x5 input of §3
 
 # By hand, int2 (qmin, qmax) = (-2, 1):
-#   S = (1.5 - (-0.9)) / (1 - (-2)) = 2.4 / 3 = 0.8                     eq. (8)
+#   S = (1.5 - (-0.9)) / (1 - (-2)) = 2.4 / 3 = 0.8                     eq. (7)
 #   Z = qmin - round(r_min / S) = -2 - round(-1.125) = -2 + 1 = -1       eq. (9)
 qp = choose_qparams(x.min(), x.max(), "int2")
 print(qp)
 assert qp.scale == np.float32(0.8) and int(qp.zero_point) == -1
 
-# The parameters of §3 are what eq. (8)-(9) give for the range [-1/3, 2/3]:
+# The parameters of §3 are what eqs. (7)-(9) give for the range [-1/3, 2/3]:
 qp3 = choose_qparams(-1 / 3, 2 / 3, "int2")
 assert qp3.scale == np.float32(1 / 3) and int(qp3.zero_point) == -1
 

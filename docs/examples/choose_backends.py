@@ -1,8 +1,8 @@
-"""One range, four backends' parameter rules (Learn 2, §5). Numbers measured on the real backends
+"""One range, four backends' parameter rules (Learn 2, §6). Numbers measured on the real backends
 (PyTorch 2.13 observers, ONNX Runtime 1.32, backends.md §2.3, §3.3)."""
 import numpy as np
 
-from refquant import quantize
+from refquant import make_qparams, quantize
 from refquant.choose_qparams import (choose_qparams, onnx_dynamic_qparams, onnxruntime_qparams,
                                      tflite_activation_qparams)
 
@@ -35,7 +35,6 @@ assert ort.scale.view(np.uint32) == 0x3CCD9A67 and int(ort.zero_point) == 52  # 
 # ONNX DynamicQuantizeLinear (uint8), the example from backends.md §2.3 (ORT == onnx.reference)
 x = np.array([-1, 0, 1, 2, 3, 4, 5, 6.5], np.float32)
 s, z = onnx_dynamic_qparams(x)
-from refquant import make_qparams  # noqa: E402
 y = quantize(x, make_qparams(s, z, "uint8"), "onnx")
 print("DynamicQuantizeLinear:", bits(s), int(z), y.tolist())
 assert np.isclose(s, 0.02941176) and int(z) == 34

@@ -1,4 +1,4 @@
-"""One quantizer in five notations (Conventions, Table 3)."""
+"""One quantizer in five notations (Conventions, translation table)."""
 import numpy as np
 
 from refquant import make_qparams, quantize

@@ -1,4 +1,4 @@
-"""Integer formats and their full, narrow and reduced ranges (Conventions, Learn 1 §4)."""
+"""Integer formats and their full, narrow and reduced ranges (Conventions; Learn 1, §5)."""
 from refquant.dtypes import FORMATS, quant_range
 
 print("format  full               narrow             reduced(pytorch)  reduced(onnxruntime)")

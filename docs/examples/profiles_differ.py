@@ -1,4 +1,4 @@
-"""Same x, same S and Z, different backends (Concepts, Table 1). Every value below was measured
+"""Same x, same S and Z, different backends (Concepts, §1). Every value below was measured
 on the real backend (backends.md §2.1, §3.1, §1.7, §8); refquant reproduces it by profile."""
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Why refquant never writes floor(x + 0.5) in float32 (Learn 1, eq. (4))."""
+"""Why refquant never writes floor(x + 0.5) in float32 (Learn 1, §2)."""
 import numpy as np
 
 from refquant.rounding import round_half_away_from_zero, round_half_up

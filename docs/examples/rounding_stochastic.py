@@ -1,4 +1,4 @@
-"""Stochastic rounding is unbiased and, with a seed, reproducible (Learn 1, eq. (5))."""
+"""Stochastic rounding is unbiased and, with a seed, reproducible (Learn 1, eq. (9))."""
 import numpy as np
 
 from refquant.rounding import round_stochastic

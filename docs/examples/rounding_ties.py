@@ -1,4 +1,4 @@
-"""Every rounding mode on the six ties -2.5 ... 2.5 (Learn 1, Table 1)."""
+"""Every rounding mode on the six ties -2.5 ... 2.5 (Learn 1, §1)."""
 import numpy as np
 
 from refquant.rounding import RoundingMode, round_by_mode
@@ -13,8 +13,8 @@ for mode in RoundingMode:
     table[mode.value] = [int(v) for v in r]
     print(f"{mode.value:20s} {table[mode.value]}")
 
-assert table["half_to_even"] == [-2, -2, 0, 0, 2, 2]         # RNE: ONNX, ORT, PyTorch, XNNPACK
-assert table["half_away_from_zero"] == [-3, -2, -1, 1, 2, 3]  # RHAZ: TFLite std::round
-assert table["half_up"] == [-2, -1, 0, 1, 2, 3]              # RHU: gemmlowp (v + 2^(k-1)) >> k
-assert table["floor"] == [-3, -2, -1, 0, 1, 2]               # C >> on signed integers
-assert table["toward_zero"] == [-2, -1, 0, 0, 1, 2]          # C casts and integer /
+assert table["half_to_even"] == [-2, -2, 0, 0, 2, 2]         # RNE: ONNX, PyTorch
+assert table["half_away_from_zero"] == [-3, -2, -1, 1, 2, 3]  # RHAZ: std::round
+assert table["half_up"] == [-2, -1, 0, 1, 2, 3]              # RHU: gemmlowp SRDHM
+assert table["floor"] == [-3, -2, -1, 0, 1, 2]               # C >> on signed ints
+assert table["toward_zero"] == [-2, -1, 0, 0, 1, 2]          # C casts, integer /

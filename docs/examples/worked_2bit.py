@@ -30,7 +30,7 @@ assert q.dtype == np.int8  # int2 values are kept unpacked in int8
 # Only four real values exist: S (q - Z) for q in {-2, -1, 0, 1} = {-1/3, 0, 1/3, 2/3}.
 np.testing.assert_array_equal(np.rint(3 * r), np.array(expected_q) + 1)  # RNE of values within 1e-7 of integers
 
-# Inside the representable range [-1/3 - S/2, 2/3 + S/2] the error is at most S/2 (eq. (6)).
+# Inside the representable range [-1/3 - S/2, 2/3 + S/2] the error is at most S/2 (Learn 2, eq. (3)).
 inside = (x >= -0.5) & (x <= 2 / 3 + 1 / 6)
 err = np.abs(r - x)
 assert err[inside].max() <= np.float32(1 / 6) + 1e-7

@@ -23,7 +23,6 @@ import numbers
 
 import numpy as np
 
-from .. import _validate as V
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 
 __all__ = ["choose_qparams", "choose_qparams_dynamic", "observer_qmin_qmax"]
@@ -90,12 +89,13 @@ def observer_qmin_qmax(dtype="quint8", *, reduce_range=False, quant_min=None, qu
 
 
 def _tmax(a, b) -> np.ndarray:
-    """torch.max(a, b) / torch.min(-a, -b): NaN if either is NaN, and then the canonical +NaN."""
+    """Binary torch.max: NaN if either operand is NaN, returned as the canonical +NaN (0x7fc00000)."""
     r = np.maximum(a, b)
     return np.where(np.isnan(r), np.float32(np.nan), r).astype(np.float32)
 
 
 def _tmin(a, b) -> np.ndarray:
+    """Binary torch.min, NaN as in :func:`_tmax`."""
     r = np.minimum(a, b)
     return np.where(np.isnan(r), np.float32(np.nan), r).astype(np.float32)
 
@@ -124,8 +124,8 @@ def choose_qparams(min_val, max_val, *, dtype="quint8", qscheme="per_tensor_affi
     * ``per_channel_affine_float_qparams``: $S = (M - m)/(q_{max} - q_{min})$, 1.0 where
       $S \\le \\varepsilon$; $Z = -m / S$ (float32).
 
-    Degenerate inputs as torch: all zeros gives $S = \\varepsilon$, $Z = q_{min}$-based as the
-    formula says; per-tensor ``min_val = +inf, max_val = -inf`` (an observer that saw
+    Degenerate inputs as torch: all zeros gives $S = \\varepsilon$ and $Z = q_{min}$ (affine)
+    or the symmetric zero point; per-tensor ``min_val = +inf, max_val = -inf`` (an observer that saw
     nothing) and empty per-channel arrays give ``([1.0], [0])``; ``min_val > max_val``
     raises; NaN flows through to a NaN scale and an INT32_MIN-derived zero point.
 
@@ -148,7 +148,9 @@ def choose_qparams(min_val, max_val, *, dtype="quint8", qscheme="per_tensor_affi
 
     Raises:
         QuantizationValueError: ``min_val > max_val`` (torch: ``AssertionError``), unknown
-            dtype or qscheme, an invalid custom range.
+            dtype or qscheme, an invalid custom range, or an affine scheme with a custom
+            range outside int32 (torch: ``RuntimeError`` from ``torch.clamp`` on the int32
+            zero point).
         UnsupportedError: ``reduce_range`` with a symmetric quint8 scheme (torch:
             ``NotImplementedError``).
         ShapeError: Per-tensor inputs with more than one value, per-channel inputs not 1-D,

@@ -185,7 +185,7 @@ def quantize_per_tensor(x, scale, zero_point, dtype, *, zero_point_order="before
 
     Raises:
         QuantizationValueError, QuantizationTypeError, ShapeError: bad arguments (torch
-        itself accepts scale <= 0, NaN or Inf; refquant does not).
+            itself accepts scale <= 0, NaN or Inf; refquant does not).
     """
     fmt = _qdtype(dtype)
     x = _x_float32(x)

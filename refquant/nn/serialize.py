@@ -63,10 +63,25 @@ def build(spec: dict, where: str = "model") -> Module:
         raise FormatVersionError(f"cannot rebuild {kind} at {where!r} from config {config}: {e}") from e
 
 
+def _savez_reproducible(path, arrays: dict) -> None:
+    """``np.savez_compressed`` with a fixed member timestamp (1980-01-01), so saving the same
+    model twice gives the same bytes (NumPy's own writer stamps the current time)."""
+    if not hasattr(path, "write"):
+        path = os.fspath(path)
+        if not path.endswith(".npz"):  # as np.savez does
+            path += ".npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as fid:
+                np.lib.format.write_array(fid, np.asanyarray(value), allow_pickle=False)
+
+
 def _write(path, kind: str, model: Module, extra: dict) -> None:
     arrays = {_PREFIX + k: v for k, v in model.state_dict().items()}
-    np.savez_compressed(path, __magic__=np.array(MAGIC), __format_version__=np.array(FORMAT_VERSION),
-                        __kind__=np.array(kind), **extra, **arrays)
+    _savez_reproducible(path, {"__magic__": np.array(MAGIC), "__format_version__": np.array(FORMAT_VERSION),
+                               "__kind__": np.array(kind), **extra, **arrays})
 
 
 def _open(path, kind: str) -> dict:
