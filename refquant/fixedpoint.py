@@ -521,7 +521,7 @@ def multiply_by_quantized_multiplier(x, quantized_multiplier, shift, *, variant:
 
     When ``shift >= 0`` all variants but ``"int64_reduced16"`` give one RHU and agree,
     unless $x \\cdot 2^{l}$ leaves int32 (``"single"`` keeps it in 64 bits) or
-    $x' = q = $ INT32_MIN.
+    $x' = q = \\mathrm{INT32\\_MIN}$.
     Where ``"double"`` and ``"single"`` disagree they differ by exactly 1
     (tensorflow/tensorflow#25087: ``x=7984, q=1583594044, shift=-9`` -> 12 vs 11).
 

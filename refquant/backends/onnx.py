@@ -323,7 +323,7 @@ def dynamic_quantize_linear(x):
     $$ x_{min} = \\min(\\min x, 0),\\quad x_{max} = \\max(\\max x, 0),\\quad
        S = \\frac{x_{max} - x_{min}}{255},\\quad Z = \\mathrm{RNE}(\\operatorname{clip}(-x_{min}/S, 0, 255)) $$
 
-    then $y = $ :func:`quantize_linear` $(x, S, Z)$ (uint8). For an all-zero (or empty) ``x`` the
+    then $y$ = :func:`quantize_linear` $(x, S, Z)$ (uint8). For an all-zero (or empty) ``x`` the
     spec computes $0/0$; refquant returns $S = 1$, $Z = 0$, $y = 0$ (as ONNX Runtime;
     ``onnx.reference`` returns $S = 1/255$; onnx/onnx#8437).
 
