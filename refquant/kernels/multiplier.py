@@ -1,0 +1,289 @@
+r"""Offline requantization parameters: the real multiplier, fused-activation ranges, runtime bias.
+
+A quantized linear layer ends by rescaling its int32 accumulator with the real multiplier
+
+$$ M_c = \frac{S_x \, S_w[c]}{S_y} \tag{1} $$
+
+(one per output channel $c$ for per-channel weights). Every factor is a float32 scale, but
+backends do not agree on *how* eq. (1) is evaluated, and the last bit of $M_c$ can move a
+result across a rounding tie. :func:`real_multiplier` evaluates it in each backend's way:
+
+| ``derivation`` | operations | result | backends |
+|---|---|---|---|
+| ``"f32_ab_div_c"`` | ``(a * b) / c`` in float32 | float32 | ONNX Runtime (QLinearMatMul/Conv), XNNPACK, fbgemm, onnx.reference |
+| ``"f64_ab_div_c"`` | ``double(a) * double(b) / double(c)`` | float64 | TFLite per-channel conv/FC (``PopulateConvolutionQuantizationParams``) |
+| ``"f32_ba_times_recip_c"`` | ``(b * a) * (1.f / c)`` in float32 | float32 | PyTorch qnnpack (``generate_requantization_scales``) |
+| ``"f32_ab_then_f64_div"`` | ``double(a * b) / double(c)``, product in float32 | float64 | TFLite legacy uint8 (``GetQuantizedConvolutionMultipler``) |
+| ``"exact"`` | the exact rational $S_x S_w / S_y$ of the float32 values | ``Fraction`` | the ONNX specification |
+
+:func:`requant_params` then turns $M_c$ into what a requantization mode consumes
+(:mod:`refquant.kernels.requant`): a float, or TFLite's ``(quantized_multiplier, shift)``
+(:func:`refquant.fixedpoint.quantize_multiplier`). Everything here runs once per model
+(float allowed); the runtime integer path is in :mod:`.requant`.
+
+Added in 0.1.0.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .. import _validate as V
+from ..errors import QuantizationTypeError, QuantizationValueError
+from ..fixedpoint import quantize_multiplier
+
+__all__ = [
+    "DERIVATIONS",
+    "REQUANT_MODES",
+    "RequantParams",
+    "real_multiplier",
+    "requant_params",
+    "activation_range",
+    "quantize_bias_runtime",
+]
+
+DERIVATIONS = ("f32_ab_div_c", "f64_ab_div_c", "f32_ba_times_recip_c", "f32_ab_then_f64_div", "exact")
+# requant mode -> kind of multiplier it consumes
+REQUANT_MODES = {
+    "fixed_double": "fixed", "fixed_single": "fixed", "fixed_double_up": "fixed",
+    "fixed_ruy_avx2": "fixed", "fixed_int64_reduced16": "fixed",
+    "float32_rne": "float32", "float64_rhaz": "float64", "float64_rne": "float64", "exact_rne": "exact",
+}
+_ACTIVATIONS = (None, "NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+_F32 = np.float32
+
+
+def _check_name(value, name: str, allowed) -> str:
+    if value not in allowed:
+        raise QuantizationValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+    return value
+
+
+def real_multiplier(input_scale, weight_scale, output_scale, *, derivation: str):
+    """Evaluate $M = S_x S_w / S_y$ (eq. (1)) the way a backend does. Offline code.
+
+    Args:
+        input_scale: $S_x$, a positive scalar (stored as float32).
+        weight_scale: $S_w$, a positive scalar or 1-D array (per output channel), float32.
+        output_scale: $S_y$, a positive scalar, float32.
+        derivation: One of :data:`DERIVATIONS` (table in the module docstring).
+
+    Returns:
+        An array of ``weight_scale``'s shape (0-d for a scalar): float32 for the ``f32_*``
+        derivations, float64 for ``f64_ab_div_c`` and ``f32_ab_then_f64_div``, and an object
+        array of :class:`fractions.Fraction` (exact) for ``"exact"``. Float results are
+        computed with one IEEE rounding per operation, as the C expression does.
+
+    Raises:
+        QuantizationValueError: a scale that is not finite and > 0 (in float32), an unknown
+            ``derivation``, or a non-scalar input/output scale.
+        QuantizationTypeError: a scale that is not a real number.
+    """
+    _check_name(derivation, "derivation", DERIVATIONS)
+    sx = V.as_scale(input_scale, "input_scale")
+    sw = V.as_scale(weight_scale, "weight_scale")
+    sy = V.as_scale(output_scale, "output_scale")
+    for arr, name in ((sx, "input_scale"), (sy, "output_scale")):
+        if arr.size != 1:
+            raise QuantizationValueError(f"{name} must be a scalar, got shape {arr.shape}")
+    if sw.ndim > 1:
+        raise QuantizationValueError(f"weight_scale must be a scalar or 1-D, got shape {sw.shape}")
+    a, c = _F32(sx.reshape(())), _F32(sy.reshape(()))
+    b = sw.astype(_F32)
+    with np.errstate(over="ignore", under="ignore"):
+        if derivation == "f32_ab_div_c":
+            return ((a * b).astype(_F32) / c).astype(_F32)
+        if derivation == "f64_ab_div_c":
+            return np.float64(a) * b.astype(np.float64) / np.float64(c)
+        if derivation == "f32_ba_times_recip_c":
+            return ((b * a).astype(_F32) * (_F32(1.0) / c)).astype(_F32)
+        if derivation == "f32_ab_then_f64_div":
+            return (a * b).astype(_F32).astype(np.float64) / np.float64(c)
+    out = np.empty(b.shape, dtype=object)  # "exact": Fraction of each float32's exact binary value
+    for idx in np.ndindex(b.shape):
+        out[idx] = Fraction(float(a)) * Fraction(float(b[idx])) / Fraction(float(c))
+    return out
+
+
+@dataclass(frozen=True)
+class RequantParams:
+    """What :func:`refquant.kernels.requant.requantize` needs besides the accumulators.
+
+    Attributes:
+        mode: A key of :data:`REQUANT_MODES`.
+        multiplier: For ``fixed_*`` modes the int32 ``quantized_multiplier`` $q$; for
+            ``float32_rne`` a float32; for ``float64_*`` a float64; for ``exact_rne`` an object
+            array of :class:`~fractions.Fraction`. Shape ``()`` or ``(C,)``.
+        shift: int32 array of the multiplier's shape for ``fixed_*`` modes (+ left, - right,
+            TFLite's convention), else ``None``.
+        real: The real multiplier before quantization (see :func:`real_multiplier`).
+    """
+
+    mode: str
+    multiplier: np.ndarray
+    shift: np.ndarray | None
+    real: np.ndarray
+
+
+def requant_params(input_scale, weight_scale, output_scale, *, mode=None, derivation=None, profile=None,
+                   single_rounding=None) -> RequantParams:
+    """Derive the requantization multiplier(s) for a mode. Offline code.
+
+    $M_c$ comes from :func:`real_multiplier`; then, by the kind of ``mode``:
+
+    * ``fixed_*``: $(q_c, \\text{shift}_c)$ = :func:`refquant.fixedpoint.quantize_multiplier`
+      $(M_c)$ (``single_rounding`` applies the shift-30 saturation of
+      ``TFLITE_SINGLE_ROUNDING`` builds);
+    * ``float32_rne``: $M_c$ as float32 (a float64 derivation is rounded once to float32);
+    * ``float64_rhaz`` / ``float64_rne``: $M_c$ as float64 (a float32 derivation widens exactly);
+    * ``exact_rne``: $M_c$ as an exact :class:`~fractions.Fraction` (a float derivation's exact value).
+
+    Args:
+        input_scale, weight_scale, output_scale: As in :func:`real_multiplier`.
+        mode: A key of :data:`REQUANT_MODES`; default ``profile.requant``.
+        derivation: A key of :data:`DERIVATIONS`; default ``profile.multiplier``.
+        profile: A :class:`refquant.profiles.Profile` or its name; supplies the defaults.
+        single_rounding: Default ``profile.single_rounding``, or ``True`` for ``fixed_single``.
+
+    Returns:
+        A :class:`RequantParams`.
+
+    Raises:
+        QuantizationValueError: neither an explicit value nor a profile for ``mode`` or
+            ``derivation``; unknown names; invalid scales.
+    """
+    prof = None
+    if profile is not None:
+        from ..profiles import get_profile  # local import: profiles is above kernels
+        prof = get_profile(profile)
+    mode = mode if mode is not None else (prof.requant if prof else None)
+    derivation = derivation if derivation is not None else (prof.multiplier if prof else None)
+    if mode is None or derivation is None:
+        raise QuantizationValueError("requant_params needs mode and derivation, or a profile that sets them")
+    _check_name(mode, "mode", REQUANT_MODES)
+    real = real_multiplier(input_scale, weight_scale, output_scale, derivation=derivation)
+    kind = REQUANT_MODES[mode]
+    if kind == "exact":
+        return RequantParams(mode, _as_fractions(real), None, real)
+    as_float = np.vectorize(float, otypes=[np.float64])(real) if derivation == "exact" else real
+    if kind == "float32":
+        return RequantParams(mode, np.asarray(as_float, dtype=_F32), None, real)
+    if kind == "float64":
+        return RequantParams(mode, np.asarray(as_float, dtype=np.float64), None, real)
+    if single_rounding is None:
+        single_rounding = mode == "fixed_single" or bool(prof and prof.single_rounding)
+    flat = np.asarray(as_float, dtype=np.float64).ravel()
+    qs = [quantize_multiplier(float(m), single_rounding=single_rounding) for m in flat]
+    shape = np.shape(as_float)
+    q = np.array([p[0] for p in qs], dtype=np.int32).reshape(shape)
+    s = np.array([p[1] for p in qs], dtype=np.int32).reshape(shape)
+    return RequantParams(mode, q, s, real)
+
+
+def _as_fractions(real) -> np.ndarray:
+    arr = np.asarray(real)
+    out = np.empty(arr.shape, dtype=object)
+    for idx in np.ndindex(arr.shape):
+        v = arr[idx]
+        out[idx] = v if isinstance(v, Fraction) else Fraction(float(v))
+    return out
+
+
+def _round_half_away_f32(v: np.float32) -> np.float32:
+    """C ``std::round(float)`` (``TfLiteRound``): exact RHAZ of a float32, as float32."""
+    t = np.trunc(v)
+    return _F32(t + np.copysign(_F32(1.0), v)) if abs(v - t) >= _F32(0.5) else _F32(t)
+
+
+def activation_range(activation, output_scale, output_zero_point, qmin: int, qmax: int) -> tuple[int, int]:
+    """The fused-activation clamp of a TFLite int8 op, ``tflite::CalculateActivationRangeQuantized``.
+
+    With $Q(f) = Z + \\mathrm{RHAZ}(f / S)$ (float32 division, ``std::round`` on the float,
+    as ``kernel_util.cc``'s ``Quantize``):
+
+    | activation | range |
+    |---|---|
+    | ``None`` / ``"NONE"`` | $[q_{min}, q_{max}]$ |
+    | ``"RELU"`` | $[\\max(q_{min}, Q(0)), q_{max}]$ |
+    | ``"RELU6"`` | $[\\max(q_{min}, Q(0)), \\min(q_{max}, Q(6))]$ |
+    | ``"RELU_N1_TO_1"`` | $[\\max(q_{min}, Q(-1)), \\min(q_{max}, Q(1))]$ |
+
+    Offline code. Note $Q(0) = Z$ exactly.
+
+    Args:
+        activation: ``None``, ``"NONE"``, ``"RELU"``, ``"RELU6"`` or ``"RELU_N1_TO_1"``.
+        output_scale: The output's scale (float32).
+        output_zero_point: The output's zero point (int).
+        qmin, qmax: The output format's range, e.g. ``(-128, 127)``.
+
+    Returns:
+        ``(act_min, act_max)`` as Python ints.
+
+    Raises:
+        QuantizationValueError: unknown activation, or $f/S$ beyond the int32 range (TFLite's
+            ``Quantize`` check fails, e.g. RELU6 with a scale of 1e-30).
+    """
+    _check_name(activation, "activation", _ACTIVATIONS)
+    scale = _F32(V.as_scale(output_scale, "output_scale").reshape(()))
+    zp = _as_int(output_zero_point, "output_zero_point")
+    qmin, qmax = _as_int(qmin, "qmin"), _as_int(qmax, "qmax")
+
+    def quantize(f: float) -> int:
+        with np.errstate(over="ignore"):
+            tmp = _round_half_away_f32(_F32(_F32(f) / scale))
+        if not -2.0 ** 31 <= float(tmp) <= 2.0 ** 31 - 1:
+            raise QuantizationValueError(
+                f"activation {activation}: {f} / output_scale = {float(tmp)} is outside the int32 range")
+        return zp + int(tmp)
+
+    if activation == "RELU":
+        return max(qmin, quantize(0.0)), qmax
+    if activation == "RELU6":
+        return max(qmin, quantize(0.0)), min(qmax, quantize(6.0))
+    if activation == "RELU_N1_TO_1":
+        return max(qmin, quantize(-1.0)), min(qmax, quantize(1.0))
+    return qmin, qmax
+
+
+def _as_int(v, name: str) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
+        arr = np.asarray(v)
+        if arr.shape == () and arr.dtype.kind in "iu":
+            return int(arr)
+        raise QuantizationTypeError(f"{name} must be an integer, got {v!r}")
+    return int(v)
+
+
+def quantize_bias_runtime(bias, input_scale, weight_scale) -> np.ndarray:
+    """Quantize a float bias to int32 at run time as PyTorch's qnnpack engine does.
+
+    $$ b_q = \\mathrm{RNE}\\big(b \\cdot \\mathrm{fl}(1 / \\mathrm{fl}(S_w S_x))\\big) $$
+
+    all in float32: the product $S_w S_x$, its reciprocal ``1.f / (w_s * in_s)`` and the
+    product with the bias each round once; ``rint`` (RNE). Values past int32 saturate,
+    NaN gives INT32_MIN (the qint32 quantizer's behaviour, backends.md §3.1). Matched
+    ``nnq.Linear`` on the qnnpack engine in backends.md §3.5 [EMP there, not re-run here].
+    The result is added to the int32 accumulator like any int32 bias
+    (:func:`refquant.kernels.requant.add_bias`).
+
+    Args:
+        bias: float array ``(C,)`` (cast to float32, as PyTorch stores it).
+        input_scale: $S_x$, scalar.
+        weight_scale: $S_w$, scalar or ``(C,)``.
+
+    Returns:
+        int32 array of the broadcast shape of ``bias`` and ``weight_scale``.
+    """
+    b = V.as_float_array(bias, "bias").astype(_F32)
+    sx = _F32(V.as_scale(input_scale, "input_scale").reshape(()))
+    sw = V.as_scale(weight_scale, "weight_scale").astype(_F32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        inv = (_F32(1.0) / (sw * sx).astype(_F32)).astype(_F32)
+        v = np.rint((b * inv).astype(_F32)).astype(np.float64)  # RNE
+    nan = np.isnan(v)
+    q = np.clip(np.where(nan, 0.0, v), -2.0 ** 31, 2.0 ** 31 - 1).astype(np.int64)
+    return np.where(nan, -(2 ** 31), q).astype(np.int32)
