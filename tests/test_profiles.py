@@ -99,7 +99,8 @@ def test_with_isa_leaves_other_profiles(name):
 def test_quantize_choices_match_backends_table():
     q = {n: PROFILES[n].quantize for n in PROFILES}
     assert q["onnx"] == QuantizeSpec()
-    assert (q["onnxruntime"].division, q["onnxruntime"].clamp, q["onnxruntime"].nan) == ("divide", "before_round", "qmin")
+    ort = q["onnxruntime"]
+    assert (ort.division, ort.clamp, ort.nan) == ("divide", "before_round", "qmin")
     assert (q["tflite_reference"].rounding, q["tflite_reference"].division) == ("half_away_from_zero", "divide")
     assert q["tflite_reference"].overflow == "int_cast"
     assert (q["tflite_xnnpack"].division, q["tflite_xnnpack"].nan) == ("multiply_reciprocal", "qmax")

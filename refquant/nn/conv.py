@@ -35,7 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import QuantizationValueError, ShapeError
 from ._checks import as_float_dtype, as_input, as_int, as_pair, as_padding
-from .depthwise import JIT_ENABLED, depthwise_backward_numba, depthwise_forward_numba
+from .conv_numba import JIT_ENABLED, col2im_numba, depthwise_backward_numba, depthwise_forward_numba, im2col_numba
 from .init import as_rng, uniform_fan_in
 from .module import Module, Parameter
 from .transforms import apply_weight_transform, weight_grad
@@ -240,13 +240,14 @@ class Conv2d(Module):
                              f"than the dilated kernel {(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}")
         xp = pad2d(x, self.padding)
         if self.groups == self.in_channels:  # depthwise: tap-by-tap is faster than im2col here
-            fwd = depthwise_forward_numba if JIT_ENABLED else depthwise_forward  # same bits (refquant.nn.depthwise)
+            fwd = depthwise_forward_numba if JIT_ENABLED else depthwise_forward  # same bits (refquant.nn.conv_numba)
             y = fwd(xp, w, (ho, wo), self.stride, self.dilation)
             if self.bias is not None:
                 y += self.bias.value[:, None, None]
             self._cache = ("depthwise", xp, w, bwd)
             return y
-        cols = im2col(xp, self.kernel_size, self.stride, self.dilation, self.groups)  # (G, K, N·Ho·Wo)
+        gather = im2col_numba if JIT_ENABLED else im2col  # same bits (refquant.nn.conv_numba)
+        cols = gather(xp, self.kernel_size, self.stride, self.dilation, self.groups)  # (G, K, N·Ho·Wo)
         wg = w.reshape(self.groups, self.out_channels // self.groups, -1)  # (G, O_g, K)
         y = np.matmul(wg, cols)  # (G, O_g, N·Ho·Wo)
         y = y.reshape(self.out_channels, n, ho, wo).transpose(1, 0, 2, 3)  # (N, O, Ho, Wo)
@@ -270,7 +271,8 @@ class Conv2d(Module):
         if self.bias is not None:
             self.bias.accumulate(g.sum(axis=(0, 2, 3)))
         gcols = np.matmul(wg.transpose(0, 2, 1), gm)  # (G, K, N·Ho·Wo)
-        gxp = col2im(gcols, padded_shape, (ho, wo), self.kernel_size, self.stride, self.dilation, self.groups)
+        scatter = col2im_numba if JIT_ENABLED else col2im  # same bits (refquant.nn.conv_numba)
+        gxp = scatter(gcols, padded_shape, (ho, wo), self.kernel_size, self.stride, self.dilation, self.groups)
         return self._unpad(gxp)
 
     def _backward_depthwise(self, grad_out, xp, w, bwd):

@@ -79,7 +79,7 @@ class MaxPool2d(_Pool2d):
             v = window_tap(xp, i, j, out_hw, self.stride, self.dilation)
             better = v > y  # strict: the first maximum wins ties
             np.copyto(y, v, where=better)
-            arg[better] = t
+            np.copyto(arg, t, where=better)  # (not arg[better] = t: boolean indexing is far slower)
         self._cache = (xp.shape, xp.dtype, out_hw, arg)
         return y
 
