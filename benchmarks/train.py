@@ -48,6 +48,7 @@ def _load_training_script():
     path = Path(__file__).resolve().parent / "train_reference_models.py"
     spec = importlib.util.spec_from_file_location("train_reference_models", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

@@ -87,8 +87,8 @@ def build_cnn(*, rng=0) -> nn.Sequential:
 
 
 def _basic_block(cin: int, cout: int, stride: int, g: np.random.Generator) -> nn.Residual:
-    """ResNet basic block: $\\mathrm{ReLU}(\\mathrm{BN}(\\mathrm{conv}(\\mathrm{ReLU}(\\mathrm{BN}(\\mathrm{conv}(x))))) + s(x))$,
-    with $s$ the identity, or a strided 1×1 conv + BN when the shape changes."""
+    """ResNet basic block: $y = \\mathrm{ReLU}(B(x) + s(x))$ with
+    $B$ = conv–BN–ReLU–conv–BN and $s$ the identity, or a strided 1×1 conv + BN when the shape changes."""
     body = nn.Sequential(*_conv_bn(cin, cout, 3, g, stride=stride), *_conv_bn(cout, cout, 3, g, act=None))
     shortcut = None
     if stride != 1 or cin != cout:

@@ -43,7 +43,6 @@ __all__ = [
     "real_multiplier",
     "requant_params",
     "activation_range",
-    "quantize_bias_runtime",
 ]
 
 DERIVATIONS = ("f32_ab_div_c", "f64_ab_div_c", "f32_ba_times_recip_c", "f32_ab_then_f64_div", "exact")
@@ -256,34 +255,3 @@ def _as_int(v, name: str) -> int:
             return int(arr)
         raise QuantizationTypeError(f"{name} must be an integer, got {v!r}")
     return int(v)
-
-
-def quantize_bias_runtime(bias, input_scale, weight_scale) -> np.ndarray:
-    """Quantize a float bias to int32 at run time as PyTorch's qnnpack engine does.
-
-    $$ b_q = \\mathrm{RNE}\\big(b \\cdot \\mathrm{fl}(1 / \\mathrm{fl}(S_w S_x))\\big) $$
-
-    all in float32: the product $S_w S_x$, its reciprocal ``1.f / (w_s * in_s)`` and the
-    product with the bias each round once; ``rint`` (RNE). Values past int32 saturate,
-    NaN gives INT32_MIN (the qint32 quantizer's behaviour, backends.md §3.1). Matched
-    ``nnq.Linear`` on the qnnpack engine in backends.md §3.5 [EMP there, not re-run here].
-    The result is added to the int32 accumulator like any int32 bias
-    (:func:`refquant.kernels.requant.add_bias`).
-
-    Args:
-        bias: float array ``(C,)`` (cast to float32, as PyTorch stores it).
-        input_scale: $S_x$, scalar.
-        weight_scale: $S_w$, scalar or ``(C,)``.
-
-    Returns:
-        int32 array of the broadcast shape of ``bias`` and ``weight_scale``.
-    """
-    b = V.as_float_array(bias, "bias").astype(_F32)
-    sx = _F32(V.as_scale(input_scale, "input_scale").reshape(()))
-    sw = V.as_scale(weight_scale, "weight_scale").astype(_F32)
-    with np.errstate(over="ignore", invalid="ignore"):
-        inv = (_F32(1.0) / (sw * sx).astype(_F32)).astype(_F32)
-        v = np.rint((b * inv).astype(_F32)).astype(np.float64)  # RNE
-    nan = np.isnan(v)
-    q = np.clip(np.where(nan, 0.0, v), -2.0 ** 31, 2.0 ** 31 - 1).astype(np.int64)
-    return np.where(nan, -(2 ** 31), q).astype(np.int32)

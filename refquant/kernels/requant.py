@@ -43,7 +43,7 @@ import numpy as np
 
 from .. import fixedpoint as fp
 from ..dtypes import get_format
-from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from ..fixedpoint import (
     mbqm_double_scalar,
     mbqm_double_up_scalar,
@@ -52,15 +52,12 @@ from ..fixedpoint import (
     mbqm_single_scalar,
 )
 from ..rounding import round_half_away_from_zero
-from ._checks import check_on_overflow, finish_int64
+from ._exact import exact_kernel, exact_parts
 from .multiplier import REQUANT_MODES
 
 __all__ = [
     "requantize_reference",
     "requantize",
-    "add_bias",
-    "float_bias_accumulator",
-    "add_zero_point_sat16",
 ]
 
 _VARIANT = {"fixed_double": "double", "fixed_single": "single", "fixed_double_up": "double_up",
@@ -68,7 +65,6 @@ _VARIANT = {"fixed_double": "double", "fixed_single": "single", "fixed_double_up
 _VARIANT_CODE = {"double": 0, "single": 1, "double_up": 2, "ruy_avx2": 3, "int64_reduced16": 4}
 _OUT_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32)
 _I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
-_SAT = 2 ** 38  # |acc * M| beyond this saturates any 8/16-bit output (exact_rne fast path)
 
 
 # --------------------------------------------------------------------------- validation
@@ -203,26 +199,6 @@ def _resolve_dtype(dtype, qmin: int, qmax: int):
     return fmt.dtype.type
 
 
-def _exact_parts(m: np.ndarray):
-    """Fractions -> (N, D, E, M64) with M = N * 2^E / D, N and D odd (Numba kernel's form)."""
-    n, d, e = (np.empty(m.shape, np.int64) for _ in range(3))
-    m64 = np.empty(m.shape, np.float64)
-    for i, fr in enumerate(m):
-        num, den, ex = fr.numerator, fr.denominator, 0
-        while num % 2 == 0:
-            num //= 2
-            ex += 1
-        while den % 2 == 0:
-            den //= 2
-            ex -= 1
-        if num >= 2 ** 48 or den >= 2 ** 24:
-            raise UnsupportedError(
-                f"multiplier {fr} has an odd numerator >= 2^48 or denominator >= 2^24; the Numba kernel handles "
-                "products of float32 scales only, use requantize_reference")
-        n[i], d[i], e[i], m64[i] = num, den, ex, float(fr)
-    return n, d, e, m64
-
-
 # --------------------------------------------------------------------------- NumPy reference
 
 
@@ -351,75 +327,6 @@ def _float64_kernel(acc, m, zp, lo, hi, rhaz, zp_before):
     return out
 
 
-@numba.njit(cache=True)
-def _exact_rne_scalar(acc, n, d, e, m64):
-    """RNE(acc * n * 2^e / d) exactly (n < 2^48, d < 2^24 odd); saturates at +-2^38."""
-    if acc == 0:
-        return np.int64(0)
-    a = np.int64(abs(acc))
-    sign = np.int64(1) if acc > 0 else np.int64(-1)
-    if np.float64(a) * m64 > 274877906944.0:  # 2^38: saturated whatever the rounding
-        return sign * np.int64(274877906944)
-    up = False
-    tie = False
-    if e >= 0:
-        x = (a * n) << e  # < 2^63 by the saturation test
-        q0 = x // d
-        rem2 = np.int64(2) * (x - q0 * d)
-        up = rem2 > d
-        tie = rem2 == d
-    else:
-        k = -e
-        n1 = n >> np.int64(32)
-        n0 = n & np.int64(0xFFFFFFFF)
-        low = a * n0  # < 2^63
-        p_hi = a * n1 + (low >> np.int64(32))  # P = p_hi * 2^32 + p_lo, p_hi < 2^49
-        p_lo = low & np.int64(0xFFFFFFFF)
-        if k < 32:
-            s = (p_hi << (32 - k)) | (p_lo >> k)
-            r_k = p_lo & ((np.int64(1) << k) - np.int64(1))
-            half = np.int64(1) << (k - 1)
-            cmp = 1 if r_k > half else (0 if r_k == half else -1)
-            nonzero = r_k != 0
-        elif k == 32:
-            s = p_hi
-            cmp = 1 if p_lo > 2147483648 else (0 if p_lo == 2147483648 else -1)
-            nonzero = p_lo != 0
-        elif k - 33 >= 62:
-            s = np.int64(0)
-            cmp = -1
-            nonzero = (p_hi | p_lo) != 0
-        else:
-            s = p_hi >> (k - 32)
-            bit = (p_hi >> (k - 33)) & np.int64(1)
-            below = ((p_hi & ((np.int64(1) << (k - 33)) - np.int64(1))) | p_lo) != 0
-            cmp = -1 if bit == 0 else (1 if below else 0)
-            nonzero = bit != 0 or below
-        q0 = s // d
-        u = np.int64(2) * (s - q0 * d) - d
-        if u > 0:
-            up = True
-        elif u == 0:
-            up = nonzero
-            tie = not nonzero
-        elif u == -1:
-            up = cmp > 0
-            tie = cmp == 0
-    if tie:
-        up = (q0 & np.int64(1)) == 1
-    return sign * (q0 + (np.int64(1) if up else np.int64(0)))
-
-
-@numba.njit(cache=True)
-def _exact_kernel(acc, n, d, e, m64, zp, lo, hi):
-    out = np.empty(acc.shape, np.int64)
-    for i in range(acc.shape[0]):
-        for c in range(acc.shape[1]):
-            r = _exact_rne_scalar(acc[i, c], n[c], d[c], e[c], m64[c])
-            out[i, c] = min(max(r + zp[c], lo), hi)
-    return out
-
-
 def requantize(acc, multiplier, output_zero_point, qmin, qmax, *, mode, shift=None, axis=-1, dtype=None,
                zero_point_before_round=None):
     """Requantize accumulators, eq. (1): the Numba kernel. Same arguments and result as
@@ -442,118 +349,6 @@ def requantize(acc, multiplier, output_zero_point, qmin, qmax, *, mode, shift=No
         zp_before = zero_point_before_round is None or bool(zero_point_before_round)
         out = _float64_kernel(a.astype(np.int64), m, zp, lo, hi, mode == "float64_rhaz", zp_before)
     else:
-        n, d, e, m64 = _exact_parts(m)
-        out = _exact_kernel(a.astype(np.int64), n, d, e, m64, zp, lo, hi)
+        n, d, e, m64 = exact_parts(m)
+        out = exact_kernel(a.astype(np.int64), n, d, e, m64, zp, lo, hi)
     return p["restore"](out.astype(p["dtype"]))
-
-
-# --------------------------------------------------------------------------- bias and zero-point helpers
-
-
-def add_bias(acc, bias, *, axis=-1, on_overflow="warn"):
-    """$\\mathrm{acc} + b_c$: an int32 bias added to int32 accumulators (ONNX, TFLite, qnnpack).
-
-    The sum is formed exactly; a result outside int32 follows the kernels' overflow rule
-    (``on_overflow="warn"``: warn and return the wrapped value; ``"raise"``; see ``_checks``).
-
-    Args:
-        acc: int32 array.
-        bias: int32 scalar or ``(C,)`` along ``axis``.
-        axis: Channel axis of ``acc`` for a 1-D bias.
-        on_overflow: ``"warn"`` or ``"raise"``.
-
-    Returns:
-        int32 array of ``acc``'s shape.
-    """
-    a = np.asarray(acc)
-    b = np.asarray(bias)
-    for arr, name in ((a, "acc"), (b, "bias")):
-        if arr.dtype.kind not in "iu":
-            raise QuantizationTypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
-        if arr.size and (arr.min() < _I32_MIN or arr.max() > _I32_MAX):
-            raise QuantizationValueError(f"{name} must hold int32 values, got {int(arr.max())}")
-    check_on_overflow(on_overflow)
-    if b.ndim > 1:
-        raise ShapeError(f"bias must be a scalar or 1-D, got shape {b.shape}")
-    if b.ndim == 1 and b.size != 1:
-        if a.ndim == 0 or not -a.ndim <= axis < a.ndim or a.shape[axis] != b.size:
-            raise ShapeError(f"bias must have acc.shape[axis] elements, got {b.size} for acc shape {a.shape}")
-        shape = [1] * a.ndim
-        shape[axis] = b.size
-        b = b.reshape(shape)
-    s = a.astype(np.int64) + b.astype(np.int64).reshape(b.shape if b.ndim != 1 or b.size != 1 else ())
-    return finish_int64(s, "exact", on_overflow, "add_bias")
-
-
-def float_bias_accumulator(acc, bias, act_times_w_scale, *, axis=-1, reciprocal=False):
-    """fbgemm's float bias: $\\mathrm{fl}(\\mathrm{fl}(\\mathrm{acc}) + \\mathrm{fl}(b_c / (S_x S_w[c])))$.
-
-    The result (float32) is then passed to :func:`requantize` with ``mode="float32_rne"`` and
-    the float32 output multiplier (``act_times_w_scale / output_scale``), which reproduces fbgemm's
-    ``lrintf(raw_f * output_multiplier) + zp`` (backends.md §3.4). ``reciprocal=True`` is the
-    AVX2 per-*tensor* path: ``bias * (float)(1.0 / (double)act_times_w_scale)``.
-
-    Args:
-        acc: int32 array (``raw``, zero-point corrections already applied).
-        bias: float array ``(C,)`` or scalar (float32, as PyTorch stores it).
-        act_times_w_scale: ``(float)in_scale * w_scale[c]`` as float32, scalar or ``(C,)``.
-        axis: Channel axis of ``acc``.
-        reciprocal: See above.
-
-    Returns:
-        float32 array of ``acc``'s shape.
-    """
-    a = np.asarray(acc)
-    if a.dtype.kind not in "iu":
-        raise QuantizationTypeError(f"acc must be an integer array, got dtype {a.dtype}")
-    b = np.asarray(bias, dtype=np.float32)
-    s = np.asarray(act_times_w_scale, dtype=np.float32)
-    if s.size and (not np.all(np.isfinite(s)) or np.any(s <= 0)):
-        raise QuantizationValueError("act_times_w_scale must be finite and > 0")
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if reciprocal:
-            term = (b * (1.0 / s.astype(np.float64)).astype(np.float32)).astype(np.float32)
-        else:
-            term = (b / s).astype(np.float32)
-    term = np.asarray(term)
-    if term.ndim == 1 and term.size > 1:
-        if a.ndim == 0 or a.shape[axis] != term.size:
-            raise ShapeError(f"bias / act_times_w_scale must have acc.shape[axis] elements, got {term.size}")
-        shape = [1] * a.ndim
-        shape[axis] = term.size
-        term = term.reshape(shape)
-    elif term.size == 1:
-        term = term.reshape(())
-    return (a.astype(np.float32) + term).astype(np.float32)
-
-
-def add_zero_point_sat16(r, output_zero_point, dtype, qmin=None, qmax=None):
-    """qnnpack's output stage: ``packs_epi32`` (int16 saturation), ``adds_epi16(zp)`` (saturating),
-    ``packus_epi16``/``packs_epi16`` (8-bit saturation), then ``min``/``max`` with the output range.
-
-    $$ y = \\operatorname{clamp}\\big(\\mathrm{sat}_8(\\mathrm{sat}_{16}(\\mathrm{sat}_{16}(r) + Z_y)),\\;
-    q_{min}, q_{max}\\big) $$
-
-    For 8-bit outputs and $Z_y$ in the format's range this always equals the plain
-    $\\operatorname{clamp}(r + Z_y)$ (a saturated int16 is still beyond every 8-bit bound with the
-    same sign); it is kept as the transcription of PyTorch ``q8gemm/4x4c2-sse2.c`` and tested.
-
-    Args:
-        r: Rounded, not yet offset integers (int32 array).
-        output_zero_point: $Z_y$ (int).
-        dtype: ``"uint8"`` or ``"int8"``.
-        qmin, qmax: Output range (default the dtype's).
-
-    Returns:
-        Array of ``dtype``.
-    """
-    fmt = get_format(dtype, name="dtype")
-    if fmt.name not in ("uint8", "int8"):
-        raise QuantizationValueError(f"dtype must be uint8 or int8, got {fmt.name}")
-    zp = _int_scalar(output_zero_point, "output_zero_point")
-    lo = fmt.qmin if qmin is None else _int_scalar(qmin, "qmin")
-    hi = fmt.qmax if qmax is None else _int_scalar(qmax, "qmax")
-    v = np.clip(np.asarray(r, np.int64), -32768, 32767)  # packs_epi32
-    v = np.clip(v + zp, -32768, 32767)  # adds_epi16
-    v = np.clip(v, fmt.qmin, fmt.qmax)  # packus_epi16 / packs_epi16
-    return np.clip(v, lo, hi).astype(fmt.dtype)

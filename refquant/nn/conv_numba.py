@@ -127,11 +127,33 @@ def _forward(xp, w, sh, sw, dh, dw, y):
     """Eq. (1) into ``y`` (N, C·M, Ho, Wo), which must hold zeros: ``xp`` (N, C, Hp, Wp) padded.
 
     Per output element the taps are added in row-major $(i, j)$ order, as the NumPy twin does.
+    With stride 1 each tap is one contiguous run of the flattened padded plane (the
+    "flat-grid" form of the twin): the sums are formed on the padded grid, positions
+    $p = h W_p + w$, and the $W_p - W_o$ extra columns of each row are dropped. Long
+    contiguous runs vectorize; rows of 4 or 8 outputs barely do.
     """
-    n_img, c = xp.shape[0], xp.shape[1]
+    n_img, c, hp, wp = xp.shape
     o_ch, kh, kw = w.shape[0], w.shape[2], w.shape[3]
     ho, wo = y.shape[2], y.shape[3]
     m = o_ch // c
+    if sh == 1 and sw == 1:
+        span = _u((ho - 1) * wp + wo)  # flat positions from (0, 0) to (Ho-1, Wo-1)
+        acc = np.empty(ho * wp, dtype=y.dtype)
+        for n in range(n_img):
+            for o in range(o_ch):
+                flat = xp[n, o // m].reshape(hp * wp)
+                acc[:] = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        wv = w[o, 0, i, j]
+                        off = _u(i * dh * wp + j * dw)
+                        for p in range(span):
+                            acc[p] += wv * flat[p + off]
+                out = y[n, o]
+                for h in range(_u(ho)):
+                    for q in range(_u(wo)):
+                        out[h, q] = acc[h * _u(wp) + q]
+        return
     for n in range(n_img):
         for o in range(o_ch):
             plane = xp[n, o // m]
@@ -142,26 +164,46 @@ def _forward(xp, w, sh, sw, dh, dw, y):
                     for j in range(_u(kw)):
                         wv = w[o, 0, i, j]
                         off = j * _u(dw)
-                        if sw == 1:  # contiguous: the loop LLVM vectorizes
-                            for q in range(_u(wo)):
-                                out[h, q] += wv * src[q + off]
-                        else:
-                            for q in range(_u(wo)):
-                                out[h, q] += wv * src[q * _u(sw) + off]
+                        for q in range(_u(wo)):
+                            out[h, q] += wv * src[q * _u(sw) + off]
 
 
 @numba.njit(cache=True)
 def _backward(g, xp, w, sh, sw, dh, dw, need_w, gxp, gw_part):
     """Adjoint of :func:`_forward`: adds $\\partial L/\\partial \\tilde x$ into ``gxp`` (zeros,
-    shape of ``xp``) and, if ``need_w``, the partial sums of $\\partial L/\\partial W$ into
-    ``gw_part`` (zeros, (C·M, kH, kW, Wo)), one per output column $q$ so that the inner loop
-    is elementwise and vectorizes; the caller sums them over $q$.
+    shape of ``xp``) and, if ``need_w``, partial sums of $\\partial L/\\partial W$ into
+    ``gw_part`` (zeros, (C·M, kH, kW, L)), one per position of the inner loop so that the
+    loop is elementwise and vectorizes; the caller sums them over the last axis.
 
-    Per input element the taps are added in $(i, j)$ order, as the NumPy twin does."""
-    n_img, c = xp.shape[0], xp.shape[1]
+    Per input element the taps are added in $(i, j)$ order, as the NumPy twin does; with
+    stride 1 on the flat padded grid, the gradient being zero on the extra columns (as the
+    twin's ``gfull``)."""
+    n_img, c, hp, wp = xp.shape
     o_ch, kh, kw = w.shape[0], w.shape[2], w.shape[3]
     ho, wo = g.shape[2], g.shape[3]
     m = o_ch // c
+    if sh == 1 and sw == 1:
+        span = _u((ho - 1) * wp + wo)
+        gfull = np.zeros(ho * wp, dtype=g.dtype)  # G on the padded grid, 0 on the extra columns
+        for n in range(n_img):
+            for o in range(o_ch):
+                flat = xp[n, o // m].reshape(hp * wp)
+                gflat = gxp[n, o // m].reshape(hp * wp)
+                go = g[n, o]
+                for h in range(_u(ho)):
+                    for q in range(_u(wo)):
+                        gfull[h * _u(wp) + q] = go[h, q]
+                for i in range(kh):
+                    for j in range(kw):
+                        wv = w[o, 0, i, j]
+                        off = _u(i * dh * wp + j * dw)
+                        for p in range(span):
+                            gflat[p + off] += gfull[p] * wv
+                        if need_w:
+                            part = gw_part[o, i, j]
+                            for p in range(span):
+                                part[p] += gfull[p] * flat[p + off]
+        return
     for n in range(n_img):
         for o in range(o_ch):
             plane = xp[n, o // m]
@@ -177,18 +219,11 @@ def _backward(g, xp, w, sh, sw, dh, dw, need_w, gxp, gw_part):
                         src = plane[row]
                         dst = gplane[row]
                         grow = go[h]
-                        if sw == 1:  # contiguous: the loops LLVM vectorizes
+                        for q in range(_u(wo)):
+                            dst[q * _u(sw) + off] += grow[q] * wv
+                        if need_w:
                             for q in range(_u(wo)):
-                                dst[q + off] += grow[q] * wv
-                            if need_w:
-                                for q in range(_u(wo)):
-                                    part[q] += grow[q] * src[q + off]
-                        else:
-                            for q in range(_u(wo)):
-                                dst[q * _u(sw) + off] += grow[q] * wv
-                            if need_w:
-                                for q in range(_u(wo)):
-                                    part[q] += grow[q] * src[q * _u(sw) + off]
+                                part[q] += grow[q] * src[q * _u(sw) + off]
 
 
 def depthwise_forward_numba(xp: np.ndarray, w: np.ndarray, out_hw, stride, dilation) -> np.ndarray:
@@ -204,7 +239,8 @@ def depthwise_forward_numba(xp: np.ndarray, w: np.ndarray, out_hw, stride, dilat
         (N, C·M, Ho, Wo) in ``w``'s dtype, no bias.
     """
     y = np.zeros((xp.shape[0], w.shape[0], out_hw[0], out_hw[1]), dtype=w.dtype)  # (N, C·M, Ho, Wo)
-    _forward(xp.astype(w.dtype, copy=False), w, stride[0], stride[1], dilation[0], dilation[1], y)
+    xp = np.ascontiguousarray(xp, dtype=w.dtype)
+    _forward(xp, np.ascontiguousarray(w), stride[0], stride[1], dilation[0], dilation[1], y)
     return y
 
 
@@ -215,10 +251,12 @@ def depthwise_backward_numba(g: np.ndarray, xp: np.ndarray, w: np.ndarray, strid
     """
     dtype = np.result_type(xp.dtype, g.dtype, w.dtype)
     gxp = np.zeros(xp.shape, dtype=dtype)  # (N, C, Hp, Wp)
-    wo = g.shape[3]
-    part = np.zeros((w.shape[0], w.shape[2], w.shape[3], wo if need_w else 1), dtype=dtype)  # (C·M, kH, kW, Wo)
-    _backward(g.astype(dtype, copy=False), xp.astype(dtype, copy=False), w.astype(dtype, copy=False),
-              stride[0], stride[1], dilation[0], dilation[1], bool(need_w), gxp, part)
+    ho, wo = g.shape[2], g.shape[3]
+    inner = (ho - 1) * xp.shape[3] + wo if tuple(stride) == (1, 1) else wo  # length of the vectorized loop
+    part = np.zeros((w.shape[0], w.shape[2], w.shape[3], inner if need_w else 1), dtype=dtype)  # (C·M, kH, kW, L)
+    _backward(np.ascontiguousarray(g, dtype=dtype), np.ascontiguousarray(xp, dtype=dtype),
+              np.ascontiguousarray(w, dtype=dtype), stride[0], stride[1], dilation[0], dilation[1], bool(need_w),
+              gxp, part)
     if not need_w:
         return gxp, None
     gw = part.sum(axis=3).reshape(w.shape).astype(w.dtype, copy=False)  # (C·M, 1, kH, kW)

@@ -87,7 +87,9 @@ class _BatchNorm(Module):
         a = invstd if self.weight is None else self.weight.value * invstd
         shift = -self.running_mean * a if self.weight is None else self.bias.value - self.running_mean * a
         self._cache = (None, x, invstd, axes, bshape, m, False)
-        return x * a.reshape(bshape) + shift.reshape(bshape)
+        y = x * a.reshape(bshape)
+        y += shift.reshape(bshape)  # in place: same bits as x·a + shift, one temporary fewer
+        return y
 
     def backward(self, grad_out):
         xhat, x, invstd, axes, bshape, m, training = self._cached()
