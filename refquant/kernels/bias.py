@@ -1,0 +1,175 @@
+r"""Bias handling of quantized linear layers, per a profile's ``bias`` field (runtime helpers).
+
+| ``Profile.bias`` | what happens to a bias $b_c$ | function |
+|---|---|---|
+| ``"int32"`` | an int32 $b_q$ (scale $S_x S_w[c]$, zero point 0) is added to the accumulator | :func:`add_bias` |
+| ``"float_over_act_times_w_scale"`` | fbgemm: the float bias joins the float-converted accumulator as $b_c / (S_x S_w[c])$ | :func:`float_bias_accumulator` |
+| ``"runtime_quantized"`` | qnnpack: quantized at run time to int32, then added | :func:`quantize_bias_runtime`, :func:`add_bias` |
+
+Also qnnpack's output stage with its int16-saturating zero-point add
+(:func:`add_zero_point_sat16`). The requantization itself is :mod:`.requant`.
+
+Added in 0.1.0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validate as V
+from ..dtypes import get_format
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
+from ._checks import check_on_overflow, finish_int64
+
+__all__ = ["add_bias", "float_bias_accumulator", "quantize_bias_runtime", "add_zero_point_sat16"]
+
+_I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
+_F32 = np.float32
+
+
+def _int_scalar(v, name: str) -> int:
+    arr = np.asarray(v)
+    if arr.shape != () or arr.dtype.kind not in "iu" or isinstance(v, (bool, np.bool_)):
+        raise QuantizationTypeError(f"{name} must be an integer scalar, got {v!r}")
+    return int(arr)
+
+
+
+def add_bias(acc, bias, *, axis=-1, on_overflow="warn"):
+    """$\\mathrm{acc} + b_c$: an int32 bias added to int32 accumulators (ONNX, TFLite, qnnpack).
+
+    The sum is formed exactly; a result outside int32 follows the kernels' overflow rule
+    (``on_overflow="warn"``: warn and return the wrapped value; ``"raise"``; see ``_checks``).
+
+    Args:
+        acc: int32 array.
+        bias: int32 scalar or ``(C,)`` along ``axis``.
+        axis: Channel axis of ``acc`` for a 1-D bias.
+        on_overflow: ``"warn"`` or ``"raise"``.
+
+    Returns:
+        int32 array of ``acc``'s shape.
+    """
+    a = np.asarray(acc)
+    b = np.asarray(bias)
+    for arr, name in ((a, "acc"), (b, "bias")):
+        if arr.dtype.kind not in "iu":
+            raise QuantizationTypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+        if arr.size and (arr.min() < _I32_MIN or arr.max() > _I32_MAX):
+            raise QuantizationValueError(f"{name} must hold int32 values, got {int(arr.max())}")
+    check_on_overflow(on_overflow)
+    if b.ndim > 1:
+        raise ShapeError(f"bias must be a scalar or 1-D, got shape {b.shape}")
+    if b.ndim == 1 and b.size != 1:
+        if a.ndim == 0 or not -a.ndim <= axis < a.ndim or a.shape[axis] != b.size:
+            raise ShapeError(f"bias must have acc.shape[axis] elements, got {b.size} for acc shape {a.shape}")
+        shape = [1] * a.ndim
+        shape[axis] = b.size
+        b = b.reshape(shape)
+    s = a.astype(np.int64) + b.astype(np.int64).reshape(b.shape if b.ndim != 1 or b.size != 1 else ())
+    return finish_int64(s, "exact", on_overflow, "add_bias")
+
+
+def float_bias_accumulator(acc, bias, act_times_w_scale, *, axis=-1, reciprocal=False):
+    """fbgemm's float bias: $\\mathrm{fl}(\\mathrm{fl}(\\mathrm{acc}) + \\mathrm{fl}(b_c / (S_x S_w[c])))$.
+
+    The result (float32) is then passed to :func:`requantize` with ``mode="float32_rne"`` and
+    the float32 output multiplier (``act_times_w_scale / output_scale``), which reproduces fbgemm's
+    ``lrintf(raw_f * output_multiplier) + zp`` (backends.md §3.4). ``reciprocal=True`` is the
+    AVX2 per-*tensor* path: ``bias * (float)(1.0 / (double)act_times_w_scale)``.
+
+    Args:
+        acc: int32 array (``raw``, zero-point corrections already applied).
+        bias: float array ``(C,)`` or scalar (float32, as PyTorch stores it).
+        act_times_w_scale: ``(float)in_scale * w_scale[c]`` as float32, scalar or ``(C,)``.
+        axis: Channel axis of ``acc``.
+        reciprocal: See above.
+
+    Returns:
+        float32 array of ``acc``'s shape.
+    """
+    a = np.asarray(acc)
+    if a.dtype.kind not in "iu":
+        raise QuantizationTypeError(f"acc must be an integer array, got dtype {a.dtype}")
+    b = np.asarray(bias, dtype=np.float32)
+    s = np.asarray(act_times_w_scale, dtype=np.float32)
+    if s.size and (not np.all(np.isfinite(s)) or np.any(s <= 0)):
+        raise QuantizationValueError("act_times_w_scale must be finite and > 0")
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if reciprocal:
+            term = (b * (1.0 / s.astype(np.float64)).astype(np.float32)).astype(np.float32)
+        else:
+            term = (b / s).astype(np.float32)
+    term = np.asarray(term)
+    if term.ndim == 1 and term.size > 1:
+        if a.ndim == 0 or a.shape[axis] != term.size:
+            raise ShapeError(f"bias / act_times_w_scale must have acc.shape[axis] elements, got {term.size}")
+        shape = [1] * a.ndim
+        shape[axis] = term.size
+        term = term.reshape(shape)
+    elif term.size == 1:
+        term = term.reshape(())
+    return (a.astype(np.float32) + term).astype(np.float32)
+
+
+def add_zero_point_sat16(r, output_zero_point, dtype, qmin=None, qmax=None):
+    """qnnpack's output stage: ``packs_epi32`` (int16 saturation), ``adds_epi16(zp)`` (saturating),
+    ``packus_epi16``/``packs_epi16`` (8-bit saturation), then ``min``/``max`` with the output range.
+
+    $$ y = \\operatorname{clamp}\\big(\\mathrm{sat}_8(\\mathrm{sat}_{16}(\\mathrm{sat}_{16}(r) + Z_y)),\\;
+    q_{min}, q_{max}\\big) $$
+
+    For 8-bit outputs and $Z_y$ in the format's range this always equals the plain
+    $\\operatorname{clamp}(r + Z_y)$ (a saturated int16 is still beyond every 8-bit bound with the
+    same sign); it is kept as the transcription of PyTorch ``q8gemm/4x4c2-sse2.c`` and tested.
+
+    Args:
+        r: Rounded, not yet offset integers (int32 array).
+        output_zero_point: $Z_y$ (int).
+        dtype: ``"uint8"`` or ``"int8"``.
+        qmin, qmax: Output range (default the dtype's).
+
+    Returns:
+        Array of ``dtype``.
+    """
+    fmt = get_format(dtype, name="dtype")
+    if fmt.name not in ("uint8", "int8"):
+        raise QuantizationValueError(f"dtype must be uint8 or int8, got {fmt.name}")
+    zp = _int_scalar(output_zero_point, "output_zero_point")
+    lo = fmt.qmin if qmin is None else _int_scalar(qmin, "qmin")
+    hi = fmt.qmax if qmax is None else _int_scalar(qmax, "qmax")
+    v = np.clip(np.asarray(r, np.int64), -32768, 32767)  # packs_epi32
+    v = np.clip(v + zp, -32768, 32767)  # adds_epi16
+    v = np.clip(v, fmt.qmin, fmt.qmax)  # packus_epi16 / packs_epi16
+    return np.clip(v, lo, hi).astype(fmt.dtype)
+
+
+def quantize_bias_runtime(bias, input_scale, weight_scale) -> np.ndarray:
+    """Quantize a float bias to int32 at run time as PyTorch's qnnpack engine does.
+
+    $$ b_q = \\mathrm{RNE}\\big(b \\cdot \\mathrm{fl}(1 / \\mathrm{fl}(S_w S_x))\\big) $$
+
+    all in float32: the product $S_w S_x$, its reciprocal ``1.f / (w_s * in_s)`` and the
+    product with the bias each round once; ``rint`` (RNE). Values past int32 saturate,
+    NaN gives INT32_MIN (the qint32 quantizer's behaviour, backends.md §3.1). Matched
+    ``nnq.Linear`` on the qnnpack engine in backends.md §3.5 [EMP there, not re-run here].
+    The result is added to the int32 accumulator like any int32 bias
+    (:func:`add_bias`).
+
+    Args:
+        bias: float array ``(C,)`` (cast to float32, as PyTorch stores it).
+        input_scale: $S_x$, scalar.
+        weight_scale: $S_w$, scalar or ``(C,)``.
+
+    Returns:
+        int32 array of the broadcast shape of ``bias`` and ``weight_scale``.
+    """
+    b = V.as_float_array(bias, "bias").astype(_F32)
+    sx = _F32(V.as_scale(input_scale, "input_scale").reshape(()))
+    sw = V.as_scale(weight_scale, "weight_scale").astype(_F32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        inv = (_F32(1.0) / (sw * sx).astype(_F32)).astype(_F32)
+        v = np.rint((b * inv).astype(_F32)).astype(np.float64)  # RNE
+    nan = np.isnan(v)
+    q = np.clip(np.where(nan, 0.0, v), -2.0 ** 31, 2.0 ** 31 - 1).astype(np.int64)
+    return np.where(nan, -(2 ** 31), q).astype(np.int32)

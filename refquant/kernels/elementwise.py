@@ -1,0 +1,354 @@
+r"""Quantized elementwise add, mul and clamp in integer arithmetic (TFLite, XNNPACK).
+
+$y = \operatorname{clamp}(\operatorname{round}((S_a(a - Z_a) \circ S_b(b - Z_b)) / S_y) + Z_y)$ for
+$\circ \in \{+, \times\}$ is evaluated very differently by the backends:
+
+| function | arithmetic | backend op |
+|---|---|---|
+| :func:`fixed_point_add` | $a, b$ shifted left by 20 (int16: 15), each scaled by a Q31 multiplier, summed, scaled again: three MBQM (eq. (1)) | TFLite ADD int8/uint8/int16 (reference kernel) |
+| :func:`fixed_point_mul` | ``MBQM((a - Z_a)(b - Z_b), q, shift) + Z_y`` | TFLite MUL int8 (reference) |
+| :func:`rescale_add` | ``(bias + a*m_a + b*m_b) >> shift`` with 21-bit multipliers (eq. (2)) | XNNPACK ``qs8/qu8 vadd`` (TFLite XNNPACK delegate) |
+| :func:`~refquant.kernels.elementwise_float.float_add` | float32 FMAs (:mod:`.elementwise_float`) | ONNX Runtime QLinearAdd |
+| :func:`~refquant.kernels.elementwise_float.float_mul` | float32, zero point before rounding | ONNX Runtime QLinearMul |
+| ``requantize(prod, fl(fl(S_a S_b)/S_y), ..., mode="float32_rne")`` | :mod:`.requant` on the exact product | XNNPACK ``qs8/qu8 vmul`` (TFLite XNNPACK delegate; measured) |
+| :func:`clamp` | ``min(max(x, lo), hi)`` | quantized ReLU/ReLU6/Clip |
+
+**(1) TFLite ADD.** Offline (``add.cc`` Prepare): $t = 2\max(S_a, S_b)$ (double), $M_a = S_a/t$,
+$M_b = S_b/t$, $M_y = t / (2^{L} S_y)$, each through ``QuantizeMultiplierSmallerThanOneExp``. Runtime:
+$y = \mathrm{MBQM}(\mathrm{MBQM}((a - Z_a)2^{L}, M_a) + \mathrm{MBQM}((b - Z_b)2^{L}, M_b), M_y) + Z_y$,
+MBQM double rounding by default (``variant`` selects the build). LiteRT's *optimized* int8 ADD on
+x86 (NEON code through NEON_2_SSE, equal shapes) differs in blocks of 16 elements: it folds the input
+shift into the left shift (``SRDHM(x << (20 + shift), q)``) and narrows the int32 result to int16
+**without saturation** before adding $Z_y$, so results beyond $\pm 2^{15}$ output steps come out
+with the wrong sign; the ``n % 16`` tail uses the reference formula. Measured (a transcription in
+``tests/test_conformance_kernels_misc.py`` matched 0/14233 against 147 for the reference formula);
+not exposed as a kernel.
+
+**(2) XNNPACK add** (``xnn_init_qs8_add_minmax_scalar_params``): $r_a = \mathrm{fl}(S_a/S_y)$,
+$e$ = the float exponent of $\max(r_a, r_b)$, ``shift`` $= 20 - e$, $m_a = \mathrm{RNE}(r_a 2^{\text{shift}})$;
+``acc = 2^(shift-1) - m_a Z_a - m_b Z_b + m_a a + m_b b`` (int32, exact), ``y = (acc >> shift) + Z_y``
+(arithmetic shift: one rounding, half up).
+
+Each op has a NumPy ``*_reference`` and a Numba twin, equal bit for bit; inputs broadcast as NumPy.
+
+Added in 0.1.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .. import _validate as V
+from .. import fixedpoint as fp
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
+from ..fixedpoint import mbqm_double_scalar, mbqm_single_scalar
+
+__all__ = [
+    "FixedPointAddParams", "fixed_point_add_params", "fixed_point_add_reference", "fixed_point_add",
+    "fixed_point_mul_params", "fixed_point_mul_reference", "fixed_point_mul",
+    "RescaleAddParams", "rescale_add_params", "rescale_add_reference", "rescale_add",
+    "clamp_reference", "clamp",
+]
+
+_F32 = np.float32
+_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+_VARIANTS = {"double": 0, "single": 1}
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _operands(a, b, dtypes=_DTYPES[:2]):
+    for x, name in ((a, "a"), (b, "b")):
+        if not isinstance(x, np.ndarray):
+            raise QuantizationTypeError(f"{name} must be a NumPy array, got {type(x).__name__}")
+    if a.dtype not in dtypes or b.dtype != a.dtype:
+        raise QuantizationTypeError(
+            f"a and b must share one dtype of {[d.name for d in dtypes]}, got {a.dtype} and {b.dtype}")
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(f"a and b must broadcast together, got shapes {a.shape} and {b.shape}") from None
+    return shape, np.iinfo(a.dtype)
+
+
+def _zp(v, name, info) -> int:
+    arr = np.asarray(v)
+    if arr.size != 1 or arr.dtype.kind not in "iu" or isinstance(v, bool):
+        raise QuantizationTypeError(f"{name} must be an integer scalar, got {v!r}")
+    z = int(arr.reshape(()))
+    if not info.min <= z <= info.max:
+        raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}], got {z}")
+    return z
+
+
+def _bounds(act_min, act_max, info):
+    lo = info.min if act_min is None else int(act_min)
+    hi = info.max if act_max is None else int(act_max)
+    if not info.min <= lo <= hi <= info.max:
+        raise QuantizationValueError(f"act_min <= act_max must lie in [{info.min}, {info.max}], got [{lo}, {hi}]")
+    return lo, hi
+
+
+def _flat(a, b, shape):
+    return (np.ascontiguousarray(np.broadcast_to(a, shape)).ravel(),
+            np.ascontiguousarray(np.broadcast_to(b, shape)).ravel())
+
+
+def _variant(variant):
+    if variant not in _VARIANTS:
+        raise QuantizationValueError(f"variant must be 'double' or 'single', got {variant!r}")
+    return variant
+
+
+# --------------------------------------------------------------------------- TFLite ADD / MUL (fixed point)
+
+
+@dataclass(frozen=True)
+class FixedPointAddParams:
+    """TFLite ADD's ``OpData``: left shift and three ``(quantized_multiplier, shift)`` pairs (shifts <= 0)."""
+
+    left_shift: int
+    a_multiplier: int
+    a_shift: int
+    b_multiplier: int
+    b_shift: int
+    output_multiplier: int
+    output_shift: int
+
+
+def fixed_point_add_params(a_scale, b_scale, y_scale, *, left_shift=20, single_rounding=False):
+    """TFLite ADD Prepare (``kernels/add.cc``): offline, double precision. ``left_shift`` 20 for
+    8-bit, 15 for int16 ("general scale" path).
+
+    Raises:
+        QuantizationValueError: a multiplier not in (0, 1) (``QuantizeMultiplierSmallerThanOneExp``
+            CHECK), e.g. $S_y < 2\\max(S_a, S_b)/2^{L}$.
+    """
+    sa, sb, sy = (float(np.float32(V.as_scale(s, n).reshape(())))
+                  for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
+    if left_shift not in (15, 20):
+        raise QuantizationValueError(f"left_shift must be 20 (8-bit) or 15 (int16), got {left_shift!r}")
+    twice_max = 2.0 * max(sa, sb)
+    reals = (sa / twice_max, sb / twice_max, twice_max / (float(1 << left_shift) * sy))
+    qs = [fp.quantize_multiplier_smaller_than_one_exp(m, single_rounding=single_rounding) for m in reals]
+    return FixedPointAddParams(left_shift, qs[0][0], qs[0][1], qs[1][0], qs[1][1], qs[2][0], qs[2][1])
+
+
+def fixed_point_add_reference(a, a_zero_point, b, b_zero_point, y_zero_point, params: FixedPointAddParams, *,
+                              act_min=None, act_max=None, variant="double"):
+    """TFLite ADD, eq. (1): NumPy spec.
+
+    Args:
+        a, b: int8, uint8 or int16 arrays of one dtype (broadcast as NumPy).
+        a_zero_point, b_zero_point, y_zero_point: Integer scalars.
+        params: From :func:`fixed_point_add_params`.
+        act_min, act_max: Fused-activation clamp (default: the dtype's range).
+        variant: ``"double"`` (default build) or ``"single"`` (``TFLITE_SINGLE_ROUNDING``).
+
+    Returns:
+        Array of ``a.dtype`` and the broadcast shape.
+    """
+    shape, info = _operands(a, b, _DTYPES)
+    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
+                                                (y_zero_point, "y_zero_point")))
+    lo, hi = _bounds(act_min, act_max, info)
+    v = _variant(variant)
+    p = params
+    shifted_a = (a.astype(np.int64) - za) << p.left_shift  # int32 values: |.| < 2^31
+    shifted_b = (b.astype(np.int64) - zb) << p.left_shift
+    scaled_a = fp.multiply_by_quantized_multiplier(shifted_a, p.a_multiplier, p.a_shift, variant=v)
+    scaled_b = fp.multiply_by_quantized_multiplier(shifted_b, p.b_multiplier, p.b_shift, variant=v)
+    raw_sum = np.broadcast_to(scaled_a.astype(np.int64) + scaled_b, shape)
+    raw_out = fp.multiply_by_quantized_multiplier(raw_sum, p.output_multiplier, p.output_shift, variant=v)
+    return np.clip(raw_out.astype(np.int64) + zy, lo, hi).astype(a.dtype).reshape(shape)
+
+
+@numba.njit(cache=True)
+def _mbqm(x, q, s, code):
+    return mbqm_double_scalar(x, q, s) if code == 0 else mbqm_single_scalar(x, q, s)
+
+
+@numba.njit(cache=True)
+def _fixed_add_kernel(a, b, za, zb, zy, ls, qa, sa, qb, sb, qy, sy, lo, hi, code):
+    out = np.empty(a.shape[0], np.int64)
+    for i in range(a.shape[0]):
+        xa = _mbqm((np.int64(a[i]) - za) << ls, qa, sa, code)
+        xb = _mbqm((np.int64(b[i]) - zb) << ls, qb, sb, code)
+        r = np.int64(_mbqm(np.int64(xa) + np.int64(xb), qy, sy, code)) + zy
+        out[i] = min(max(r, lo), hi)
+    return out
+
+
+def fixed_point_add(a, a_zero_point, b, b_zero_point, y_zero_point, params: FixedPointAddParams, *,
+                    act_min=None, act_max=None, variant="double"):
+    """TFLite ADD, eq. (1): the Numba kernel (equal to :func:`fixed_point_add_reference`)."""
+    shape, info = _operands(a, b, _DTYPES)
+    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
+                                                (y_zero_point, "y_zero_point")))
+    lo, hi = _bounds(act_min, act_max, info)
+    p = params
+    fa, fb = _flat(a, b, shape)
+    out = _fixed_add_kernel(fa, fb, za, zb, zy, p.left_shift, p.a_multiplier, p.a_shift, p.b_multiplier, p.b_shift,
+                            p.output_multiplier, p.output_shift, lo, hi, _VARIANTS[_variant(variant)])
+    return out.astype(a.dtype).reshape(shape)
+
+
+def fixed_point_mul_params(a_scale, b_scale, y_scale, *, single_rounding=False) -> tuple[int, int]:
+    """TFLite MUL Prepare (``kernels/mul.cc``): ``double real = s_a * s_b / s_y`` evaluated in
+    **float32** (the operands are floats) and widened, then ``QuantizeMultiplier``. Offline."""
+    sa, sb, sy = (_F32(V.as_scale(s, n).reshape(()))
+                  for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
+    real = float(_F32(_F32(sa * sb) / sy))
+    return fp.quantize_multiplier(real, single_rounding=single_rounding)
+
+
+def fixed_point_mul_reference(a, a_zero_point, b, b_zero_point, y_zero_point, multiplier, shift, *,
+                              act_min=None, act_max=None, variant="double"):
+    """TFLite MUL int8/uint8 (``reference_integer_ops::MulElementwise``): NumPy spec.
+
+    $y = \\operatorname{clamp}(\\mathrm{MBQM}((a - Z_a)(b - Z_b), q, \\text{shift}) + Z_y)$, the product
+    in int32. ``multiplier, shift`` from :func:`fixed_point_mul_params`. int8, uint8 or int16
+    (TFLite requires zero points 0 for int16). Returns ``a.dtype``.
+    """
+    shape, info = _operands(a, b, _DTYPES)
+    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
+                                                (y_zero_point, "y_zero_point")))
+    lo, hi = _bounds(act_min, act_max, info)
+    prod = np.broadcast_to((a.astype(np.int64) - za) * (b.astype(np.int64) - zb), shape)
+    r = fp.multiply_by_quantized_multiplier(prod, multiplier, shift, variant=_variant(variant))
+    return np.clip(r.astype(np.int64) + zy, lo, hi).astype(a.dtype).reshape(shape)
+
+
+@numba.njit(cache=True)
+def _fixed_mul_kernel(a, b, za, zb, zy, q, s, lo, hi, code):
+    out = np.empty(a.shape[0], np.int64)
+    for i in range(a.shape[0]):
+        prod = (np.int64(a[i]) - za) * (np.int64(b[i]) - zb)
+        r = np.int64(_mbqm(prod, q, s, code)) + zy
+        out[i] = min(max(r, lo), hi)
+    return out
+
+
+def fixed_point_mul(a, a_zero_point, b, b_zero_point, y_zero_point, multiplier, shift, *, act_min=None,
+                    act_max=None, variant="double"):
+    """TFLite MUL: the Numba kernel (equal to :func:`fixed_point_mul_reference`)."""
+    shape, info = _operands(a, b, _DTYPES)
+    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
+                                                (y_zero_point, "y_zero_point")))
+    lo, hi = _bounds(act_min, act_max, info)
+    (q_lo, q_hi), (s_lo, s_hi), _ = fp.MBQM_VARIANTS[_variant(variant)]
+    if not (q_lo <= int(multiplier) <= q_hi and s_lo <= int(shift) <= s_hi):
+        raise QuantizationValueError(f"(multiplier, shift) = ({multiplier}, {shift}) out of range for {variant!r}")
+    fa, fb = _flat(a, b, shape)
+    out = _fixed_mul_kernel(fa, fb, za, zb, zy, int(multiplier), int(shift), lo, hi, _VARIANTS[variant])
+    return out.astype(a.dtype).reshape(shape)
+
+
+# --------------------------------------------------------------------------- XNNPACK add (integer rescale)
+
+
+@dataclass(frozen=True)
+class RescaleAddParams:
+    """XNNPACK add microparams: 21-bit multipliers and the common right shift (12..30)."""
+
+    a_multiplier: int
+    b_multiplier: int
+    shift: int
+
+
+def rescale_add_params(a_scale, b_scale, y_scale) -> RescaleAddParams:
+    """``xnn_init_qs8_add_minmax_scalar_params`` (XNNPACK ``microparams-init.c``). Offline.
+
+    $r = \\mathrm{fl}(S/S_y)$ (float32); ``shift = 20 - exponent(max(r_a, r_b))``;
+    $m = \\mathrm{RNE}(r \\cdot 2^{\\text{shift}})$ (``lrintf`` of the exponent-shifted float).
+
+    Raises:
+        QuantizationValueError: a ratio outside $[2^{-10}, 2^{8})$ (XNNPACK asserts; the TFLite
+            delegate then does not take the op).
+    """
+    sa, sb, sy = (_F32(V.as_scale(s, n).reshape(()))
+                  for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
+    ra, rb = _F32(sa / sy), _F32(sb / sy)
+    for r, name in ((ra, "a_scale / y_scale"), (rb, "b_scale / y_scale")):
+        if not 2.0 ** -10 <= float(r) < 2.0 ** 8:
+            raise QuantizationValueError(f"{name} = {float(r)!r} must be in [2^-10, 2^8) for XNNPACK add")
+    exponent = int(np.frexp(max(ra, rb))[1]) - 1  # (bits >> 23) - 127 for a normal float
+    shift = 20 - exponent
+    ma = int(np.rint(np.ldexp(np.float64(ra), shift)))  # RNE; the scaling by 2^shift is exact
+    mb = int(np.rint(np.ldexp(np.float64(rb), shift)))
+    return RescaleAddParams(ma, mb, shift)
+
+
+def rescale_add_reference(a, a_zero_point, b, b_zero_point, y_zero_point, params: RescaleAddParams, *,
+                          act_min=None, act_max=None):
+    """XNNPACK add, eq. (2): NumPy spec. int8 or uint8; returns ``a.dtype``."""
+    shape, info = _operands(a, b)
+    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
+                                                (y_zero_point, "y_zero_point")))
+    lo, hi = _bounds(act_min, act_max, info)
+    p = params
+    bias = (1 << (p.shift - 1)) - p.a_multiplier * za - p.b_multiplier * zb  # int32
+    acc = bias + a.astype(np.int64) * p.a_multiplier + b.astype(np.int64) * p.b_multiplier  # exact in int32
+    out = np.clip(acc >> p.shift, lo - zy, hi - zy) + zy  # arithmetic shift: floor
+    return np.broadcast_to(out, shape).astype(a.dtype)
+
+
+@numba.njit(cache=True)
+def _rescale_add_kernel(a, b, bias, ma, mb, shift, zy, lo, hi):
+    out = np.empty(a.shape[0], np.int64)
+    for i in range(a.shape[0]):
+        acc = bias + np.int64(a[i]) * ma + np.int64(b[i]) * mb
+        out[i] = min(max(acc >> shift, lo - zy), hi - zy) + zy
+    return out
+
+
+def rescale_add(a, a_zero_point, b, b_zero_point, y_zero_point, params: RescaleAddParams, *, act_min=None,
+                act_max=None):
+    """XNNPACK add, eq. (2): the Numba kernel (equal to :func:`rescale_add_reference`)."""
+    shape, info = _operands(a, b)
+    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
+                                                (y_zero_point, "y_zero_point")))
+    lo, hi = _bounds(act_min, act_max, info)
+    p = params
+    bias = (1 << (p.shift - 1)) - p.a_multiplier * za - p.b_multiplier * zb
+    fa, fb = _flat(a, b, shape)
+    out = _rescale_add_kernel(fa, fb, bias, p.a_multiplier, p.b_multiplier, p.shift, zy, lo, hi)
+    return out.astype(a.dtype).reshape(shape)
+
+
+# --------------------------------------------------------------------------- clamp
+
+
+def _check_clamp(x, lo, hi):
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "iu":
+        raise QuantizationTypeError(f"x must be an integer NumPy array, got {getattr(x, 'dtype', type(x))}")
+    info = np.iinfo(x.dtype)
+    lo, hi = int(lo), int(hi)
+    if not info.min <= lo <= hi <= info.max:
+        raise QuantizationValueError(f"lo <= hi must lie in [{info.min}, {info.max}], got [{lo}, {hi}]")
+    return lo, hi
+
+
+def clamp_reference(x, lo, hi):
+    """Quantized clamp $\\min(\\max(x, lo), hi)$: ReLU is ``lo = Z``; ReLU6 ``hi = Z + round(6/S)``
+    (see :func:`refquant.kernels.multiplier.activation_range`). Same dtype out."""
+    lo, hi = _check_clamp(x, lo, hi)
+    return np.clip(x, lo, hi).astype(x.dtype)
+
+
+@numba.njit(cache=True)
+def _clamp_kernel(x, lo, hi):
+    out = np.empty(x.shape[0], np.int64)
+    for i in range(x.shape[0]):
+        out[i] = min(max(np.int64(x[i]), lo), hi)
+    return out
+
+
+def clamp(x, lo, hi):
+    """Quantized clamp: the Numba kernel (equal to :func:`clamp_reference`)."""
+    lo, hi = _check_clamp(x, lo, hi)
+    return _clamp_kernel(np.ascontiguousarray(x).ravel(), lo, hi).astype(x.dtype).reshape(x.shape)

@@ -1,0 +1,326 @@
+r"""Quantized pooling: TFLite average/max pooling (integer division) and ONNX Runtime's global average pool.
+
+**Average pooling, TFLite** (``reference_integer_ops::AveragePool``, int8/uint8/int16, NHWC).
+Input and output share scale and zero point, so the average of the *raw* codes is the output
+code; out-of-image taps are skipped and **not counted**:
+
+$$ \mathrm{acc} = \sum_{(i,j) \in W} x_{n, i, j, c}, \qquad
+   y = \operatorname{clamp}\Big(\big\lfloor \tfrac{\mathrm{acc} \pm \lfloor n_W/2 \rfloor}{n_W} \big\rceil_{\to 0},
+   a_{min}, a_{max}\Big) \tag{1} $$
+
+with $+$ for $\mathrm{acc} > 0$ and $-$ otherwise, and C's truncating division: that is
+$\mathrm{RHAZ}(\mathrm{acc} / n_W)$ for odd $n_W$, and for even $n_W$ too (the $\pm n_W/2$ nudge
+is exact). $W$ is the window clipped to the image, $n_W = |W|$. **Max pooling** takes the
+maximum code over $W$ (starting from the format's minimum), then the same clamp.
+Window placement follows TFLite (``ComputeOutSize`` / ``ComputePaddingWithOffset``):
+``VALID``: $o = \lfloor (n - k)/s \rfloor + 1$, no padding; ``SAME``: $o = \lceil n/s \rceil$,
+top/left pad $\lfloor \max((o-1)s + k - n, 0) / 2 \rfloor$.
+
+**Global average pooling, ONNX Runtime** (``com.microsoft`` QLinearGlobalAveragePool, MLAS
+``qlgavgpool.cpp``), NCHW or channels-last, over an image of $N$ pixels:
+
+$$ \mathrm{acc}_c = \sum_p x_{p,c} - Z_x N \;(\text{int32, wrapping}), \qquad
+   y_c = \operatorname{clamp}\big(\mathrm{RNE}(\mathrm{fl}(\mathrm{acc}_c) \cdot m) + Z_y\big),
+   \quad m = \mathrm{fl}\Big(\frac{S_x}{\mathrm{fl}(S_y \cdot \mathrm{fl}(N))}\Big) \tag{2} $$
+
+all in float32 (``MlasRequantizeOutput``: clamp in float, ``cvtps2dq``). Measured bit-exact
+against ONNX Runtime 1.32 (``tests/test_conformance_kernels_misc.py``).
+
+Each kernel has a NumPy ``*_reference`` and a Numba twin, equal bit for bit.
+
+Added in 0.1.0.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numba
+import numpy as np
+
+from .. import _validate as V
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
+
+__all__ = [
+    "pool_geometry",
+    "average_pool2d_reference",
+    "average_pool2d",
+    "max_pool2d_reference",
+    "max_pool2d",
+    "global_average_pool_params",
+    "global_average_pool_reference",
+    "global_average_pool",
+]
+
+_POOL_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+
+
+def _pair(v, name):
+    items = (v, v) if isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) else v
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair, got {v!r}") from None
+    if len(items) != 2 or any(isinstance(i, bool) or not isinstance(i, (numbers.Integral, np.integer))
+                              for i in items):
+        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}")
+    if min(items) < 1:
+        raise QuantizationValueError(f"{name} must be >= 1, got {v!r}")
+    return int(items[0]), int(items[1])
+
+
+def _out_size(n: int, k: int, s: int, padding: str) -> tuple[int, int]:
+    """TFLite ComputeOutSize and the leading pad of ComputePaddingWithOffset (dilation 1)."""
+    out = (n + s - 1) // s if padding == "SAME" else (n + s - k) // s
+    total = max((out - 1) * s + k - n, 0)
+    return out, total // 2
+
+
+def pool_geometry(input_hw, filter_size, stride=None, padding="VALID"):
+    """Output size and leading padding of a TFLite pool: ``((out_h, out_w), (pad_top, pad_left))``.
+
+    Args:
+        input_hw: ``(H, W)``.
+        filter_size: int or ``(kh, kw)``.
+        stride: int, ``(sh, sw)`` or ``None`` (the filter size).
+        padding: ``"SAME"`` or ``"VALID"``.
+
+    Raises:
+        QuantizationValueError: bad padding/sizes; ShapeError: an empty output (VALID, filter
+            larger than the image).
+    """
+    kh, kw = _pair(filter_size, "filter_size")
+    sh, sw = _pair(filter_size if stride is None else stride, "stride")
+    if padding not in ("SAME", "VALID"):
+        raise QuantizationValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+    h, w = input_hw
+    (oh, pt), (ow, pl) = _out_size(h, kh, sh, padding), _out_size(w, kw, sw, padding)
+    if oh < 1 or ow < 1:
+        raise ShapeError(f"pooling {kh}x{kw} with {padding} padding gives an empty output for input {h}x{w}")
+    return (oh, ow), (pt, pl)
+
+
+def _check_pool(x, filter_size, stride, padding, act_min, act_max):
+    if not isinstance(x, np.ndarray):
+        raise QuantizationTypeError(f"x must be a NumPy array, got {type(x).__name__}")
+    if x.dtype not in _POOL_DTYPES:
+        raise QuantizationTypeError(f"x must have dtype int8, uint8 or int16, got {x.dtype}")
+    if x.ndim != 4:
+        raise ShapeError(f"x must be 4-D NHWC, got shape {x.shape}")
+    (oh, ow), (pt, pl) = pool_geometry(x.shape[1:3], filter_size, stride, padding)
+    kh, kw = _pair(filter_size, "filter_size")
+    sh, sw = _pair(filter_size if stride is None else stride, "stride")
+    info = np.iinfo(x.dtype)
+    lo = info.min if act_min is None else int(act_min)
+    hi = info.max if act_max is None else int(act_max)
+    if not info.min <= lo <= hi <= info.max:
+        raise QuantizationValueError(
+            f"act_min <= act_max must lie in [{info.min}, {info.max}] for {x.dtype}, got [{lo}, {hi}]")
+    return dict(kh=kh, kw=kw, sh=sh, sw=sw, oh=oh, ow=ow, pt=pt, pl=pl, lo=lo, hi=hi)
+
+
+def _window(o, s, p, k, n):
+    """[start, end) of input rows covered by output row o, clipped to the image."""
+    origin = o * s - p
+    return origin + max(0, -origin), origin + min(k, n - origin)
+
+
+def average_pool2d_reference(x, filter_size, *, stride=None, padding="VALID", act_min=None, act_max=None):
+    """TFLite AVERAGE_POOL_2D on quantized NHWC codes, eq. (1): NumPy spec.
+
+    Args:
+        x: int8, uint8 or int16 array ``(N, H, W, C)``.
+        filter_size: int or ``(kh, kw)``.
+        stride: int, ``(sh, sw)``, or ``None`` for the filter size.
+        padding: ``"SAME"`` or ``"VALID"``.
+        act_min, act_max: Fused-activation clamp (default the dtype's range; see
+            :func:`refquant.kernels.multiplier.activation_range`).
+
+    Returns:
+        Array of ``x.dtype``, ``(N, OH, OW, C)``.
+    """
+    g = _check_pool(x, filter_size, stride, padding, act_min, act_max)
+    n, h, w, c = x.shape
+    out = np.empty((n, g["oh"], g["ow"], c), np.int64)
+    for oy in range(g["oh"]):
+        y0, y1 = _window(oy, g["sh"], g["pt"], g["kh"], h)
+        for ox in range(g["ow"]):
+            x0, x1 = _window(ox, g["sw"], g["pl"], g["kw"], w)
+            acc = x[:, y0:y1, x0:x1, :].astype(np.int64).sum(axis=(1, 2))  # (N, C) raw codes
+            count = (y1 - y0) * (x1 - x0)
+            if count == 0:
+                raise ShapeError("a pooling window lies entirely in the padding")
+            nudged = np.where(acc > 0, acc + count // 2, acc - count // 2)
+            out[:, oy, ox, :] = _div_trunc(nudged, count)  # C '/': toward zero
+    return np.clip(out, g["lo"], g["hi"]).astype(x.dtype)
+
+
+def _div_trunc(a: np.ndarray, b: int) -> np.ndarray:
+    """C integer division (toward zero) of int64 arrays by a positive int."""
+    q = np.abs(a) // b
+    return np.where(a < 0, -q, q)
+
+
+def max_pool2d_reference(x, filter_size, *, stride=None, padding="VALID", act_min=None, act_max=None):
+    """TFLite MAX_POOL_2D on quantized NHWC codes: NumPy spec. Arguments as
+    :func:`average_pool2d_reference`."""
+    g = _check_pool(x, filter_size, stride, padding, act_min, act_max)
+    n, h, w, c = x.shape
+    out = np.empty((n, g["oh"], g["ow"], c), x.dtype)
+    for oy in range(g["oh"]):
+        y0, y1 = _window(oy, g["sh"], g["pt"], g["kh"], h)
+        for ox in range(g["ow"]):
+            x0, x1 = _window(ox, g["sw"], g["pl"], g["kw"], w)
+            out[:, oy, ox, :] = x[:, y0:y1, x0:x1, :].max(axis=(1, 2))
+    return np.clip(out, g["lo"], g["hi"]).astype(x.dtype)
+
+
+@numba.njit(cache=True)
+def _pool_kernel(x, kh, kw, sh, sw, pt, pl, oh, ow, lo, hi, is_max):
+    n, h, w, c = x.shape
+    out = np.empty((n, oh, ow, c), np.int64)
+    for b in range(n):
+        for oy in range(oh):
+            oy0 = oy * sh - pt
+            y0, y1 = oy0 + max(0, -oy0), oy0 + min(kh, h - oy0)
+            for ox in range(ow):
+                ox0 = ox * sw - pl
+                x0, x1 = ox0 + max(0, -ox0), ox0 + min(kw, w - ox0)
+                count = np.int64((y1 - y0) * (x1 - x0))
+                for ch in range(c):
+                    acc = np.int64(-9223372036854775807) if is_max else np.int64(0)
+                    for iy in range(y0, y1):
+                        for ix in range(x0, x1):
+                            v = np.int64(x[b, iy, ix, ch])
+                            acc = max(acc, v) if is_max else acc + v
+                    if not is_max:
+                        nudged = acc + count // 2 if acc > 0 else acc - count // 2
+                        q = abs(nudged) // count  # C '/' truncates toward zero
+                        acc = q if nudged >= 0 else -q
+                    out[b, oy, ox, ch] = min(max(acc, lo), hi)
+    return out
+
+
+def average_pool2d(x, filter_size, *, stride=None, padding="VALID", act_min=None, act_max=None):
+    """TFLite AVERAGE_POOL_2D, eq. (1): the Numba kernel (equal to :func:`average_pool2d_reference`)."""
+    g = _check_pool(x, filter_size, stride, padding, act_min, act_max)
+    if 0 in x.shape:
+        return average_pool2d_reference(x, filter_size, stride=stride, padding=padding, act_min=act_min,
+                                        act_max=act_max)
+    out = _pool_kernel(np.ascontiguousarray(x), g["kh"], g["kw"], g["sh"], g["sw"], g["pt"], g["pl"], g["oh"],
+                       g["ow"], g["lo"], g["hi"], False)
+    return out.astype(x.dtype)
+
+
+def max_pool2d(x, filter_size, *, stride=None, padding="VALID", act_min=None, act_max=None):
+    """TFLite MAX_POOL_2D: the Numba kernel (equal to :func:`max_pool2d_reference`)."""
+    g = _check_pool(x, filter_size, stride, padding, act_min, act_max)
+    if 0 in x.shape:
+        return max_pool2d_reference(x, filter_size, stride=stride, padding=padding, act_min=act_min,
+                                    act_max=act_max)
+    out = _pool_kernel(np.ascontiguousarray(x), g["kh"], g["kw"], g["sh"], g["sw"], g["pt"], g["pl"], g["oh"],
+                       g["ow"], g["lo"], g["hi"], True)
+    return out.astype(x.dtype)
+
+
+# --------------------------------------------------------------------------- ONNX Runtime global average pool
+
+
+def global_average_pool_params(x_scale, y_scale, image_size: int) -> np.float32:
+    """The float32 multiplier of eq. (2), ``ScaleInput / (ScaleOutput * (float)ImageSize)``. Offline.
+
+    Raises:
+        QuantizationValueError: where MLAS throws (``CheckQLinearGlobalAveragePoolScaleAndSize``):
+            ``image_size >= 2^24``, or a multiplier outside $[2^{-32}, 256)$.
+    """
+    sx = np.float32(V.as_scale(x_scale, "x_scale").reshape(()))
+    sy = np.float32(V.as_scale(y_scale, "y_scale").reshape(()))
+    if not 1 <= image_size < 2 ** 24:
+        raise QuantizationValueError(f"image size must be in [1, 2^24) (MLAS limit), got {image_size}")
+    with np.errstate(over="ignore", under="ignore"):
+        m = np.float32(sx / np.float32(sy * np.float32(image_size)))
+    if not 2.0 ** -32 <= float(m) < 256.0:
+        raise QuantizationValueError(
+            f"x_scale / (y_scale * image_size) = {float(m)!r} is outside [2^-32, 256): ONNX Runtime rejects it "
+            "('QLinearGlobalAveragePool parameter out of computation range')")
+    return m
+
+
+def _check_gap(x, x_zero_point, y_zero_point, channels_last):
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
+        raise QuantizationTypeError(f"x must be an int8 or uint8 NumPy array, got {getattr(x, 'dtype', type(x))}")
+    if x.ndim < 3:
+        raise ShapeError(f"x must have rank >= 3 (N, C, spatial...), got shape {x.shape}")
+    info = np.iinfo(x.dtype)
+    zps = []
+    for v, name in ((x_zero_point, "x_zero_point"), (y_zero_point, "y_zero_point")):
+        a = np.asarray(v)
+        if a.size != 1 or a.dtype.kind not in "iu":
+            raise QuantizationTypeError(f"{name} must be an integer scalar, got {v!r}")
+        z = int(a.reshape(()))
+        if not info.min <= z <= info.max:
+            raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {x.dtype}, got {z}")
+        zps.append(z)
+    if channels_last not in (0, 1, False, True):
+        raise QuantizationValueError(f"channels_last must be 0 or 1, got {channels_last!r}")
+    spatial = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
+    image = int(np.prod([x.shape[i] for i in spatial]))
+    out_shape = tuple(1 if i in spatial else d for i, d in enumerate(x.shape))
+    return zps[0], zps[1], spatial, image, out_shape
+
+
+def global_average_pool_reference(x, x_scale, x_zero_point, y_scale, y_zero_point, *, channels_last=False):
+    """ONNX Runtime QLinearGlobalAveragePool, eq. (2): NumPy spec.
+
+    Args:
+        x: int8/uint8 array, ``(N, C, *spatial)`` or, with ``channels_last``, ``(N, *spatial, C)``.
+        x_scale, y_scale: Positive scalars (float32).
+        x_zero_point, y_zero_point: Integer scalars in the dtype's range.
+        channels_last: Layout flag (ORT's ``channels_last`` attribute).
+
+    Returns:
+        Array of ``x.dtype`` with every spatial dimension 1.
+    """
+    zx, zy, spatial, image, out_shape = _check_gap(x, x_zero_point, y_zero_point, channels_last)
+    m = global_average_pool_params(x_scale, y_scale, image)
+    info = np.iinfo(x.dtype)
+    acc = x.astype(np.int64).sum(axis=spatial, keepdims=True) - zx * image
+    acc = ((acc + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31  # int32 lanes wrap
+    v = (acc.astype(np.float32) * m).astype(np.float64)  # float32 product
+    v = np.clip(v, info.min - zy, info.max - zy)  # MLAS clamps in float before cvtps2dq
+    return (np.rint(v).astype(np.int64) + zy).astype(x.dtype).reshape(out_shape)  # RNE
+
+
+@numba.njit(cache=True)
+def _gap_kernel(x3, zx, zy, m, lo, hi):
+    """x3: (N, P, C) pixels-by-channels view; returns (N, C)."""
+    n, p, c = x3.shape
+    out = np.empty((n, c), np.int64)
+    for b in range(n):
+        for ch in range(c):
+            acc = np.int64(0)
+            for i in range(p):
+                acc += np.int64(x3[b, i, ch])
+            acc -= np.int64(zx) * np.int64(p)
+            acc = ((acc + np.int64(2147483648)) & np.int64(0xFFFFFFFF)) - np.int64(2147483648)
+            v = np.float32(acc) * m
+            v = min(max(v, np.float32(lo - zy)), np.float32(hi - zy))
+            out[b, ch] = np.int64(np.rint(v)) + zy  # RNE
+    return out
+
+
+def global_average_pool(x, x_scale, x_zero_point, y_scale, y_zero_point, *, channels_last=False):
+    """ONNX Runtime QLinearGlobalAveragePool, eq. (2): the Numba kernel (equal to the reference)."""
+    zx, zy, spatial, image, out_shape = _check_gap(x, x_zero_point, y_zero_point, channels_last)
+    m = global_average_pool_params(x_scale, y_scale, image)
+    info = np.iinfo(x.dtype)
+    n = x.shape[0]
+    if channels_last:
+        x3 = x.reshape(n, image, x.shape[-1])
+    else:
+        x3 = x.reshape(n, x.shape[1], image).transpose(0, 2, 1)
+    if x3.size == 0:
+        return global_average_pool_reference(x, x_scale, x_zero_point, y_scale, y_zero_point,
+                                             channels_last=channels_last)
+    out = _gap_kernel(np.ascontiguousarray(x3), zx, zy, m, info.min, info.max)
+    return out.astype(x.dtype).reshape(out_shape)
