@@ -54,11 +54,66 @@ EXERCISES = [
             "An all-zero range gives scale EPS, not 0 and not 1.",
         ],
     },
+    {
+        "id": "04",
+        "folder": "04_int32_matmul_with_zero_points",
+        "file": "matmul.py",
+        "title": "An int32 matmul with zero points",
+        "read": "docs/learn/quantized-matmul.md",
+        "hints": [
+            "Cast to np.int64 before subtracting a zero point: uint8 3 - 4 is 255, and int8 products wrap.",
+            "matmul_int32: (a.astype(np.int64) - za) @ (b.astype(np.int64) - zb), then .astype(np.int32). "
+            "A per-column zb of shape (N,) broadcasts over the rows of b by itself.",
+            "row_and_column_sums: a.astype(np.int64).sum(axis=1) and b.astype(np.int64).sum(axis=0).",
+            "matmul_int32_folded is Learn 3 eq. (4): P - zb * r[:, None] - za * c[None, :] + K * za * zb, "
+            "with P = a @ b of the raw codes (in int64).",
+            "matmul_pairwise_sat16: multiply the RAW codes; pair k = 2i with 2i + 1 (a[:, 0::2] and a[:, 1::2]), "
+            "np.clip each pair sum to [-32768, 32767], sum the pairs, then add the zero-point terms of eq. (4).",
+            "Odd K: append a zero column to a and a zero row to b, so that the last product pairs with 0.",
+        ],
+    },
+    {
+        "id": "05",
+        "folder": "05_quantize_multiplier_and_srdhm",
+        "file": "fixedpoint.py",
+        "title": "quantize_multiplier, SRDHM and RDBPOT",
+        "read": "docs/learn/fixed-point-requantization.md",
+        "hints": [
+            "quantize_multiplier: f, shift = math.frexp(M); q = math.floor(f * 2**31 + 0.5) rounds half away "
+            "from zero here (f > 0, and the sum is exact in double); Python's round() goes to even.",
+            "If q == 2**31 it does not fit int32: q = 2**30, shift + 1 (Learn 4, eq. (5)). If shift < -31: (0, 0).",
+            "SRDHM: (a.astype(np.int64) * b + 2**30) >> 31, then INT32_MAX where a == b == INT32_MIN; "
+            "return .astype(np.int32).",
+            "RDBPOT: mask = (1 << e) - 1; threshold = (mask >> 1) + (x < 0); (x >> e) + ((x & mask) > threshold), "
+            "all on int64.",
+            "MBQM (double rounding): left = max(shift, 0), right = max(-shift, 0); "
+            "rounding_divide_by_pot(srdhm(x * 2**left, q), right). Issue 25087 must give 12, not 11.",
+        ],
+    },
+    {
+        "id": "06",
+        "folder": "06_requantize_with_fused_clamp",
+        "file": "requantize.py",
+        "title": "Requantize with a fused clamp, and an integer linear layer",
+        "read": "docs/learn/fixed-point-requantization.md",
+        "hints": [
+            "activation_range: v = np.float32(f) / np.float32(scale), round half away from zero exactly "
+            "(a = |v|, n = floor(a), n + (a - n >= 0.5), sign back), Q(f) = zero_point + that; return ints.",
+            "RELU clamps from max(qmin, Q(0)) = max(qmin, zero_point); RELU6 also to min(qmax, Q(6)).",
+            "requantize: multiply_by_quantized_multiplier(acc, q, shift) broadcasts per-channel (C,) arrays "
+            "over the last axis; add the zero point in int64, np.clip to [act_min, act_max], then .astype(np.int8).",
+            "Clamp after adding the zero point, and before casting: int8 casts wrap.",
+            "quantized_linear: acc = (x_q.astype(np.int64) - x_zero_point) @ w_q.astype(np.int64).T + bias_q, "
+            "then requantize (Learn 5, eqs. (4)-(6)).",
+        ],
+    },
 ]
 
 QUIZZES = [
     {"id": "quiz1", "after": "03", "file": "quiz_01.md", "answers": "_solutions/quiz_01.py",
      "title": "Quiz 1: rounding, ranges and parameters"},
+    {"id": "quiz2", "after": "06", "file": "quiz_02.md", "answers": "_solutions/quiz_02.py",
+     "title": "Quiz 2: integer matmul and fixed-point requantization"},
 ]
 
 

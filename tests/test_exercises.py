@@ -113,3 +113,42 @@ def test_quiz_answers_agree_with_refquant():
     assert np.isclose(p7.scale, a[7]["scale"], rtol=1e-6) and int(p7.zero_point) == a[7]["zero_point"]
     p8 = choose_qparams(-2.0, 6.0, "int8", symmetric=True)
     assert np.isclose(p8.scale, a[8]["scale"], rtol=1e-6) and int(p8.zero_point) == a[8]["zero_point"]
+
+
+def test_quiz_02_answers_agree_with_refquant():
+    from refquant import fixedpoint as fp
+    from refquant.kernels import gemm_reference
+    from refquant.kernels.multiplier import activation_range
+    from refquant.kernels.requant import requantize
+
+    answers = {}
+    exec((EXERCISES / "_solutions" / "quiz_02.py").read_text(encoding="utf-8"), answers)  # a plain dict literal
+    a = answers["ANSWERS"]
+    row, col = np.array([[3, 5, 7]], np.uint8), np.array([[2], [0], [1]], np.int8)
+    assert int(gemm_reference(row, col, 4, 1)[0, 0]) == a[1]["acc"]
+    P = int((row.astype(np.int64) @ col.astype(np.int64))[0, 0])
+    assert (P, int(row.astype(np.int64).sum()), int(col.astype(np.int64).sum())) == (a[1]["P"], a[1]["r"], a[1]["c"])
+    k = a[2]
+    full = np.full((1, k), -128, np.int8)
+    assert int(gemm_reference(full, full.T.copy(), on_overflow="raise")[0, 0]) == k * 2**14  # fits
+    assert (k + 1) * 2**14 > 2**31 - 1
+    u, s = np.array([[200, 100, 255, 255]], np.uint8), np.array([[100], [100], [-128], [-128]], np.int8)
+    assert int(gemm_reference(u, s)[0, 0]) == a[3]["exact"]
+    assert int(gemm_reference(u, s, acc_model="pairwise_sat16_u8s8")[0, 0]) == a[3]["avx2"]
+    m = a[4]
+    assert 2 * 255 * m <= 32767 < 2 * 255 * (m + 1)
+    assert fp.quantize_multiplier(0.375) == a[5]
+    assert tuple(fp.saturating_rounding_doubling_high_mul(np.array([5, -5]), 2**30).tolist()) == a[6]
+    assert tuple(fp.rounding_divide_by_pot(np.array([5, -5]), 1).tolist()) == a[7]
+    assert fp.multiply_by_quantized_multiplier(-10, 2**30, -1) == a[8]["double"]
+    assert fp.multiply_by_quantized_multiplier(-10, 2**30, -1, variant="single") == a[8]["single"]
+    lo, hi = activation_range("RELU6", 0.05, -20, -128, 127)
+    assert (lo, hi) == a[9]
+    q, sh = fp.quantize_multiplier(0.01)
+    got = requantize(np.array([1000, -2500, 20000], np.int32), q, -20, lo, hi, mode="fixed_double", shift=sh)
+    assert got.tolist() == a[10]
+    x = np.arange(-3000, 3000, 7, dtype=np.int32)
+    for q, sh in (fp.quantize_multiplier(1.7), fp.quantize_multiplier(0.75)):  # shift >= 0: one rounding (11)
+        assert sh >= 0
+        np.testing.assert_array_equal(fp.multiply_by_quantized_multiplier(x, q, sh),
+                                      fp.multiply_by_quantized_multiplier(x, q, sh, variant="single"))

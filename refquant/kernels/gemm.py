@@ -38,7 +38,8 @@ The row sums cost $MK$ additions, the column sums $KN$, against $MKN$ multiply-a
   unsigned operand (see :mod:`.conv`). Note that ORT's *MatMulInteger* with int8 ``a`` and
   uint8 ``b`` measured **exact** on the same machine: choose the model per backend op.
 
-The fast path (:func:`gemm`) evaluates eq. (2) on a float32 BLAS, proven exact in
+The fast path (:func:`gemm`) evaluates eq. (1) with AVX2 ``vpmaddwd`` on x86-64
+(:mod:`._gemm_fast`) and otherwise eq. (2) on a float32 BLAS, proven exact in
 :mod:`._exact_blas`; :func:`gemm_reference` is the plain int64 NumPy spec.
 :func:`matmul` / :func:`matmul_reference` add NumPy ``matmul`` batching and broadcasting.
 
@@ -52,6 +53,7 @@ import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from . import _exact_blas as eb
+from . import _gemm_fast as gf
 from ._checks import (
     INT32_MAX,
     check_acc_model,
@@ -218,6 +220,8 @@ def _gemm_fast(a, b, za, zb, model, on_overflow, what):
             acc = (a.astype(np.int64) - za_v[:, None]) @ (b.astype(np.int64) - zb_v[None, :])
             report_overflow(int(np.count_nonzero(acc != out)), model, on_overflow, what)
         return out
+    if not check and gf.available():  # AVX2 vpmaddwd kernel: eq. (1) mod 2^32, exact (proof in _gemm_fast)
+        return gf.gemm_wrap(a, b, za_v, zb_v, out)
     af, row_sum, ca = eb.centered_f32(a, sums="rows")
     bf, col_sum, cb = eb.centered_f32(b, sums="cols")
     eb.gemm_centered(af, row_sum, za_v - ca, bf, col_sum, zb_v - cb, out)
@@ -230,7 +234,9 @@ def _gemm_fast(a, b, za, zb, model, on_overflow, what):
 def gemm(a, b, a_zero_point=0, b_zero_point=0, *, acc_model="exact", on_overflow="warn"):
     """Fast twin of :func:`gemm_reference`: same arguments, same int32 result bit for bit.
 
-    ``"exact"`` and ``"wrap"`` run eq. (2) on a float32 BLAS GEMM over centered operands, in
+    ``"exact"`` and ``"wrap"`` run, on x86-64 with AVX2, an int16 ``vpmaddwd`` GEMM of eq. (1)
+    (proof in :mod:`refquant.kernels._gemm_fast`); elsewhere (or with the JIT disabled, or when an
+    int32 overflow is possible) eq. (2) on a float32 BLAS GEMM over centered operands, in
     blocks of $K \\le 1024$ (exact for any BLAS and thread count: proof in
     :mod:`refquant.kernels._exact_blas`); for at most 8 rows (batch-1 inference) a direct
     wrapping-int32 Numba loop of eq. (1) is faster. The pairwise models run a plain Numba loop.

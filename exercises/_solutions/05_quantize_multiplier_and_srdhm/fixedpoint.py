@@ -1,0 +1,85 @@
+"""Exercise 05: a real multiplier as Q31 and a shift; SRDHM, RDBPOT. SOLUTION (spoilers: try the exercise first).
+
+Read first: docs "Learn 4: Fixed-point requantization", sections 2-5
+(docs/learn/fixed-point-requantization.md).
+Check your work: ``python -m exercises 05`` from the repository root.
+
+Fill in each function between ``# BEGIN YOUR SOLUTION`` and ``# END YOUR SOLUTION``, with Python
+integers, ``math`` and NumPy only (the tests compare with ``refquant.fixedpoint``). The runtime
+functions take int32 values (NumPy arrays or scalars) and return int32 arrays. Products of two
+int32 need 63 bits: cast to ``np.int64`` before multiplying; ``>>`` on int64 is an arithmetic
+shift (it floors), and ``&`` works on negative int64 as on two's complement.
+"""
+
+import math
+
+import numpy as np
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplier`` for a real multiplier M >= 0 (Learn 4, eqs. (3)-(5)).
+
+    Return ``(q, shift)`` as Python ints with M ~= q * 2**(shift - 31):
+
+    1. M == 0 -> (0, 0);
+    2. ``f, shift = math.frexp(M)`` (M = f * 2**shift, f in [0.5, 1));
+    3. ``q = round_half_away_from_zero(f * 2**31)`` -- not Python's ``round`` (half to even);
+    4. if q == 2**31: q = 2**30 and shift += 1 (eq. (5));
+    5. if shift < -31: return (0, 0) (the multiplier is flushed to zero).
+    """
+    # BEGIN YOUR SOLUTION
+    if real_multiplier == 0:
+        return 0, 0
+    f, shift = math.frexp(real_multiplier)
+    q = math.floor(f * 2.0**31 + 0.5)   # RHAZ for f > 0; f * 2^31 + 0.5 is exact (value < 2^31, ulp 2^-22)
+    if q == 2**31:
+        q, shift = 2**30, shift + 1
+    if shift < -31:
+        return 0, 0
+    return int(q), int(shift)
+    # END YOUR SOLUTION
+
+
+def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
+    """gemmlowp's SRDHM (Learn 4, eq. (6)): ``floor((a*b + 2**30) / 2**31)``, i.e. a*b / 2**31
+    rounded half up, for int32 ``a`` and ``b`` (broadcast). Its one overflow: a == b == INT32_MIN
+    gives INT32_MAX. Return int32."""
+    # BEGIN YOUR SOLUTION
+    a64 = np.asarray(a, np.int64)
+    b64 = np.asarray(b, np.int64)
+    r = (a64 * b64 + (1 << 30)) >> 31
+    return np.where((a64 == INT32_MIN) & (b64 == INT32_MIN), INT32_MAX, r).astype(np.int32)
+    # END YOUR SOLUTION
+
+
+def rounding_divide_by_pot(x, exponent: int) -> np.ndarray:
+    """gemmlowp's RDBPOT (Learn 4, eqs. (7)-(8)): x / 2**exponent rounded half away from zero,
+    for int32 ``x`` and an int ``exponent`` in [0, 31], in integers only:
+
+        mask = 2**exponent - 1;  remainder = x & mask;  threshold = (mask >> 1) + (x < 0)
+        result = (x >> exponent) + (remainder > threshold)
+
+    Return int32."""
+    # BEGIN YOUR SOLUTION
+    x64 = np.asarray(x, np.int64)
+    mask = (1 << exponent) - 1
+    remainder = x64 & mask
+    threshold = (mask >> 1) + (x64 < 0)
+    return ((x64 >> exponent) + (remainder > threshold)).astype(np.int32)
+    # END YOUR SOLUTION
+
+
+def multiply_by_quantized_multiplier(x, quantized_multiplier: int, shift: int) -> np.ndarray:
+    """TFLite's ``MultiplyByQuantizedMultiplier``, double rounding (Learn 4, eq. (9)):
+
+        RDBPOT(SRDHM(x * 2**left, q), right),   left = max(shift, 0), right = max(-shift, 0)
+
+    for int32 ``x`` (the tests keep ``x * 2**left`` inside int32). Return int32.
+    """
+    # BEGIN YOUR SOLUTION
+    left, right = max(shift, 0), max(-shift, 0)
+    shifted = np.asarray(x, np.int64) * (1 << left)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, quantized_multiplier), right)
+    # END YOUR SOLUTION
