@@ -267,7 +267,7 @@ def test_tflite_mul(dtype):
 # --------------------------------------------------------------------------- TFLite pooling
 
 
-@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16])
 def test_tflite_pooling(dtype):
     rng = np.random.default_rng(107)
     counts = {}
@@ -281,6 +281,8 @@ def test_tflite_pooling(dtype):
         stride = None if t % 4 == 0 else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
         padding = ("SAME", "VALID")[t % 2]
         s, z = F32(rng.uniform(0.005, 0.1)), draw_zp(rng, dtype, KINDS[t % 3])
+        if dtype == np.int16:  # int16 activations are symmetric: zero point 0
+            z = 0
         act = ACTS[t % 4]
         lo, hi = mult.activation_range(act, s, z, info.min, info.max)
         want_avg = pool.average_pool2d(x, (fh, fw), stride=stride, padding=padding, act_min=lo, act_max=hi)
@@ -430,3 +432,118 @@ def test_ort_qlinear_sigmoid(dtype):
         want = lut.apply_lut(x, lut.rational_logistic_lut(xs, xz, ys, yz, dtype=dtype))
         total += check(ort.run_qlinear_sigmoid(x, xs, xz, ys, yz), want, f"QLinearSigmoid trial {t}")
     assert total > 50000
+
+
+# --------------------------------------------------------------------------- PyTorch bias handling
+
+
+def _torch_linear(torch, xcodes, xs, xz, wq, ws, bias, ys, yz):
+    import torch.ao.nn.quantized as nnq
+
+    n, k = wq.shape
+    x = torch._make_per_tensor_quantized_tensor(torch.tensor(xcodes, dtype=torch.uint8), float(xs), int(xz))
+    if np.ndim(ws):
+        w = torch._make_per_channel_quantized_tensor(torch.tensor(wq), torch.tensor(ws.astype(np.float64)),
+                                                     torch.zeros(n, dtype=torch.int64), 0)
+    else:
+        w = torch._make_per_tensor_quantized_tensor(torch.tensor(wq), float(ws), 0)
+    lin = nnq.Linear(k, n)
+    lin.set_weight_bias(w, torch.tensor(bias))
+    lin.scale, lin.zero_point = float(ys), int(yz)
+    return lin(x).int_repr().numpy()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("engine, per_channel", [("fbgemm", False), ("fbgemm", True), ("qnnpack", False),
+                                                 ("qnnpack", True)])
+def test_pytorch_linear_bias_paths(engine, per_channel):
+    """``nnq.Linear`` with a float bias: fbgemm adds ``bias / act_times_w_scale`` in float (per-tensor:
+    one FMA with the double-rounded reciprocal), qnnpack quantizes the bias at run time and uses the
+    ``(w*x)*(1/y)`` multiplier. Activation codes < 128 keep fbgemm's u8s8 accumulation exact on AVX2.
+    The alternative forms are counted where they would differ, so each choice is really pinned."""
+    torch = pytest.importorskip("torch")
+    from support.torch_runner import quantized_engine, require_engine
+
+    from refquant.kernels import bias as bias_
+
+    require_engine(engine)
+    rng = np.random.default_rng(115 + per_channel)
+    total = alternatives_differ = 0
+    with quantized_engine(engine):
+        for t in range(40):
+            m, k, n = 2048, int(rng.integers(1, 5)), 16
+            xs, xz = F32(rng.uniform(0.005, 0.05)), int(rng.integers(0, 128))
+            xcodes = rng.integers(0, 128, (m, k))
+            ws = rng.uniform(0.001, 0.02, n).astype(F32) if per_channel else F32(rng.uniform(0.001, 0.02))
+            wq = rng.integers(-127, 128, (n, k)).astype(np.int8)
+            bias = rng.normal(0, 1, n).astype(F32)
+            ys, yz = F32(rng.uniform(0.002, 0.02)), int(rng.integers(0, 256))
+            acc = ((xcodes - xz) @ wq.astype(np.int64).T).astype(np.int32)  # (m, n) exact
+            if engine == "fbgemm":
+                atws = (xs * np.asarray(ws, F32)).astype(F32)
+                mult_ = (atws / ys).astype(F32)
+                if per_channel:
+                    forms = [bias_.float_bias_accumulator(acc, bias, atws),
+                             (acc.astype(F32) + (bias * (1.0 / atws.astype(np.float64)).astype(F32)).astype(F32))]
+                else:
+                    forms = [bias_.float_bias_accumulator(acc, bias, atws, reciprocal=True),
+                             bias_.float_bias_accumulator(acc, bias, atws, reciprocal=True, fused=False),
+                             bias_.float_bias_accumulator(acc, bias, atws)]
+                outs = [rq.requantize(f.astype(F32), mult_, yz, 0, 255, mode="float32_rne", dtype=np.uint8)
+                        for f in forms]
+            else:
+                qb = bias_.quantize_bias_runtime(bias, xs, ws)
+                qb_div = np.rint(bias / (np.asarray(ws, F32) * xs).astype(F32)).astype(np.int32)  # RNE
+                outs = [rq.requantize(bias_.add_bias(acc, b_), mult.real_multiplier(xs, ws, ys, derivation=d), yz, 0,
+                                      255, mode="float32_rne", dtype=np.uint8)
+                        for b_, d in ((qb, "f32_ba_times_recip_c"), (qb, "f32_ab_div_c"), (qb_div, "f32_ba_times_recip_c"))]
+            want = outs[0]
+            alternatives_differ += int(sum((o != want).sum() for o in outs[1:]))
+            total += check(_torch_linear(torch, xcodes, xs, xz, wq, ws, bias, ys, yz), want,
+                           f"nnq.Linear {engine} per_channel={per_channel} trial {t}")
+    # qnnpack's alternatives (multiplier order, bias division) almost never change an output on random
+    # data: test_pytorch_qnnpack_targeted pins them on constructed inputs
+    assert total > 1_000_000 and (alternatives_differ > 0 or engine == "qnnpack"), (total, alternatives_differ)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_pytorch_qnnpack_targeted():
+    """qnnpack on inputs built where the alternatives differ: scales whose ``(w*x)*(1/y)`` and
+    ``(x*w)/y`` multipliers differ, accumulators chosen where that changes the output, and biases
+    where ``rint(b * (1/(w*x)))`` and ``rint(b / (w*x))`` differ."""
+    torch = pytest.importorskip("torch")
+    from support.torch_runner import quantized_engine, require_engine
+
+    from refquant.kernels import bias as bias_
+
+    require_engine("qnnpack")
+    rng = np.random.default_rng(116)
+    targets = np.arange(-16000, 16001, dtype=np.int64)
+    mult_cases = bias_cases = 0
+    with quantized_engine("qnnpack"):
+        for t in range(500):
+            xs, ws, ys = F32(rng.uniform(0.005, 0.05)), F32(rng.uniform(0.001, 0.02)), F32(rng.uniform(0.002, 0.02))
+            m_q = mult.real_multiplier(xs, ws, ys, derivation="f32_ba_times_recip_c")
+            m_o = mult.real_multiplier(xs, ws, ys, derivation="f32_ab_div_c")
+            inv = F32(F32(1) / F32(ws * xs))
+            cand = rng.normal(0, 2, 20000).astype(F32)
+            odd = cand[np.rint((cand * inv).astype(F32)) != np.rint(cand / F32(ws * xs))]  # RNE both
+            bias = odd[:1] if odd.size else np.zeros(1, F32)
+            yz = int(rng.integers(0, 256))
+            qb = bias_.quantize_bias_runtime(bias, xs, ws)
+            y_q = rq.requantize(targets + int(qb[0]), m_q, yz, 0, 255, mode="float32_rne", dtype=np.uint8)
+            y_o = rq.requantize(targets + int(qb[0]), m_o, yz, 0, 255, mode="float32_rne", dtype=np.uint8)
+            pick = targets[y_q != y_o][:32]
+            if pick.size == 0 and odd.size == 0:
+                continue
+            if pick.size == 0:  # still check the bias rounding on a few accumulators
+                pick = targets[rng.integers(0, targets.size, 32)]
+            a1 = np.clip(np.rint(pick / 127), -128, 127).astype(np.int64)  # acc = 127 a1 + a2, |a2| <= 64
+            xcodes = np.stack([a1 + 128, pick - 127 * a1 + 128], axis=1)
+            wq = np.array([[127, 1]], np.int8)
+            want = rq.requantize(pick + int(qb[0]), m_q, yz, 0, 255, mode="float32_rne", dtype=np.uint8)
+            got = _torch_linear(torch, xcodes, xs, 128, wq, ws, bias, ys, yz)
+            check(got.ravel(), want, f"qnnpack targeted trial {t}")
+            mult_cases += int((y_q != y_o).any())
+            bias_cases += int(odd.size > 0)
+    assert mult_cases >= 2 and bias_cases >= 20, (mult_cases, bias_cases)

@@ -269,6 +269,15 @@ def test_float_bias_accumulator():
     s = np.float32(0.1)
     r = bias_.float_bias_accumulator(np.array([0], np.int32), np.float32(1.0), s, reciprocal=True)
     assert r[0] == np.float32(np.float32(1.0) * np.float32(1.0 / float(s)))
+    # per-tensor AVX2: fma(bias, rcp, acc) rounds once; the unfused form rounds the product first
+    acc, b, s = np.array([-1034], np.int32), np.float32(float.fromhex("-0x1.16ddf6p+0")), \
+        np.float32(float.fromhex("0x1.20fe5cp-14"))
+    fused = bias_.float_bias_accumulator(acc, b, s, reciprocal=True)
+    plain = bias_.float_bias_accumulator(acc, b, s, reciprocal=True, fused=False)
+    assert fused[0] != plain[0]
+    rcp = Fraction(float(np.float32(1.0 / float(s))))
+    exact = Fraction(float(b)) * rcp + Fraction(-1034)
+    assert abs(Fraction(float(fused[0])) - exact) <= abs(Fraction(float(plain[0])) - exact)
     y = rq.requantize(np.array([1.5, 2.5, np.nan], np.float32), 1.0, 0, 0, 255, mode="float32_rne")
     np.testing.assert_array_equal(y, [2, 2, 0])  # RNE on the float path; NaN -> qmin
 

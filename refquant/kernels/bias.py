@@ -19,6 +19,7 @@ import numpy as np
 from .. import _validate as V
 from ..dtypes import get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
+from ..quantize import _fma_f32
 from ._checks import check_on_overflow, finish_int64
 
 __all__ = ["add_bias", "float_bias_accumulator", "quantize_bias_runtime", "add_zero_point_sat16"]
@@ -70,20 +71,30 @@ def add_bias(acc, bias, *, axis=-1, on_overflow="warn"):
     return finish_int64(s, "exact", on_overflow, "add_bias")
 
 
-def float_bias_accumulator(acc, bias, act_times_w_scale, *, axis=-1, reciprocal=False):
-    """fbgemm's float bias: $\\mathrm{fl}(\\mathrm{fl}(\\mathrm{acc}) + \\mathrm{fl}(b_c / (S_x S_w[c])))$.
+def float_bias_accumulator(acc, bias, act_times_w_scale, *, axis=-1, reciprocal=False, fused=True):
+    r"""fbgemm's float bias: the accumulator as float32 with $b_c / (S_x S_w[c])$ added.
 
-    The result (float32) is then passed to :func:`requantize` with ``mode="float32_rne"`` and
-    the float32 output multiplier (``act_times_w_scale / output_scale``), which reproduces fbgemm's
-    ``lrintf(raw_f * output_multiplier) + zp`` (backends.md §3.4). ``reciprocal=True`` is the
-    AVX2 per-*tensor* path: ``bias * (float)(1.0 / (double)act_times_w_scale)``.
+    | path | ``raw_f`` | fbgemm code |
+    |---|---|---|
+    | ``reciprocal=False`` (per-channel; also the generic C path) | $\mathrm{fl}(\mathrm{fl}(\mathrm{acc}) + \mathrm{fl}(b_c / a_c))$ | ``_mm256_div_ps`` then ``add`` |
+    | ``reciprocal=True`` (AVX2 per-*tensor*) | $\mathrm{fma}(b_c, r, \mathrm{fl}(\mathrm{acc}))$, $r = \mathrm{fl}(1.0 / \mathrm{double}(a))$ | ``add(cvt(x), mul(bias, rcp))``, contracted to one FMA by GCC |
+    | ``reciprocal=True, fused=False`` | $\mathrm{fl}(\mathrm{fl}(\mathrm{acc}) + \mathrm{fl}(b_c r))$ | the same source without FMA contraction (not seen here) |
+
+    with $a_c$ = ``act_times_w_scale``. Pass the result to :func:`~refquant.kernels.requant.requantize`
+    with ``mode="float32_rne"`` and the float32 multiplier ``act_times_w_scale / output_scale``:
+    that is fbgemm's ``cvtps2dq(raw_f * multiplier) + zp`` and clamp. Measured on torch 2.13
+    (``nnq.Linear``, engine ``fbgemm``, x86-64 AVX2): per-channel 0 mismatches for the division,
+    per-tensor 0 for the FMA form, on outputs selected where the candidate forms disagree
+    (``tests/test_conformance_kernels_misc.py``). backends.md §3.4 describes the per-tensor term as
+    a separately rounded ``bias * rcp``: that is ``fused=False``, which does not match this build.
 
     Args:
-        acc: int32 array (``raw``, zero-point corrections already applied).
+        acc: int32 array (``raw``: zero-point corrections already applied).
         bias: float array ``(C,)`` or scalar (float32, as PyTorch stores it).
         act_times_w_scale: ``(float)in_scale * w_scale[c]`` as float32, scalar or ``(C,)``.
-        axis: Channel axis of ``acc``.
-        reciprocal: See above.
+        axis: Channel axis of ``acc`` for 1-D parameters.
+        reciprocal: Use the per-tensor reciprocal path (a scalar ``act_times_w_scale``).
+        fused: With ``reciprocal``: one FMA (default) or a multiply and an add.
 
     Returns:
         float32 array of ``acc``'s shape.
@@ -91,25 +102,32 @@ def float_bias_accumulator(acc, bias, act_times_w_scale, *, axis=-1, reciprocal=
     a = np.asarray(acc)
     if a.dtype.kind not in "iu":
         raise QuantizationTypeError(f"acc must be an integer array, got dtype {a.dtype}")
-    b = np.asarray(bias, dtype=np.float32)
-    s = np.asarray(act_times_w_scale, dtype=np.float32)
-    if s.size and (not np.all(np.isfinite(s)) or np.any(s <= 0)):
+    b = np.asarray(bias, dtype=_F32)
+    s = np.asarray(act_times_w_scale, dtype=_F32)
+    if s.size == 0 or not np.all(np.isfinite(s)) or np.any(s <= 0):
         raise QuantizationValueError("act_times_w_scale must be finite and > 0")
+    if reciprocal and s.size != 1:
+        raise ShapeError(f"reciprocal=True is the per-tensor path: act_times_w_scale must be a scalar, got {s.shape}")
+
+    def along_axis(v):
+        v = np.asarray(v)
+        if v.ndim == 1 and v.size > 1:
+            if a.ndim == 0 or not -a.ndim <= axis < a.ndim or a.shape[axis] != v.size:
+                raise ShapeError(f"bias / act_times_w_scale must have acc.shape[axis] elements, got {v.size}")
+            shape = [1] * a.ndim
+            shape[axis] = v.size
+            return v.reshape(shape)
+        return v.reshape(()) if v.size == 1 else v
+
+    acc32 = a.astype(_F32)  # cvtdq2ps: RNE for |acc| > 2^24
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if reciprocal:
-            term = (b * (1.0 / s.astype(np.float64)).astype(np.float32)).astype(np.float32)
-        else:
-            term = (b / s).astype(np.float32)
-    term = np.asarray(term)
-    if term.ndim == 1 and term.size > 1:
-        if a.ndim == 0 or a.shape[axis] != term.size:
-            raise ShapeError(f"bias / act_times_w_scale must have acc.shape[axis] elements, got {term.size}")
-        shape = [1] * a.ndim
-        shape[axis] = term.size
-        term = term.reshape(shape)
-    elif term.size == 1:
-        term = term.reshape(())
-    return (a.astype(np.float32) + term).astype(np.float32)
+        if not reciprocal:
+            return (acc32 + along_axis((b / s).astype(_F32))).astype(_F32)
+        rcp = _F32(1.0 / float(s.reshape(())))  # (float)(1.0 / (double)act_times_w_scale)
+        bb = np.broadcast_to(along_axis(b), acc32.shape).astype(_F32)
+        if fused:
+            return _fma_f32(bb, np.broadcast_to(rcp, acc32.shape), acc32)
+        return (acc32 + (bb * rcp).astype(_F32)).astype(_F32)
 
 
 def add_zero_point_sat16(r, output_zero_point, dtype, qmin=None, qmax=None):

@@ -32,7 +32,9 @@ on ONNX Runtime 1.32, x86-64 AVX2 without VNNI (``tests/test_kernels_conv.py``):
 * ``ConvInteger`` uint8 x / int8 w is **exact**: ORT computes $W \cdot \mathrm{im2col}(x)$,
   an s8×u8 GEMM, which measured exact (as MatMulInteger s8×u8 does).
 
-Fast path (:func:`conv2d`): depthwise (exact/wrap) is a direct Numba loop; everything else
+Fast path (:func:`conv2d`): depthwise (exact/wrap) is a direct Numba loop; ``groups == 1``
+(exact/wrap, no possible int32 overflow) on x86-64 AVX2 is the implicit-GEMM ``vpmaddwd``
+kernel of :mod:`._conv_fast` (no im2col); everything else
 is im2col (Numba) + the exact float32-BLAS GEMM of :mod:`._exact_blas` (exact/wrap) or the
 pairwise Numba loop of :mod:`.gemm`. :func:`conv2d_reference` is eq. (1) in int64 NumPy.
 
@@ -44,6 +46,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from . import _conv_fast as cf
 from . import _exact_blas as eb
 from ._checks import INT32_MAX, finish_int64, max_abs_centered, report_overflow, wrap_int32
 from ._conv_args import conv_args
@@ -273,6 +276,9 @@ def conv2d(x, w, x_zero_point=0, w_zero_point=0, *, strides=1, dilations=1, pads
     with np.errstate(over="ignore"):  # int32 wrapping is intended (matters only with the JIT off)
         if p.model in ("exact", "wrap") and G == C and Cg == 1 and not may_overflow:
             _depthwise(x, w[:, 0], int(xz), wz_v.astype(np.int32), O // C, sh, sw, dh, dw, pt, pl, out)
+        elif p.model in ("exact", "wrap") and G == 1 and not (may_overflow and p.model == "exact") \
+                and cf.available():  # AVX2 vpmaddwd implicit GEMM, eq. (1) mod 2^32 (proof in _conv_fast)
+            cf.conv2d_wrap(x, w, int(xz), wz_v, p.strides, p.dilations, p.pads, out)
         elif p.model in ("exact", "wrap"):
             cx = 128 if x.dtype == np.uint8 else 0
             col = np.empty((K, P), np.float32)

@@ -55,6 +55,13 @@ __all__ = [
 _POOL_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 
 
+def _as_int(v, name: str) -> int:
+    """An integer scalar (Python or NumPy) -> int; anything else is a QuantizationTypeError."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise QuantizationTypeError(f"{name} must be an integer, got {v!r}")
+    return int(v)
+
+
 def _pair(v, name):
     items = (v, v) if isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) else v
     try:
@@ -111,8 +118,8 @@ def _check_pool(x, filter_size, stride, padding, act_min, act_max):
     kh, kw = _pair(filter_size, "filter_size")
     sh, sw = _pair(filter_size if stride is None else stride, "stride")
     info = np.iinfo(x.dtype)
-    lo = info.min if act_min is None else int(act_min)
-    hi = info.max if act_max is None else int(act_max)
+    lo = info.min if act_min is None else _as_int(act_min, "act_min")
+    hi = info.max if act_max is None else _as_int(act_max, "act_max")
     if not info.min <= lo <= hi <= info.max:
         raise QuantizationValueError(
             f"act_min <= act_max must lie in [{info.min}, {info.max}] for {x.dtype}, got [{lo}, {hi}]")

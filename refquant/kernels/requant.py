@@ -26,6 +26,20 @@ modes is integer; the float modes use one IEEE rounding per C operation. Integer
 follow the compiled C: in the fixed modes $r + Z_y$ is an int32 addition that wraps; in
 ``float64_rhaz`` a value past int32 becomes INT32_MIN (x86 ``cvttsd2si``) before $Z_y$ is added.
 
+``fixed_ruy_avx2`` is ``fixed_double_up`` except at ``acc << l = q = INT32_MIN`` (ruy keeps the low 32
+bits where SRDHM saturates). A profile's ``clamp_float_before_round`` needs no parameter: the
+clamp bounds are integers, so clamping before or after RNE gives the same result for every
+finite value, and int32 accumulators are never NaN (a float32 accumulator from
+:func:`refquant.kernels.bias.float_bias_accumulator` that is NaN gives $q_{min}$). Bias handling
+(int32, fbgemm's float bias, qnnpack's runtime bias) is in :mod:`.bias`; the multipliers come
+from :func:`refquant.kernels.multiplier.requant_params`.
+
+Measured bit-exact against real backends (``tests/test_conformance_kernels_misc.py``): TFLite
+FullyConnected reference (``float64_rhaz``), optimized (``fixed_ruy_avx2``) and XNNPACK
+(``float32_rne``); TFLite CONV_2D reference (``fixed_double``); ONNX Runtime QLinearMatMul
+(``float32_rne``) and ``onnx.reference`` (``float64_rne``); PyTorch ``nnq.Linear`` on fbgemm and
+qnnpack (``float32_rne`` with their bias paths).
+
 **Per-channel multipliers** (and zero points) are 1-D arrays of length $C$ broadcast along
 ``axis`` of ``acc`` (default the last axis: ``(..., C)``, the NHWC / (M, N) layout); pass
 ``axis=1`` for NCHW. :func:`requantize_reference` is the NumPy spec; :func:`requantize` is the
