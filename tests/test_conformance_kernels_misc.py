@@ -301,7 +301,6 @@ def test_tflite_pooling(dtype):
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
 def test_tflite_logistic_and_tanh(dtype):
     rng = np.random.default_rng(108)
-    info = np.iinfo(dtype)
     x = np.arange(256, dtype=np.uint8).view(dtype).reshape(1, 256)  # every code
     counts = {}
     for t in range(80):
