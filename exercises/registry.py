@@ -107,6 +107,22 @@ EXERCISES = [
             "then requantize (Learn 5, eqs. (4)-(6)).",
         ],
     },
+    {
+        "id": "07",
+        "folder": "07_linear_backward",
+        "file": "linear.py",
+        "title": "The backward pass of a Linear layer",
+        "read": "docs/learn/training-library.md",
+        "hints": [
+            "Shapes first: x (N, K), w (J, K), grad_y (N, J); every gradient has the shape of its variable.",
+            "Forward (eq. (2)): x @ w.T + b.",
+            "dL/dW = grad_y.T @ x, shape (J, K) (eq. (3)). It is a sum over the batch: do not divide by N.",
+            "dL/db = grad_y.sum(axis=0), shape (J,) (eq. (4)).",
+            "dL/dX = grad_y @ w, shape (N, K) (eq. (5)).",
+            "numerical_gradient: loop over np.ndindex(a.shape); save old = a[i]; a[i] = old + h, call f(); "
+            "a[i] = old - h, call f(); put a[i] = old back; (up - down) / (2 * h) (eq. (6)).",
+        ],
+    },
 ]
 
 QUIZZES = [
