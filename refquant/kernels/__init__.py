@@ -1,23 +1,58 @@
-"""Integer kernels: int32-accumulator GEMM and convolution (Numba/BLAS, with NumPy twins).
+"""Integer-only kernels, each beside its plain NumPy twin.
 
 Each kernel exists twice in its module: a plain NumPy ``*_reference`` that reads like the
-equation, and a fast version that a test proves equal bit for bit.
+equation (the spec), and a fast version (Numba, or an exactness-proven BLAS/``vpmaddwd``
+path) that a test proves equal bit for bit. Kernels know arithmetic, not backends: the
+faces in :mod:`refquant.backends` pick the mode a backend uses from its profile.
 
-* :mod:`refquant.kernels.gemm` — :func:`gemm`, :func:`matmul` (int8/uint8 → int32, zero
-  points per tensor / row / column, accumulation models ``exact``, ``wrap``,
-  ``pairwise_sat16_u8s8``, ``pairwise_sat16_s8u8``).
-* :mod:`refquant.kernels.conv` — :func:`conv2d` (groups, depthwise with multiplier, strides,
-  dilations, explicit pads, NCHW/NHWC, OIHW/OHWI/1HWO weights).
+* :mod:`refquant.kernels.gemm` — :func:`gemm`, :func:`matmul`: int8/uint8 → int32 with zero
+  points per tensor / row / column; accumulation models ``exact``, ``wrap``,
+  ``pairwise_sat16_u8s8`` (x86 ``vpmaddubsw`` without VNNI), ``pairwise_sat16_s8u8``.
+* :mod:`refquant.kernels.conv` — :func:`conv2d`: groups, depthwise with multiplier, strides,
+  dilations, explicit pads, NCHW/NHWC, OIHW/OHWI/1HWO weights.
+* :mod:`refquant.kernels.multiplier` — real multipliers $S_x S_w / S_y$ formed as each backend
+  forms them, and fixed-point parameters; fused-activation ranges.
+* :mod:`refquant.kernels.requant` — :func:`requantize` int32 → int8/uint8/int16 in every mode
+  (fixed-point double/single/half-up/int64, float32 RNE, float64 RHAZ/RNE, exact).
+* :mod:`refquant.kernels.bias` — int32 bias, fbgemm's float bias, qnnpack's run-time bias.
+* :mod:`refquant.kernels.pool` — average/max pooling (TFLite), global average pool (ORT).
+* :mod:`refquant.kernels.elementwise` / :mod:`refquant.kernels.elementwise_float` — quantized
+  add and mul (TFLite fixed point, XNNPACK, ONNX Runtime float).
+* :mod:`refquant.kernels.lut` / :mod:`refquant.kernels.softmax` — lookup-table logistic and
+  tanh, softmax (TFLite float table and gemmlowp fixed point), ORT QLinearSigmoid.
 """
 
+from .bias import add_bias
 from .conv import conv2d, conv2d_reference
+from .elementwise import fixed_point_add, rescale_add
+from .elementwise_float import float_add, float_mul
 from .gemm import gemm, gemm_reference, matmul, matmul_reference
+from .lut import apply_lut
+from .multiplier import activation_range, requant_params
+from .pool import average_pool2d, global_average_pool, max_pool2d
+from .requant import requantize, requantize_reference
+from .softmax import softmax_fixed_point, softmax_lut
 
 __all__ = [
+    "activation_range",
+    "add_bias",
+    "apply_lut",
+    "average_pool2d",
     "conv2d",
     "conv2d_reference",
+    "fixed_point_add",
+    "float_add",
+    "float_mul",
     "gemm",
     "gemm_reference",
+    "global_average_pool",
     "matmul",
     "matmul_reference",
+    "max_pool2d",
+    "requant_params",
+    "requantize",
+    "requantize_reference",
+    "rescale_add",
+    "softmax_fixed_point",
+    "softmax_lut",
 ]
