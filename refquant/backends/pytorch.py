@@ -40,6 +40,10 @@ saturation (the AVX2 path of 1.6 – 2.12 adds Z to INT32_MIN with int32 wrap-ar
 **CPU dependence.** Non-AVX2 x86 CPUs run fbgemm's scalar path for 8-bit per-tensor
 quantize too (two roundings, NaN -> 0); ARM builds use other kernels. Neither is modelled.
 
+**Op level** (``linear``, ``conv2d``, ``add``, ``dynamic_linear``; engines ``fbgemm``, ``x86``,
+``qnnpack``; ``isa=`` for fbgemm's u8×s8 accumulation): see :mod:`refquant.backends._pytorch_ops`
+and :mod:`refquant.backends._pytorch_add` for the arithmetic of each engine.
+
 Dequantize: per tensor $\\mathrm{f32}(S) \\cdot \\mathrm{f32}(\\mathrm{wrap}_{32}(q - Z))$
 (fbgemm ``Dequantize``: the int32 difference wraps for qint32); per channel
 $\\mathrm{f32}(\\mathrm{f64}(\\mathrm{f32}(q) - \\mathrm{f32}(Z)) \\cdot S_{64})$ with the float64
@@ -59,7 +63,9 @@ from ..profiles import get_profile
 from ..qparams import make_qparams
 from ..quantize import (DequantizeSpec, QuantizeSpec, _fma_f32, dequantize as _dequantize,
                         fake_quantize_backward, fake_quantize_with_mask, quantize as _quantize)
+from ._pytorch_add import add
 from ._pytorch_observers import choose_qparams, choose_qparams_dynamic, observer_qmin_qmax
+from ._pytorch_ops import ENGINES, conv2d, dynamic_linear, fbgemm_conv_path, linear
 
 __all__ = [
     "quantize_per_tensor",
@@ -77,6 +83,13 @@ __all__ = [
     "choose_qparams_dynamic",
     "observer_qmin_qmax",
     "ZERO_POINT_ORDERS",
+    # op level (refquant.backends._pytorch_ops, _pytorch_add)
+    "linear",
+    "conv2d",
+    "add",
+    "dynamic_linear",
+    "fbgemm_conv_path",
+    "ENGINES",
 ]
 
 ZERO_POINT_ORDERS = ("before", "after")

@@ -1,0 +1,404 @@
+r"""PyTorch quantized CPU ops at op level: ``linear``, ``conv2d``, ``dynamic_linear`` (torch 2.13, x86-64).
+
+Re-exported by :mod:`refquant.backends.pytorch`; element-wise ``add`` lives in :mod:`._pytorch_add`.
+Each function binds refquant's kernels in the order the engine runs them; none does integer
+arithmetic of its own. Activations are quint8 (``uint8``), weights qint8 (``int8``) of shape
+``(N, K)`` (linear) or ``(O, C/groups, kH, kW)`` (conv, NCHW), per tensor or per output channel
+(axis 0, zero points allowed), bias float32 as PyTorch keeps it.
+
+| stage | engines ``fbgemm``, ``x86`` | engine ``qnnpack`` |
+|---|---|---|
+| accumulator | u8×s8 GEMM of **raw** codes, zero points by row/column sums; AVX2 ``vpmaddubsw`` pairs saturate to int16 (``isa="avx2"``); conv im2col order $(k_H, k_W, C_g)$ | exact int32 (weights $+128$ to uint8; SSE2 subtracts zero points in int16, then ``pmaddwd``) |
+| bias | float: $\mathrm{acc}_f = \mathrm{fma}(b_c, \mathrm{fl}(1/a), \mathrm{fl}(\mathrm{acc}))$ per tensor, $\mathrm{fl}(\mathrm{acc}) + \mathrm{fl}(b_c / a_c)$ per channel, $a_c = \mathrm{fl}(S_x S_w[c])$ | quantized at run time: $\mathrm{RNE}(b_c \cdot \mathrm{fl}(1/\mathrm{fl}(S_w[c] S_x)))$, added in int32 |
+| multiplier | $M_c = \mathrm{fl}(a_c / S_y)$ | $M_c = \mathrm{fl}(\mathrm{fl}(S_w[c] S_x) \cdot \mathrm{fl}(1/S_y))$ |
+| output | $\mathrm{clamp}(\mathrm{RNE}(\mathrm{fl}(\mathrm{acc}_f M_c)) + Z_y, 0, 255)$ | same with the int32 accumulator |
+
+In both engines ``cvtps2dq`` turns a product $|\mathrm{acc}_f M_c| \ge 2^{31}$ into INT32_MIN,
+which the packing saturates to **0** (not 255): :func:`_cvtps_overflow` models it.
+
+``dynamic_linear`` (float in, float out): $S_x, Z_x$ from :func:`choose_qparams_dynamic` of
+$\min(x), \max(x)$ (fbgemm honours ``reduce_range``, i.e. $[0, 127]$; qnnpack ignores it and
+warns), $x_q$ = :func:`refquant.backends.pytorch.quantize_per_tensor`, the accumulator as above
+and $y = \mathrm{fma}(\mathrm{fl}(\mathrm{acc}), \mathrm{fl}(S_x S_w[c]), b_c)$ (fbgemm
+``requantizeForFloatAvx2``, contracted) or $\mathrm{fl}(\mathrm{fl}(\mathrm{acc} \cdot
+\mathrm{fl}(S_w[c] S_x)) + b_c)$ (qnnpack ``q8gemm_dq``, SSE2).
+
+**Measured** (torch 2.13 CPU wheel, 2-core AMD EPYC with AVX2 and FMA, no VNNI;
+``tests/test_conformance_pytorch_ops.py``): every formula above, bit for bit, on every fbgemm
+conv path (depthwise 3×3/5×5 fast path, groupwise $C_g \in \{2, 4, 8, 16\}$, pointwise 1×1,
+im2col), ``x86`` = ``fbgemm`` on this CPU, and qnnpack's float outputs as well.
+
+**Read in source, not run** (``isa="vnni"``, an AVX512-VNNI CPU): fbgemm's GEMM, im2col,
+pointwise and groupwise kernels use ``vpdpbusd`` (exact), but its depthwise fast path
+(``GenerateI8Depthwise.cc``, AVX2 only) still pairs taps with ``vpmaddubsw``; and the ``x86``
+engine sends a conv with symmetric weights and ``groups <= 100`` to oneDNN
+(``should_use_onednn_quant``), which refquant does not model (:class:`UnsupportedError`).
+fbgemm ignores AVX-VNNI without AVX512 (``fbgemmHasAvx512VnniSupport``), so ``isa="auto"``
+resolves such CPUs to ``"avx2"``.
+
+Added in 0.1.0.
+"""
+
+from __future__ import annotations
+
+import importlib
+import numbers
+
+import numpy as np
+
+from .. import _validate as V
+from ..cpu import ISA_CHOICES, cpu_features, detect_isa
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
+from ..profiles import get_profile
+from ..qparams import make_qparams
+from ..quantize import _fma_f32, quantize as _quantize
+from ._pytorch_observers import choose_qparams_dynamic
+
+# refquant.kernels re-exports functions under the module names: import the modules themselves.
+_gemm = importlib.import_module("refquant.kernels.gemm")
+_conv = importlib.import_module("refquant.kernels.conv")
+_bias = importlib.import_module("refquant.kernels.bias")
+_mult = importlib.import_module("refquant.kernels.multiplier")
+_requant = importlib.import_module("refquant.kernels.requant")
+
+__all__ = ["ENGINES", "linear", "conv2d", "dynamic_linear", "fbgemm_conv_path"]
+
+ENGINES = ("fbgemm", "x86", "qnnpack")
+_F32 = np.float32
+_U8, _I8 = np.dtype(np.uint8), np.dtype(np.int8)
+_QUANTIZE_X = get_profile("pytorch_fbgemm").quantize  # fbgemm QuantizeAvx2<uint8_t, LEGACY>: RNE(fma(x, 1/S, Z))
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def _engine(engine) -> str:
+    if engine not in ENGINES:
+        raise QuantizationValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    return engine
+
+
+def _fbgemm_isa(isa) -> str:
+    """``isa`` for fbgemm: ``"auto"`` -> ``"vnni"`` only with AVX512-VNNI (fbgemm's own test)."""
+    if isa not in ISA_CHOICES:
+        raise QuantizationValueError(f"isa must be one of {ISA_CHOICES}, got {isa!r}")
+    if isa != "auto":
+        return isa
+    flags = cpu_features()
+    if "avx512_vnni" in flags or "avx512vnni" in flags:
+        return "vnni"
+    found = detect_isa()
+    return "avx2" if found == "vnni" else found  # AVX-VNNI alone: fbgemm stays on vpmaddubsw
+
+
+def _codes(x, name: str, dtype, min_ndim: int, exact_ndim=None) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise QuantizationTypeError(f"{name} must be a NumPy {np.dtype(dtype).name} array, got {type(x).__name__}")
+    if x.dtype != dtype:
+        what = {_U8: "quint8", _I8: "qint8"}[np.dtype(dtype)]
+        raise QuantizationTypeError(f"{name} must have dtype {np.dtype(dtype).name} ({what}), got {x.dtype}")
+    if exact_ndim is not None and x.ndim != exact_ndim:
+        raise ShapeError(f"{name} must be {exact_ndim}-D, got shape {x.shape}")
+    if x.ndim < min_ndim:
+        raise ShapeError(f"{name} must have rank >= {min_ndim} (as in PyTorch), got shape {x.shape}")
+    return x
+
+
+def _scalar_scale(s, name: str) -> np.float32:
+    a = V.as_scale(s, name)
+    if a.size != 1 or a.ndim > 1:
+        raise ShapeError(f"{name} must be one positive float, got shape {a.shape}")
+    return _F32(a.reshape(()))
+
+
+def _zero_point(z, dtype, name: str, length=None) -> np.ndarray:
+    """A Python int, or NumPy integers of the tensor's dtype or int64 (PyTorch's zero-point dtype).
+
+    Returns int64 of shape () or (length,).
+    """
+    info = np.iinfo(dtype)
+    if isinstance(z, (bool, np.bool_)) or z is None or isinstance(z, (str, bytes)):
+        raise QuantizationTypeError(f"{name} must be an integer, got {z!r}")
+    if isinstance(z, numbers.Integral) and not isinstance(z, np.generic):
+        a = np.asarray(int(z), np.int64)
+    else:
+        a = np.asarray(z)
+        if a.dtype not in (np.dtype(dtype), np.dtype(np.int64)):
+            raise QuantizationTypeError(
+                f"{name} must be a Python int or have dtype {np.dtype(dtype).name} (or int64), got dtype {a.dtype}")
+        a = a.astype(np.int64)
+    if a.ndim > 1 or (a.ndim == 1 and length is None):
+        raise ShapeError(f"{name} must be a scalar{'' if length is None else ' or 1-D'}, got shape {a.shape}")
+    if a.ndim == 1 and a.shape[0] != length:
+        raise ShapeError(f"{name} must have {length} elements (one per output channel), got {a.shape[0]}")
+    if a.size and (a.min() < info.min or a.max() > info.max):
+        bad = int(a[(a < info.min) | (a > info.max)].flat[0])
+        raise QuantizationValueError(
+            f"{name} must be in [{info.min}, {info.max}] for {np.dtype(dtype).name}, got {bad}")
+    return a
+
+
+def _weight_qparams(w_scale, w_zero_point, n: int):
+    """Per tensor (0-d ``w_scale``) or per channel (1-D, length ``n``). Returns (scale, zp, per_channel)."""
+    s = V.as_scale(w_scale, "w_scale")
+    if s.ndim > 1 or (s.ndim == 1 and s.shape[0] != n):
+        raise ShapeError(f"w_scale must be a scalar or have {n} elements (one per output channel), got shape {s.shape}")
+    z = _zero_point(w_zero_point, _I8, "w_zero_point", n)
+    return s, z, s.ndim == 1 or z.ndim == 1
+
+
+def _bias_arg(bias, n: int):
+    if bias is None:
+        return None
+    b = V.as_float_array(bias, "bias")
+    if b.shape != (n,):
+        raise ShapeError(f"bias must have shape ({n},) (one per output channel), got {b.shape}")
+    b = b.astype(_F32)  # PyTorch keeps the bias in float32
+    if not np.all(np.isfinite(b)):
+        raise QuantizationValueError(f"bias must be finite, got {b[~np.isfinite(b)][0]!r}")
+    return b
+
+
+def _pair(v, name: str, minimum: int) -> tuple[int, int]:
+    items = (v, v) if isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) else v
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}") from None
+    if len(items) != 2 or any(isinstance(i, bool) or not isinstance(i, (numbers.Integral, np.integer)) for i in items):
+        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}")
+    if min(items) < minimum:
+        raise QuantizationValueError(f"{name} must be >= {minimum}, got {v!r}")
+    return int(items[0]), int(items[1])
+
+
+# --------------------------------------------------------------------------- output stages
+
+
+def _cvtps_overflow(y, acc_f, multiplier, axis: int):
+    """``cvtps2dq`` of $|\\mathrm{fl}(\\mathrm{acc}_f M_c)| \\ge 2^{31}$ gives INT32_MIN ("integer
+    indefinite"); ``packs``/``adds``/``packus`` then saturate it to 0. Overwrites those outputs."""
+    m = np.asarray(multiplier, _F32)
+    if m.ndim == 1 and acc_f.ndim:
+        shape = [1] * acc_f.ndim
+        shape[axis] = m.size
+        m = m.reshape(shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = (np.asarray(acc_f).astype(_F32) * m).astype(np.float64)  # the float32 product requantize rounds
+    y[~(np.abs(v) < 2.0 ** 31)] = 0
+    return y
+
+
+def _requantize_output(acc, bias, x_scale, w_scale, per_channel, y_scale, y_zero_point, engine, axis):
+    """int32 accumulators (zero points applied) -> uint8 outputs, per engine (module table)."""
+    if engine == "qnnpack":
+        m = _mult.real_multiplier(x_scale, w_scale, y_scale, derivation="f32_ba_times_recip_c")
+        if not np.all(np.isfinite(m) & (m >= np.finfo(_F32).tiny)):  # generate_requantization_scales
+            raise UnsupportedError(f"qnnpack needs a positive normal requantization scale (w_scale * x_scale / "
+                                   f"y_scale in float32), got {np.asarray(m).ravel()[0]!r}")
+        if bias is not None:  # PackedLinearWeightsQnnp / PackedConvWeightsQnnp: bias quantized at run time
+            acc = _bias.add_bias(acc, _bias.quantize_bias_runtime(bias, x_scale, w_scale), axis=axis)
+        acc_f = acc
+    else:
+        atws = (x_scale * w_scale.astype(_F32)).astype(_F32)  # act_times_w_scale[c] = (float)in_scale * w_scale[c]
+        m = _mult.real_multiplier(x_scale, w_scale, y_scale, derivation="f32_ab_div_c")
+        if not np.all((atws > 0) & np.isfinite(m) & (m > 0)):
+            raise UnsupportedError("x_scale * w_scale / y_scale over- or underflows float32; fbgemm's result "
+                                   "would be inf or NaN, which refquant does not model")
+        acc_f = acc if bias is None else _bias.float_bias_accumulator(acc, bias, atws, axis=axis,
+                                                                       reciprocal=not per_channel)
+    y = _requant.requantize(acc_f, m, y_zero_point, 0, 255, mode="float32_rne", axis=axis, dtype=np.uint8)
+    return _cvtps_overflow(y, acc_f, m, axis)
+
+
+def _acc_model(engine: str, isa: str, avx2_only_kernel: bool = False) -> str:
+    """``"pairwise_sat16_u8s8"`` where fbgemm multiplies with ``vpmaddubsw``: every kernel on AVX2,
+    and on AVX512-VNNI only the AVX2-only depthwise kernel; else ``"exact"``."""
+    if engine == "qnnpack" or isa == "exact" or (isa == "vnni" and not avx2_only_kernel):
+        return "exact"
+    return "pairwise_sat16_u8s8"
+
+
+# --------------------------------------------------------------------------- linear
+
+
+def linear(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_zero_point, *,
+           engine="fbgemm", isa="auto"):
+    """``torch.ao.nn.quantized.Linear`` / ``quantized::linear``: quint8 in, quint8 out.
+
+    $y = \\mathrm{clamp}(\\mathrm{RNE}(\\mathrm{acc}_f M_c) + Z_y, 0, 255)$ with
+    $\\mathrm{acc}_{mc} = \\sum_k (x_{mk} - Z_x)(w_{ck} - Z_w[c])$ formed as the engine forms it
+    (module docstring table).
+
+    Args:
+        x: uint8 (quint8 codes), shape ``(..., K)``, rank >= 2 (as in PyTorch).
+        x_scale: positive float (float32). x_zero_point: int in [0, 255].
+        w: int8 (qint8 codes), shape ``(N, K)``.
+        w_scale: positive float, or ``(N,)`` per output channel. w_zero_point: int in
+            [-128, 127], or ``(N,)``.
+        bias: ``None`` or float ``(N,)`` (used as float32), finite.
+        y_scale, y_zero_point: output parameters (float32; int in [0, 255]).
+        engine: ``"fbgemm"``, ``"x86"`` (fbgemm's kernels for linear) or ``"qnnpack"``.
+        isa: fbgemm's u8×s8 accumulation: ``"auto"`` (this CPU), ``"avx2"`` (int16 pair
+            saturation), ``"vnni"``, ``"exact"``. qnnpack is exact on every ISA.
+
+    Returns:
+        uint8 array of shape ``(..., N)``.
+
+    Raises:
+        QuantizationTypeError, QuantizationValueError, ShapeError: bad arguments (named).
+        UnsupportedError: a requantization scale that the engine rejects or that leaves float32.
+    """
+    engine = _engine(engine)
+    isa = _fbgemm_isa(isa)
+    x = _codes(x, "x", _U8, 2)
+    w = _codes(w, "w", _I8, 2, exact_ndim=2)
+    n, k = w.shape
+    if x.shape[-1] != k:
+        raise ShapeError(f"x must have K = w.shape[1] = {k} features in its last dimension, got x.shape = {x.shape}")
+    xs, ys = _scalar_scale(x_scale, "x_scale"), _scalar_scale(y_scale, "y_scale")
+    xz = _zero_point(x_zero_point, _U8, "x_zero_point")
+    yz = _zero_point(y_zero_point, _U8, "y_zero_point")
+    ws, wz, per_channel = _weight_qparams(w_scale, w_zero_point, n)
+    b = _bias_arg(bias, n)
+    x2 = x.reshape(-1, k)  # (M, K)
+    acc = _gemm.gemm(x2, np.ascontiguousarray(w.T), int(xz), wz.astype(np.int8),
+                     acc_model=_acc_model(engine, isa))  # (M, N) int32
+    y = _requantize_output(acc, b, xs, ws, per_channel, ys, int(yz), engine, axis=-1)
+    return y.reshape(x.shape[:-1] + (n,))
+
+
+# --------------------------------------------------------------------------- conv2d
+
+
+def fbgemm_conv_path(in_channels, out_channels, kernel, stride, padding, dilation, groups) -> str:
+    """Which fbgemm kernel ``fbgemmConv`` picks (``ConvFastPath``): ``"depthwise"``, ``"groupwise"``,
+    ``"pointwise"`` or ``"im2col"``. On AVX2 all four give the same pairwise result (measured);
+    the name matters for ``isa="vnni"``, where only the depthwise kernel keeps ``vpmaddubsw``."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    cg, og = in_channels // groups, out_channels // groups
+    if (groups == in_channels and out_channels in (groups, 2 * groups) and groups % 8 == 0 and {sh, sw} <= {1, 2}
+            and kh == kw and kh in (3, 5) and (dh, dw) == (1, 1) and ph == pw == (kh - 1) // 2):
+        return "depthwise"
+    if (cg == og and cg in (2, 4, 8, 16) and (kh, kw) == (3, 3) and sh == sw and sh in (1, 2)
+            and (ph, pw) == (1, 1) and (dh, dw) == (1, 1)):  # fbgemmOptimizedGConv (2-D)
+        return "groupwise"
+    if (kh, kw, sh, sw, dh, dw, ph, pw) == (1, 1, 1, 1, 1, 1, 0, 0):
+        return "pointwise"
+    return "im2col"
+
+
+def conv2d(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_zero_point, *, stride=1,
+           padding=0, dilation=1, groups=1, engine="fbgemm", isa="auto"):
+    """``torch.ao.nn.quantized.Conv2d`` / ``quantized::conv2d`` (NCHW, zero padding): quint8 in and out.
+
+    The accumulator is eq. (1) of :mod:`refquant.kernels.conv` (out-of-image taps are $Z_x$);
+    requantization as :func:`linear`, per output channel along axis 1.
+
+    Args:
+        x: uint8 ``(N, C, H, W)``. w: int8 ``(O, C/groups, kH, kW)``.
+        x_scale, x_zero_point, w_scale, w_zero_point, bias, y_scale, y_zero_point: as
+            :func:`linear`, with ``O`` output channels.
+        stride, dilation: int or ``(h, w)``, each >= 1. padding: int or ``(h, w)``, each >= 0
+            (symmetric, as PyTorch's ``padding``).
+        groups: int >= 1 dividing ``C`` and ``O`` (``groups = C``: depthwise).
+        engine, isa: as :func:`linear`.
+
+    Returns:
+        uint8 ``(N, O, OH, OW)``.
+
+    Raises:
+        QuantizationTypeError, QuantizationValueError, ShapeError: bad arguments (named).
+        UnsupportedError: ``engine="x86"`` on an AVX512-VNNI CPU (``isa="vnni"``) with
+            symmetric weights and ``groups <= 100``: PyTorch runs oneDNN there.
+    """
+    engine = _engine(engine)
+    isa = _fbgemm_isa(isa)
+    x = _codes(x, "x", _U8, 4, exact_ndim=4)
+    w = _codes(w, "w", _I8, 4, exact_ndim=4)
+    stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
+    padding = _pair(padding, "padding", 0)
+    if isinstance(groups, bool) or not isinstance(groups, (numbers.Integral, np.integer)):
+        raise QuantizationTypeError(f"groups must be an int, got {groups!r}")
+    if groups < 1:
+        raise QuantizationValueError(f"groups must be >= 1, got {groups}")
+    groups = int(groups)
+    c, o = x.shape[1], w.shape[0]
+    if c % groups or o % groups:
+        raise ShapeError(f"channels must be divisible by groups = {groups}, got C = {c} (x) and O = {o} (w)")
+    if w.shape[1] * groups != c:
+        raise ShapeError(f"w must have C / groups = {c // groups} input channels per group, got w.shape = {w.shape}")
+    xs, ys = _scalar_scale(x_scale, "x_scale"), _scalar_scale(y_scale, "y_scale")
+    xz = _zero_point(x_zero_point, _U8, "x_zero_point")
+    yz = _zero_point(y_zero_point, _U8, "y_zero_point")
+    ws, wz, per_channel = _weight_qparams(w_scale, w_zero_point, o)
+    b = _bias_arg(bias, o)
+    path = fbgemm_conv_path(c, o, w.shape[2:], stride, padding, dilation, groups)
+    if engine == "x86" and isa == "vnni" and groups <= 100 and not wz.any():
+        raise UnsupportedError("engine 'x86' on an AVX512-VNNI CPU runs this conv (symmetric weights, groups <= 100) "
+                               "with oneDNN, which refquant does not model; use engine='fbgemm'")
+    acc = _conv.conv2d(x, w, int(xz), wz.astype(np.int8), strides=stride, dilations=dilation, pads=padding,
+                       groups=groups, acc_model=_acc_model(engine, isa, path == "depthwise"),
+                       k_order="hwc")  # (N, O, OH, OW) int32; fbgemm im2col is NHWC: k = (i kW + j) C_g + c
+    return _requantize_output(acc, b, xs, ws, per_channel, ys, int(yz), engine, axis=1)
+
+
+# --------------------------------------------------------------------------- dynamic_linear
+
+
+def dynamic_linear(x, w, w_scale, w_zero_point, bias, *, reduce_range=True, engine="fbgemm", isa="auto"):
+    """``torch.ao.nn.quantized.dynamic.Linear`` / ``quantized::linear_dynamic``: float32 in and out.
+
+    $S_x, Z_x$ = :func:`choose_qparams_dynamic` ($[0, 255]$, or $[0, 127]$ with ``reduce_range``
+    on fbgemm/x86; qnnpack ignores ``reduce_range``), $x_q$ quantized as
+    ``quantize_per_tensor`` (one FMA: $\\mathrm{RNE}(\\mathrm{fma}(x, 1/S_x, Z_x))$), the int32
+    accumulator of :func:`linear`, then with $m_c = \\mathrm{fl}(S_x S_w[c])$:
+
+    * fbgemm/x86: $y = \\mathrm{fma}(\\mathrm{fl}(\\mathrm{acc}), m_c, b_c)$ (one rounding);
+    * qnnpack: $y = \\mathrm{fl}(\\mathrm{fl}(\\mathrm{fl}(\\mathrm{acc}) \\cdot m_c) + b_c)$.
+
+    Bit-exact against torch 2.13 (float32 bit patterns, ``tests/test_conformance_pytorch_ops.py``).
+
+    Args:
+        x: float array ``(..., K)``, rank >= 2, finite (float64 is rounded to float32).
+        w, w_scale, w_zero_point, bias: as :func:`linear`.
+        reduce_range: halve the activation range (PyTorch's default for x86 qconfigs).
+        engine, isa: as :func:`linear`.
+
+    Returns:
+        float32 array ``(..., N)``.
+    """
+    engine = _engine(engine)
+    isa = _fbgemm_isa(isa)
+    xf = V.as_float_array(x, "x")
+    if xf.ndim < 2:
+        raise ShapeError(f"x must have rank >= 2 (as in PyTorch), got shape {xf.shape}")
+    with np.errstate(over="ignore"):
+        xf = xf.astype(_F32)
+    if not np.all(np.isfinite(xf)):
+        raise QuantizationValueError("x must be finite (its min and max choose the quantization parameters)")
+    w = _codes(w, "w", _I8, 2, exact_ndim=2)
+    n, k = w.shape
+    if xf.shape[-1] != k:
+        raise ShapeError(f"x must have K = w.shape[1] = {k} features in its last dimension, got x.shape = {xf.shape}")
+    if not isinstance(reduce_range, (bool, np.bool_)):
+        raise QuantizationTypeError(f"reduce_range must be a bool, got {reduce_range!r}")
+    ws, wz, _ = _weight_qparams(w_scale, w_zero_point, n)
+    b = _bias_arg(bias, n)
+    out_shape = xf.shape[:-1] + (n,)
+    if xf.size == 0:
+        return np.zeros(out_shape, _F32)
+    rr = bool(reduce_range) and engine != "qnnpack"  # qnnpack: "incorrectly ignores reduce_range" (torch warns)
+    sx, zx = choose_qparams_dynamic(float(xf.min()), float(xf.max()), qmin=0, qmax=255, reduce_range=rr)  # offline
+    xq = _quantize(xf.reshape(-1, k), make_qparams(sx, zx, "uint8"), _QUANTIZE_X)  # (M, K) uint8
+    acc = _gemm.gemm(xq, np.ascontiguousarray(w.T), int(zx), wz.astype(np.int8),
+                     acc_model=_acc_model(engine, isa))  # (M, N) int32
+    m = (_F32(sx) * ws.astype(_F32)).astype(_F32)  # (N,) or (): A_scale * B_scale[c] in float32
+    acc_f = acc.astype(_F32)  # cvtdq2ps, RNE beyond 2^24
+    bb = np.zeros(n, _F32) if b is None else b
+    with np.errstate(over="ignore", invalid="ignore"):
+        if engine == "qnnpack":
+            y = ((acc_f * m).astype(_F32) + bb).astype(_F32)
+        else:
+            y = _fma_f32(acc_f, np.broadcast_to(m, acc_f.shape).astype(_F32), np.broadcast_to(bb, acc_f.shape))
+    return np.asarray(y, _F32).reshape(out_shape)
