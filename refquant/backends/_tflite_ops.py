@@ -1,0 +1,360 @@
+r"""TFLite face, op level (internal): FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D.
+
+Re-exported by :mod:`refquant.backends.tflite`; read that module for the conventions. Each
+function validates everything first (``refquant.errors``), then binds the kernels:
+accumulate with :func:`refquant.kernels.gemm.gemm` / :func:`refquant.kernels.conv.conv2d`,
+add the int32 bias (:func:`refquant.kernels.bias.add_bias`), requantize
+(:func:`refquant.kernels.requant.requantize` with :func:`refquant.kernels.multiplier.requant_params`)
+and clamp to the fused activation's range. Per kernel (measured, LiteRT 2.3.0 x86-64 AVX2,
+``tests/test_conformance_tflite_ops.py``):
+
+| op | ``"reference"`` | ``"optimized"`` (x86 AVX2) | ``"xnnpack"`` |
+|---|---|---|---|
+| FULLY_CONNECTED | ``float64_rhaz``, ``f64_ab_div_c`` | ``fixed_ruy_avx2``; ``f64_ab_div_c`` per-channel, ``f32_ab_then_f64_div`` per-tensor | ``float32_rne``, ``f32_ab_div_c`` |
+| CONV_2D | ``fixed_double``, ``f64_ab_div_c`` | ``fixed_ruy_avx2``, ``f64_ab_div_c``; grouped: the reference | ``float32_rne``, ``f32_ab_div_c`` |
+| DEPTHWISE_CONV_2D | ``fixed_double``, ``f64_ab_div_c`` | ``fixed_double_up`` for output channels ``< O - O % 8``, ``fixed_double`` for the last ``O % 8`` | ``float32_rne``, ``f32_ab_div_c`` |
+
+(requantization ``mode`` and multiplier ``derivation`` names of :mod:`refquant.kernels.requant`
+and :mod:`refquant.kernels.multiplier`). The fused activation clamps with
+:func:`~refquant.kernels.multiplier.activation_range` (TFLite's kernels) or, under XNNPACK,
+:func:`~refquant.kernels.xnnpack_params.xnnpack_activation_range` (zero point added before a
+ties-to-even rounding). XNNPACK takes every int8 node here; a requantization scale
+$\mathrm{fl}(\mathrm{fl}(S_x S_w[c]) / S_y) \ge 256$ makes the delegate fail to prepare (LiteRT
+raises): refused with :class:`~refquant.errors.UnsupportedError`.
+
+Formats: int8 input and output, int8 weights with zero point 0 (per-tensor, or per-channel
+along the output channels), int32 bias of scale $S_x S_w[c]$. Legacy uint8 models (uint8
+weights with a zero point) and 16x8 models are not expressible in these signatures:
+:class:`~refquant.errors.UnsupportedError`.
+
+Added in 0.1.0.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _validate as V
+from ..dtypes import get_format
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
+from ..kernels.bias import add_bias
+from ..kernels.conv import conv2d as _conv_acc
+from ..kernels.gemm import gemm as _gemm
+from ..kernels.multiplier import activation_range, real_multiplier, requant_params
+from ..kernels.requant import requantize
+from ..kernels.xnnpack_params import xnnpack_activation_range
+
+__all__ = ["fully_connected", "conv2d", "depthwise_conv2d"]
+
+KERNELS = ("reference", "xnnpack", "optimized")
+ACTIVATIONS = (None, "NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+PADDINGS = ("SAME", "VALID")
+_XNN_MAX_REQUANT_SCALE = 256.0  # xnn_create_*_qs8: requantization scale must be < 256
+_SIMD_CHANNELS = 8  # optimized depthwise: 8-channel vector blocks, then a scalar tail
+
+
+# --------------------------------------------------------------------------- validation (shared)
+
+
+def check_kernel(kernel) -> str:
+    if not isinstance(kernel, str) or kernel not in KERNELS:
+        raise QuantizationValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    return kernel
+
+
+def check_activation(activation):
+    if not (activation is None or (isinstance(activation, str) and activation in ACTIVATIONS)):
+        raise QuantizationValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    return activation
+
+
+def check_tensor(x, name: str, dtypes, ndim=None) -> np.ndarray:
+    """``x`` as an ndarray of one of ``dtypes`` (names); ``ndim``: exact rank, or ``(min,)``."""
+    a = np.asarray(x)
+    if a.dtype.name not in dtypes:
+        raise QuantizationTypeError(f"{name} must have dtype {' or '.join(dtypes)}, got {a.dtype}")
+    if isinstance(ndim, tuple) and a.ndim < ndim[0]:
+        raise ShapeError(f"{name} must have rank >= {ndim[0]}, got shape {a.shape}")
+    if isinstance(ndim, int) and a.ndim != ndim:
+        raise ShapeError(f"{name} must have rank {ndim}, got shape {a.shape}")
+    return a
+
+
+def check_scale(scale, name: str) -> np.float32:
+    s = V.as_scale(scale, name)  # float32, finite, > 0
+    if s.size != 1:
+        raise ShapeError(f"{name} must be a scalar (per-tensor), got shape {s.shape}")
+    return np.float32(s.reshape(()))
+
+
+def check_zero_point(zero_point, dtype, name: str) -> int:
+    if zero_point is None:
+        raise QuantizationTypeError(f"{name} must be an integer, got None")
+    z = V.as_zero_point(zero_point, get_format(dtype), name)
+    if z.size != 1:
+        raise ShapeError(f"{name} must be a scalar (per-tensor), got shape {z.shape}")
+    return int(z.reshape(()))
+
+
+def check_pair(v, name: str) -> tuple[int, int]:
+    """An int >= 1 or an ``(h, w)`` pair of them."""
+    items = (v, v) if isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) else v
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}") from None
+    if len(items) != 2 or any(isinstance(i, bool) or not isinstance(i, (numbers.Integral, np.integer))
+                              for i in items):
+        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}")
+    if min(items) < 1:
+        raise QuantizationValueError(f"{name} must be >= 1, got {v!r}")
+    return int(items[0]), int(items[1])
+
+
+def check_padding(padding) -> str:
+    if not isinstance(padding, str) or padding not in PADDINGS:
+        raise QuantizationValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+    return padding
+
+
+def _weight_scales(w_scale, n: int) -> tuple[np.ndarray, bool]:
+    """(float32 scales, per_channel): a scalar or one element is per-tensor, else ``(n,)``."""
+    s = V.as_scale(w_scale, "w_scale")
+    if s.ndim > 1:
+        raise ShapeError(f"w_scale must be a scalar or 1-D, got shape {s.shape}")
+    if s.size == 1:
+        return s.reshape(()), False
+    if s.size != n:
+        raise ShapeError(f"w_scale must be a scalar or have one scale per output channel ({n}), got {s.size}")
+    return s, True
+
+
+def _bias(b, n: int) -> np.ndarray:
+    if b is None:
+        return np.zeros(n, np.int32)  # no bias: the same arithmetic as a zero int32 bias
+    a = np.asarray(b)
+    if a.dtype != np.int32:
+        raise QuantizationTypeError(f"b must be an int32 array (TFLite's int8 bias tensor), got dtype {a.dtype}")
+    if a.shape != (n,):
+        raise ShapeError(f"b must have shape ({n},) (one per output channel), got {a.shape}")
+    return a
+
+
+def _int8_activations(x, name="x") -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype in (np.uint8, np.int16):
+        raise UnsupportedError(
+            f"{name} has dtype {a.dtype}: only int8 activations with int8 symmetric weights are modelled "
+            f"(legacy uint8 weights carry a zero point these signatures lack; 16x8 is not modelled)")
+    return check_tensor(a, name, ("int8",))
+
+
+def _geometry(x, kh, kw, stride, padding, dilation):
+    st, dl, pad = check_pair(stride, "stride"), check_pair(dilation, "dilation"), check_padding(padding)
+    for axis, k, n, s, d in (("height", kh, x.shape[1], st[0], dl[0]), ("width", kw, x.shape[2], st[1], dl[1])):
+        if pad == "VALID" and d * (k - 1) + 1 > n:
+            raise ShapeError(f"the dilated kernel {axis} {d * (k - 1) + 1} is larger than the input {axis} {n} "
+                             f"with VALID padding (empty output)")
+    return st, dl, ("SAME_UPPER" if pad == "SAME" else "VALID")
+
+
+# --------------------------------------------------------------------------- requantization (shared)
+
+
+def _clamp_range(activation, y_scale, y_zero_point, kernel):
+    if kernel == "xnnpack":
+        return xnnpack_activation_range(activation, y_scale, y_zero_point, -128, 127)
+    return activation_range(activation, y_scale, y_zero_point, -128, 127)
+
+
+def _check_xnnpack_scale(x_scale, w_scale, y_scale, op):
+    m = real_multiplier(x_scale, w_scale, y_scale, derivation="f32_ab_div_c")
+    if np.any(m >= _XNN_MAX_REQUANT_SCALE):
+        bad = float(np.max(m))
+        raise UnsupportedError(f"kernel='xnnpack': {op} requantization scale x_scale*w_scale/y_scale = {bad!r} "
+                               f"is >= 256; the XNNPACK delegate fails to prepare (LiteRT raises)")
+
+
+def _requantize(acc, x_scale, w_scale, y_scale, y_zero_point, lo, hi, mode, derivation):
+    p = requant_params(x_scale, w_scale, y_scale, mode=mode, derivation=derivation)
+    return requantize(acc, p.multiplier, y_zero_point, lo, hi, mode=mode, shift=p.shift, axis=-1, dtype=np.int8)
+
+
+_CONV_MODES = {"reference": ("fixed_double", "f64_ab_div_c"), "optimized": ("fixed_ruy_avx2", "f64_ab_div_c"),
+               "xnnpack": ("float32_rne", "f32_ab_div_c")}
+
+
+# --------------------------------------------------------------------------- ops
+
+
+def fully_connected(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_point, *, activation=None,
+                    kernel="reference") -> np.ndarray:
+    """TFLite FULLY_CONNECTED int8:
+    $y_c = \\mathrm{clamp}(\\mathrm{round}(M_c\\,(\\sum_k (x_k - Z_x) w_{ck} + b_c)) + Z_y)$.
+
+    $M_c = S_x S_w[c] / S_y$; the rounding per ``kernel`` is in the module table
+    (``reference``: float64 with round half away from zero). Mirrors
+    ``tflite/kernels/fully_connected.cc`` (``keep_num_dims = false``).
+
+    Args:
+        x: int8 array ``(..., K)``; the leading dimensions are flattened (TFLite's batch).
+        x_scale, x_zero_point: Input parameters (float32 scalar; int in [-128, 127]).
+        w: int8 weights ``(N, K)`` (zero point 0).
+        w_scale: float32 scalar, or ``(N,)`` per output channel.
+        b: int32 bias ``(N,)`` (scale $S_x S_w[c]$, zero point 0), or ``None`` (no bias).
+        y_scale, y_zero_point: Output parameters.
+        activation: ``None``, ``"NONE"``, ``"RELU"``, ``"RELU6"`` or ``"RELU_N1_TO_1"``.
+        kernel: ``"reference"``, ``"xnnpack"`` or ``"optimized"``.
+
+    Returns:
+        int8 array ``(prod(x.shape[:-1]), N)``.
+
+    Raises:
+        QuantizationTypeError, QuantizationValueError, ShapeError: bad input (named).
+        UnsupportedError: uint8/int16 activations; under XNNPACK a requantization scale >= 256.
+    """
+    kernel, activation = check_kernel(kernel), check_activation(activation)
+    x = _int8_activations(x)
+    w = check_tensor(w, "w", ("int8",), 2)
+    n, k = w.shape
+    if x.ndim < 1 or x.shape[-1] != k:
+        raise ShapeError(f"x must have shape (..., K) with K = w.shape[1] = {k}, got {x.shape}")
+    xs, ys = check_scale(x_scale, "x_scale"), check_scale(y_scale, "y_scale")
+    ws, per_channel = _weight_scales(w_scale, n)
+    xz = check_zero_point(x_zero_point, np.int8, "x_zero_point")
+    yz = check_zero_point(y_zero_point, np.int8, "y_zero_point")
+    bias = _bias(b, n)
+    if kernel == "reference":
+        mode, derivation = "float64_rhaz", "f64_ab_div_c"  # double(acc) * (double(Sx) * double(Sw) / double(Sy))
+    elif kernel == "optimized":  # ruy; per-tensor: GetQuantizedConvolutionMultipler (float32 product)
+        mode, derivation = "fixed_ruy_avx2", ("f64_ab_div_c" if per_channel else "f32_ab_then_f64_div")
+    else:
+        _check_xnnpack_scale(xs, ws, ys, "FULLY_CONNECTED")
+        mode, derivation = "float32_rne", "f32_ab_div_c"
+    lo, hi = _clamp_range(activation, ys, yz, kernel)
+    # --- runtime: integers only
+    acc = _gemm(x.reshape(-1, k), np.ascontiguousarray(w.T), xz, 0)  # (M, N) int32
+    acc = add_bias(acc, bias)
+    return _requantize(acc, xs, ws, ys, yz, lo, hi, mode, derivation)
+
+
+def conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_point, *, stride=1, padding="VALID",
+           dilation=1, activation=None, kernel="reference") -> np.ndarray:
+    """TFLite CONV_2D int8, NHWC input, OHWI weights; grouped when ``w.shape[3] < C``.
+
+    $\\mathrm{acc}[n,h,w,o] = \\sum_{i,j,c} (x[n, h s_H + i d_H - p_t, w s_W + j d_W - p_l, g C_g + c] - Z_x)
+    \\,W[o,i,j,c] + b_o$
+    (out-of-image taps skipped), then requantized and clamped as in the module table.
+    ``SAME``: output $\\lceil n/s \\rceil$, the odd padding pixel at the end; ``VALID``:
+    $\\lfloor (n - d(k-1) - 1)/s \\rfloor + 1$. Mirrors ``tflite/kernels/conv.cc``.
+
+    Args:
+        x: int8 ``(N, H, W, C)``.
+        x_scale, x_zero_point, y_scale, y_zero_point: As in :func:`fully_connected`.
+        w: int8 ``(O, kH, kW, C_g)`` with $C_g$ dividing $C$ (groups $G = C / C_g$, $G$ dividing $O$).
+        w_scale: float32 scalar, or ``(O,)``.
+        b: int32 ``(O,)``, or ``None``: a zero bias (a CONV_2D int8 node needs a bias tensor;
+            ``None`` is the same arithmetic as zeros).
+        stride, dilation: int or ``(h, w)`` pair, each >= 1.
+        padding: ``"SAME"`` or ``"VALID"``.
+        activation, kernel: As in :func:`fully_connected`.
+
+    Returns:
+        int8 ``(N, OH, OW, O)``.
+
+    Raises:
+        QuantizationTypeError, QuantizationValueError, ShapeError: bad input (named), including
+            channels not divisible by the weights' channels and a kernel larger than the input (VALID).
+        UnsupportedError: uint8/int16 activations; under XNNPACK a requantization scale >= 256.
+    """
+    kernel, activation = check_kernel(kernel), check_activation(activation)
+    x = _int8_activations(x)
+    x = check_tensor(x, "x", ("int8",), 4)
+    w = check_tensor(w, "w", ("int8",), 4)
+    o, kh, kw, cg = w.shape
+    c = x.shape[3]
+    if min(o, kh, kw, cg) < 1:
+        raise ShapeError(f"w must have non-empty dimensions (O, kH, kW, C_g), got {w.shape}")
+    if c % cg:
+        raise ShapeError(f"input channels x.shape[3] = {c} must be a multiple of w.shape[3] = {cg} (groups)")
+    groups = c // cg
+    if o % groups:
+        raise ShapeError(f"output channels w.shape[0] = {o} must be divisible by groups = {groups}")
+    st, dl, pads = _geometry(x, kh, kw, stride, padding, dilation)
+    xs, ys = check_scale(x_scale, "x_scale"), check_scale(y_scale, "y_scale")
+    ws, _ = _weight_scales(w_scale, o)
+    xz = check_zero_point(x_zero_point, np.int8, "x_zero_point")
+    yz = check_zero_point(y_zero_point, np.int8, "y_zero_point")
+    bias = _bias(b, o)
+    mode, derivation = _CONV_MODES[kernel]
+    if kernel == "optimized" and groups > 1:
+        mode = "fixed_double"  # LiteRT runs grouped convolutions on the reference kernel
+    if kernel == "xnnpack":
+        _check_xnnpack_scale(xs, ws, ys, "CONV_2D")
+    lo, hi = _clamp_range(activation, ys, yz, kernel)
+    # --- runtime: integers only
+    acc = _conv_acc(x, w, xz, 0, strides=st, dilations=dl, pads=pads, groups=groups, layout="NHWC",
+                    w_layout="OHWI")  # (N, OH, OW, O) int32
+    acc = add_bias(acc, bias)
+    return _requantize(acc, xs, ws, ys, yz, lo, hi, mode, derivation)
+
+
+def depthwise_conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_point, *, stride=1, padding="VALID",
+                     dilation=1, depth_multiplier=1, activation=None, kernel="reference") -> np.ndarray:
+    """TFLite DEPTHWISE_CONV_2D int8, NHWC input, 1HWO weights, $O = C \\cdot$ ``depth_multiplier``.
+
+    Output channel $o$ reads input channel $\\lfloor o / m \\rfloor$:
+    $\\mathrm{acc}[n,h,w,o] = \\sum_{i,j} (x[n, \\cdot, \\cdot, \\lfloor o/m \\rfloor] - Z_x)\\,W[0,i,j,o] + b_o$,
+    geometry as :func:`conv2d`. Requantization per the module table (the optimized kernel
+    rounds the last ``O % 8`` channels differently). Mirrors ``tflite/kernels/depthwise_conv.cc``.
+
+    Args:
+        x: int8 ``(N, H, W, C)``.
+        w: int8 ``(1, kH, kW, O)``.
+        w_scale: float32 scalar, or ``(O,)`` (TFLite's quantized dimension 3).
+        b: int32 ``(O,)``, or ``None`` (a zero bias).
+        depth_multiplier: int >= 1 with ``O == C * depth_multiplier``.
+        Others: as in :func:`conv2d`.
+
+    Returns:
+        int8 ``(N, OH, OW, O)``.
+
+    Raises:
+        QuantizationTypeError, QuantizationValueError, ShapeError: bad input (named).
+        UnsupportedError: uint8/int16 activations; under XNNPACK a requantization scale >= 256.
+    """
+    kernel, activation = check_kernel(kernel), check_activation(activation)
+    x = _int8_activations(x)
+    x = check_tensor(x, "x", ("int8",), 4)
+    w = check_tensor(w, "w", ("int8",), 4)
+    if w.shape[0] != 1 or min(w.shape) < 1:
+        raise ShapeError(f"w must have shape (1, kH, kW, O), got {w.shape}")
+    _, kh, kw, o = w.shape
+    m = V.as_positive_int(depth_multiplier, "depth_multiplier")
+    if o != x.shape[3] * m:
+        raise ShapeError(f"w must have O = C * depth_multiplier = {x.shape[3]} * {m} = {x.shape[3] * m} "
+                         f"output channels, got w.shape[3] = {o}")
+    st, dl, pads = _geometry(x, kh, kw, stride, padding, dilation)
+    xs, ys = check_scale(x_scale, "x_scale"), check_scale(y_scale, "y_scale")
+    ws, _ = _weight_scales(w_scale, o)
+    xz = check_zero_point(x_zero_point, np.int8, "x_zero_point")
+    yz = check_zero_point(y_zero_point, np.int8, "y_zero_point")
+    bias = _bias(b, o)
+    if kernel == "xnnpack":
+        _check_xnnpack_scale(xs, ws, ys, "DEPTHWISE_CONV_2D")
+    lo, hi = _clamp_range(activation, ys, yz, kernel)
+    # --- runtime: integers only
+    acc = _conv_acc(x, w, xz, 0, strides=st, dilations=dl, pads=pads, layout="NHWC", w_layout="1HWO")
+    acc = add_bias(acc, bias)  # (N, OH, OW, O) int32
+    if kernel != "optimized":
+        return _requantize(acc, xs, ws, ys, yz, lo, hi, *_CONV_MODES[kernel])
+    # Optimized: 8-channel vector blocks round the second step half up (DepthwiseConvOutputRounding
+    # kUpward); the scalar tail of the last O % 8 channels calls the reference MBQM.
+    y = _requantize(acc, xs, ws, ys, yz, lo, hi, "fixed_double", "f64_ab_div_c")
+    cut = o - o % _SIMD_CHANNELS
+    if cut:
+        ws_head = ws[:cut] if ws.ndim else ws
+        y[..., :cut] = _requantize(acc[..., :cut], xs, ws_head, ys, yz, lo, hi, "fixed_double_up", "f64_ab_div_c")
+    return y

@@ -1,0 +1,246 @@
+r"""TFLite face, op level (internal): the weight-free ops ADD, AVERAGE_POOL_2D, MAX_POOL_2D,
+SOFTMAX, LOGISTIC.
+
+Re-exported by :mod:`refquant.backends.tflite`. Validation first, then the kernels of
+:mod:`refquant.kernels` (measured against LiteRT 2.3.0 x86-64 AVX2,
+``tests/test_conformance_tflite_ops.py``):
+
+| op | ``"reference"`` | ``"optimized"`` | ``"xnnpack"`` |
+|---|---|---|---|
+| ADD int8/uint8 | :func:`~refquant.kernels.elementwise.fixed_point_add` (left shift 20, three double-rounding MBQM) | not modelled: :class:`~refquant.errors.UnsupportedError` | :func:`~refquant.kernels.elementwise.rescale_add`; when XNNPACK declines (a scale ratio $S_{a,b}/S_y$ outside $[2^{-10}, 2^8)$) the optimized kernel runs: UnsupportedError |
+| ADD int16 | ``fixed_point_add`` (left shift 15; zero points 0) | the same | the same (XNNPACK does not take int16) |
+| AVERAGE_POOL_2D | :func:`~refquant.kernels.pool.average_pool2d` | the same | the same (XNNPACK never takes it) |
+| MAX_POOL_2D | :func:`~refquant.kernels.pool.max_pool2d` | the same | the same, with XNNPACK's activation bounds where it takes the node |
+| SOFTMAX | :func:`~refquant.kernels.softmax.softmax_fixed_point` (gemmlowp) | :func:`~refquant.kernels.softmax.softmax_lut` (float table) | ``softmax_lut`` (XNNPACK never takes it) |
+| LOGISTIC | :func:`~refquant.kernels.lut.logistic_lut` + :func:`~refquant.kernels.lut.apply_lut` | the same | :func:`~refquant.kernels.xnnpack_params.xnnpack_logistic_lut` |
+
+The optimized int8/uint8 ADD (NEON intrinsics through NEON_2_SSE on x86) folds shifts and
+narrows to int16 without saturation in blocks of 16 elements; a test transcription exists for
+equal shapes (``tests/test_conformance_kernels_misc.py``) but broadcasting is not derived, so it
+is refused rather than guessed. XNNPACK takes MAX_POOL_2D (int8/uint8) unless a stride exceeds
+the filter or a 1x1 filter has a stride > 1; its fused activation then clamps with
+:func:`~refquant.kernels.xnnpack_params.xnnpack_activation_range`.
+
+Implicit output parameters, as the interpreter requires them: pooling outputs share the
+input's scale and zero point; SOFTMAX and LOGISTIC output scale 1/256 with zero point -128
+(int8) or 0 (uint8). int16 ADD needs every zero point 0 (Prepare error otherwise) and is
+modelled with ``pot_scale_int16 = false`` (what the converter writes; LiteRT takes a
+shift-only path when that flag is true and all three scales are powers of two).
+
+Added in 0.1.0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
+from ..kernels import elementwise as ew
+from ..kernels import lut as _lut
+from ..kernels import pool as _pool
+from ..kernels import softmax as _softmax
+from ..kernels.multiplier import activation_range
+from ..kernels.xnnpack_params import xnnpack_activation_range, xnnpack_logistic_lut
+from ._tflite_ops import (check_activation, check_kernel, check_padding, check_pair, check_scale, check_tensor,
+                          check_zero_point)
+
+__all__ = ["add", "average_pool2d", "max_pool2d", "softmax", "logistic"]
+
+_XNN_MAX_RANK = 6  # XNN_MAX_TENSOR_DIMS
+
+
+def _lut_input(x, op):
+    a = np.asarray(x)
+    if a.dtype == np.int16:
+        raise UnsupportedError(f"{op} int16 is not modelled (TFLite's int16 kernels are not LUT-based); "
+                               f"pass int8 or uint8")
+    return check_tensor(a, "x", ("int8", "uint8"))
+
+
+# --------------------------------------------------------------------------- ADD
+
+
+def add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, activation=None,
+        kernel="reference") -> np.ndarray:
+    """TFLite ADD: $y = \\mathrm{clamp}(\\mathrm{round}((S_a(a - Z_a) + S_b(b - Z_b)) / S_y) + Z_y)$,
+    evaluated as in the module table; ``a`` and ``b`` broadcast as NumPy. Mirrors ``tflite/kernels/add.cc``.
+
+    Args:
+        a, b: Arrays of one dtype: int8, uint8 or int16.
+        a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point: Per-tensor
+            parameters (float32 scales; zero points in the dtype's range, 0 for int16).
+        activation: ``None``, ``"NONE"``, ``"RELU"``, ``"RELU6"`` or ``"RELU_N1_TO_1"``.
+        kernel: ``"reference"``, ``"xnnpack"`` or ``"optimized"``.
+
+    Returns:
+        Array of the broadcast shape and the inputs' dtype.
+
+    Raises:
+        QuantizationTypeError, QuantizationValueError, ShapeError: bad input (named), including
+            scales whose ratio the reference Prepare refuses ($S_y < 2\\max(S_a, S_b)/2^{20}$).
+        UnsupportedError: 8-bit ADD on the optimized kernel (see the module docstring).
+    """
+    kernel, activation = check_kernel(kernel), check_activation(activation)
+    a = check_tensor(a, "a", ("int8", "uint8", "int16"))
+    b = check_tensor(b, "b", ("int8", "uint8", "int16"))
+    if a.dtype != b.dtype:
+        raise QuantizationTypeError(f"a and b must have the same dtype, got {a.dtype} and {b.dtype}")
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(f"a and b must broadcast together, got shapes {a.shape} and {b.shape}") from None
+    sa, sb, sy = (check_scale(s, n) for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
+    za, zb, zy = (check_zero_point(z, a.dtype, n) for z, n in
+                  ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"), (y_zero_point, "y_zero_point")))
+    info = np.iinfo(a.dtype)
+    wide = a.dtype == np.int16
+    if wide and (za, zb, zy) != (0, 0, 0):
+        name, z = next((n, z) for n, z in (("a_zero_point", za), ("b_zero_point", zb), ("y_zero_point", zy)) if z)
+        raise QuantizationValueError(f"{name} must be 0 for int16 ADD (TFLite Prepare error), got {z}")
+    if kernel == "xnnpack" and not wide:
+        try:
+            params = ew.rescale_add_params(sa, sb, sy)
+        except QuantizationValueError as err:
+            raise UnsupportedError(f"kernel='xnnpack': XNNPACK declines this ADD ({err}); LiteRT then runs its "
+                                   f"optimized 8-bit ADD, which is not modelled") from None
+        if len(shape) > _XNN_MAX_RANK or 0 in shape:
+            raise UnsupportedError(f"kernel='xnnpack': an ADD of shape {shape} (empty or rank > 6) stays on "
+                                   f"the optimized 8-bit kernel, which is not modelled")
+        lo, hi = xnnpack_activation_range(activation, sy, zy, info.min, info.max)
+        return ew.rescale_add(a, a.dtype.type(za), b, a.dtype.type(zb), a.dtype.type(zy), params, act_min=lo,
+                              act_max=hi)
+    if kernel == "optimized" and not wide:
+        raise UnsupportedError("kernel='optimized': LiteRT's optimized int8/uint8 ADD is not modelled "
+                               "(use kernel='reference' or 'xnnpack')")
+    params = ew.fixed_point_add_params(sa, sb, sy, left_shift=15 if wide else 20)
+    lo, hi = activation_range(activation, sy, zy, info.min, info.max)
+    return ew.fixed_point_add(a, a.dtype.type(za), b, a.dtype.type(zb), a.dtype.type(zy), params, act_min=lo,
+                              act_max=hi)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def _pool_args(x, x_scale, x_zero_point, filter_size, stride, padding, activation, kernel):
+    kernel, activation = check_kernel(kernel), check_activation(activation)
+    x = check_tensor(x, "x", ("int8", "uint8", "int16"), 4)
+    fh, fw = check_pair(filter_size, "filter_size")
+    sh, sw = (fh, fw) if stride is None else check_pair(stride, "stride")
+    padding = check_padding(padding)
+    _pool.pool_geometry(x.shape[1:3], (fh, fw), (sh, sw), padding)  # ShapeError for an empty output
+    xs = check_scale(x_scale, "x_scale")
+    xz = check_zero_point(x_zero_point, x.dtype, "x_zero_point")
+    return x, (fh, fw), (sh, sw), padding, activation, kernel, xs, xz, np.iinfo(x.dtype)
+
+
+def average_pool2d(x, x_scale, x_zero_point, *, filter_size, stride=None, padding="VALID", activation=None,
+                   kernel="reference") -> np.ndarray:
+    """TFLite AVERAGE_POOL_2D on NHWC codes: the rounded mean of the valid taps,
+    $\\mathrm{RHAZ}(\\sum x / n)$ (C integer division with a $\\pm n/2$ nudge), then the
+    activation clamp. Every kernel computes the same (XNNPACK never takes this op).
+
+    Args:
+        x: int8, uint8 or int16 ``(N, H, W, C)``.
+        x_scale, x_zero_point: The input's (and the output's) parameters.
+        filter_size: int or ``(h, w)``.
+        stride: int, ``(h, w)`` or ``None`` (the filter size).
+        padding: ``"SAME"`` (padding taps are not counted) or ``"VALID"``.
+        activation, kernel: As in :func:`add`.
+
+    Returns:
+        Array of ``x``'s dtype, ``(N, OH, OW, C)``.
+    """
+    x, f, s, padding, activation, kernel, xs, xz, info = _pool_args(x, x_scale, x_zero_point, filter_size, stride,
+                                                                     padding, activation, kernel)
+    lo, hi = activation_range(activation, xs, xz, info.min, info.max)
+    return _pool.average_pool2d(x, f, stride=s, padding=padding, act_min=lo, act_max=hi)
+
+
+def _xnnpack_takes_max_pool(dtype, f, s) -> bool:
+    """``CheckPoolingParams`` of the TFLite XNNPACK delegate (8-bit only)."""
+    return (dtype in (np.int8, np.uint8) and s[0] <= f[0] and s[1] <= f[1]
+            and not (f == (1, 1) and max(s) > 1))
+
+
+def max_pool2d(x, x_scale, x_zero_point, *, filter_size, stride=None, padding="VALID", activation=None,
+               kernel="reference") -> np.ndarray:
+    """TFLite MAX_POOL_2D on NHWC codes: the maximum of the valid taps, then the activation
+    clamp (XNNPACK's bounds where it takes the node). Arguments as :func:`average_pool2d`."""
+    x, f, s, padding, activation, kernel, xs, xz, info = _pool_args(x, x_scale, x_zero_point, filter_size, stride,
+                                                                     padding, activation, kernel)
+    if kernel == "xnnpack" and _xnnpack_takes_max_pool(x.dtype, f, s):
+        lo, hi = xnnpack_activation_range(activation, xs, xz, info.min, info.max)
+    else:
+        lo, hi = activation_range(activation, xs, xz, info.min, info.max)
+    return _pool.max_pool2d(x, f, stride=s, padding=padding, act_min=lo, act_max=hi)
+
+
+# --------------------------------------------------------------------------- SOFTMAX, LOGISTIC
+
+
+def softmax(x, x_scale, x_zero_point, *, beta=1.0, kernel="reference") -> np.ndarray:
+    """TFLite SOFTMAX over the last axis: $y_j \\approx 256\\,e^{\\beta S_x x_j} / \\sum_k e^{\\beta S_x x_k} + Z_y$.
+
+    ``reference``: gemmlowp fixed point (``BUILTIN_REF``); ``optimized`` and ``xnnpack``: the
+    float32 exponential table of the default kernel. Output scale 1/256, zero point -128 (int8)
+    or 0 (uint8). The input zero point cancels (only differences to the row maximum count).
+
+    Args:
+        x: int8 or uint8, rank >= 1.
+        x_scale, x_zero_point: Input parameters.
+        beta: finite float > 0 (stored as float32).
+        kernel: ``"reference"``, ``"xnnpack"`` or ``"optimized"``.
+
+    Returns:
+        Array of ``x``'s shape and dtype.
+
+    Raises:
+        QuantizationValueError: ``beta`` not finite and > 0, or (reference)
+            $\\beta S_x 2^{26} \\le 1$, where TFLite's Prepare CHECK aborts.
+        UnsupportedError: int16; a reference-kernel row whose exponential sum overflows
+            TFLite's range (it aborts there).
+    """
+    kernel = check_kernel(kernel)
+    x = _lut_input(x, "SOFTMAX")
+    if x.ndim < 1:
+        raise ShapeError(f"x must have rank >= 1 (softmax runs over the last axis), got shape {x.shape}")
+    xs = check_scale(x_scale, "x_scale")
+    check_zero_point(x_zero_point, x.dtype, "x_zero_point")
+    bt = np.asarray(beta)
+    if bt.shape != () or bt.dtype.kind not in "fiu" or isinstance(beta, (bool, np.bool_)):
+        raise QuantizationTypeError(f"beta must be a real scalar, got {beta!r}")
+    bt = np.float32(bt)
+    if not (np.isfinite(bt) and bt > 0):
+        raise QuantizationValueError(f"beta must be finite and > 0 (as float32), got {beta!r}")
+    if kernel == "reference":
+        return _softmax.softmax_fixed_point(x, _softmax.softmax_fixed_point_params(xs, bt))
+    return _softmax.softmax_lut(x, _softmax.softmax_exp_table(xs, bt))
+
+
+def logistic(x, x_scale, x_zero_point, *, kernel="reference") -> np.ndarray:
+    """TFLite LOGISTIC (sigmoid) through a 256-entry table: $y = \\mathrm{round}(256\\,\\sigma(S_x(x - Z_x))) + Z_y$.
+
+    ``reference`` and ``optimized``: TFLite's float32 table (round half away from zero);
+    ``xnnpack``: XNNPACK's table (double-precision sigmoid, ties to even). Output scale
+    1/256, zero point -128 (int8) or 0 (uint8).
+
+    Args:
+        x: int8 or uint8 array of any shape.
+        x_scale, x_zero_point: Input parameters.
+        kernel: ``"reference"``, ``"xnnpack"`` or ``"optimized"``.
+
+    Returns:
+        Array of ``x``'s shape and dtype.
+
+    Raises:
+        UnsupportedError: int16.
+    """
+    kernel = check_kernel(kernel)
+    x = _lut_input(x, "LOGISTIC")
+    xs = check_scale(x_scale, "x_scale")
+    xz = check_zero_point(x_zero_point, x.dtype, "x_zero_point")
+    if kernel == "xnnpack":
+        table = xnnpack_logistic_lut(xs, xz, dtype=x.dtype)
+    else:
+        table = _lut.logistic_lut(xs, xz, dtype=x.dtype)
+    return _lut.apply_lut(x, table)
