@@ -17,6 +17,17 @@ point, saturate). It follows the **specification text** (opset 21-25). Where
 | DequantizeLinear: float16 scale | $x - Z$ and product in float16 | float32, then cast to float16 |
 | DequantizeLinear: int32 ``x`` | exact; zero point must be 0 | ``float32(x) - Z`` |
 | DynamicQuantizeLinear: all-zero ``x`` | $0/0$; refquant: $S = 1$, $Z = 0$ | $S = 1/255$ |
+| QLinearMatMul, QLinearConv: $\\mathrm{acc} \\cdot M$ | exact rational $S_a S_b / S_y$, one rounding | $M$ rounded to float32, product in float64 |
+| QLinearMatMul, QLinearConv: $Z_y$ | added **after** rounding (ties to even) | added before rounding: off by one on an exact .5 tie with an odd $Z_y$ |
+| MatMulInteger, QLinearMatMul: per-row ``a`` zero point / scale | per row | a 1-D ``(M,)`` one broadcasts along $K$ (an error, or per column of ``a`` when $M = K$); QLinearMatMul with an ``(M, 1)`` scale and a 1-D ``b`` returns shape ``(M, M)`` |
+| ConvInteger: per-channel ``w_zero_point`` of a 1-D convolution | per output channel | raises (expands to 4-D) |
+| MatMulInteger, ConvInteger, QLinear*: accumulator past int32 | warns, wraps (kernels' overflow rule) | wraps silently (NumPy int32) |
+
+The integer matmul and convolution ops (:func:`matmul_integer`, :func:`qlinear_matmul`,
+:func:`conv_integer`, :func:`qlinear_conv`) live in :mod:`refquant.backends._onnx_ops` and are
+re-exported here. The two QLinear departures make ``onnx.reference`` differ from the spec only on
+outputs whose exact $\\mathrm{acc} \\cdot M$ lies within float rounding of a .5 tie (tested:
+``tests/test_conformance_onnx_ops.py`` checks every other output with ``==``).
 
 Integer formats: uint8, int8, uint16, int16, uint4, int4, uint2, int2. 4- and 2-bit results
 come back **unpacked**, one value per element, in ``np.int8`` (int4, int2) or ``np.uint8``
@@ -41,7 +52,8 @@ from ..profiles import get_profile
 from ..qparams import QParams, make_qparams
 from ..quantize import DequantizeSpec, dequantize, quantize
 
-__all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "ONNX_INTEGER_TYPES"]
+__all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "matmul_integer", "qlinear_matmul",
+           "conv_integer", "qlinear_conv", "ONNX_INTEGER_TYPES"]
 
 ONNX_INTEGER_TYPES = ("uint8", "int8", "uint16", "int16", "uint4", "int4", "uint2", "int2")
 _SUB_BYTE = ("uint4", "int4", "uint2", "int2")
@@ -352,3 +364,7 @@ def dynamic_quantize_linear(x):
     with np.errstate(over="ignore", invalid="ignore"):
         y = quantize(a, qp, "onnx")
     return y, np.asarray(scale, np.float32), np.asarray(zp, np.uint8)
+
+
+# The integer matmul / convolution ops, re-exported (refquant/backends/_onnx_ops.py does not import this module).
+from ._onnx_ops import conv_integer, matmul_integer, qlinear_conv, qlinear_matmul  # noqa: E402

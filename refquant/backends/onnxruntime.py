@@ -21,6 +21,52 @@ scale share one float type (a Python float or float64 scale takes ``x``'s type).
 output type ran on onnxruntime 1.32 (int2/uint2 with opset 25); 4- and 2-bit results come back
 unpacked, as in the ONNX face. ``DynamicQuantizeLinear`` on NaN is modelled for a session with
 one intra-op thread (with more, ORT reduces blocks separately and a NaN may land elsewhere).
+
+**Integer matmul and convolution, contrib ops** (:func:`matmul_integer`, :func:`qlinear_matmul`,
+:func:`conv_integer`, :func:`qlinear_conv`, :func:`qlinear_add`, :func:`qlinear_global_average_pool`,
+:func:`qlinear_sigmoid`; code in ``refquant/backends/_onnxruntime_ops.py``). The ONNX face's
+bindings with ONNX Runtime's choices (backends.md §2.5, §9):
+
+* **requantization** (QLinearMatMul, QLinearConv): profile ``onnxruntime``,
+  $m = \\mathrm{fl}(\\mathrm{fl}(S_a S_b[n]) / S_y)$ in float32, then
+  ``float(acc) * m`` in float32, clamp, ``cvtps2dq`` (ties to even), $+ Z_y$
+  (:func:`refquant.kernels.requant.requantize`, mode ``float32_rne``). QLinearConv adds its
+  int32 bias before the conversion.
+* **accumulation** (``isa=``): on x86-64 without VNNI (``"avx2"``) MLAS multiplies uint8 × int8
+  with ``vpmaddubsw``, which saturates each pair sum to int16 (:mod:`refquant.kernels.gemm`,
+  eq. (3)). Measured on ONNX Runtime 1.32, AVX2 without VNNI:
+
+  | op | x / a | w / b | accumulation |
+  |---|---|---|---|
+  | MatMulInteger, QLinearMatMul | uint8 | int8 | ``pairwise_sat16_u8s8`` |
+  | ConvInteger | int8 | uint8 | ``pairwise_sat16_s8u8``, pairs in (c, kH, kW) order |
+  | QLinearConv (not depthwise with multiplier 1 and one w zero point) | uint8 | int8 | ``pairwise_sat16_u8s8``, pairs in (kH, kW, c) order |
+  | everything else | | | exact |
+
+  ``isa="vnni"`` (``vpdpbusd``, no intermediate saturation; read, not run) and ``"exact"``
+  accumulate exactly; ``"auto"`` (default) asks :func:`refquant.cpu.resolve_isa`.
+* **what ORT refuses** raises :class:`~refquant.errors.UnsupportedError`: a per-row
+  ``a_zero_point`` (MatMulInteger) or any non-scalar ``a``/``y`` parameter (QLinearMatMul);
+  per-column ``b`` parameters other than (N,) for a 2-D ``b`` or ``b.shape[:-2] + (1, N)``;
+  a per-channel ``w_zero_point`` in ConvInteger; QLinearMatMul/QLinearConv type combinations
+  other than uint8·uint8→uint8, uint8·int8→uint8 and int8·int8→int8 (e.g. int8 ``x`` with
+  uint8 ``w``); dilations with ``auto_pad`` SAME_UPPER/SAME_LOWER.
+* **SAME padding**: with $p = (\\lceil n/s \\rceil - 1)s + k - n < 0$ (a stride larger than the
+  kernel), ORT starts the first window at input index $-b$ with $b = \\mathrm{trunc}((p + 1)/2)$
+  (SAME_UPPER) or $\\mathrm{trunc}((p + 2)/2)$ (SAME_LOWER), where the spec and ``onnx.reference``
+  start it at 0 (measured for $p \\in [-6, -1]$, ConvInteger and QLinearConv, int8 and uint8).
+* float16 scales are accepted and used as their exact float32 values (measured on
+  QLinearMatMul). Convolutions are 1-D or 2-D (3-D: UnsupportedError).
+
+QLinearConv with per-channel **unequal** weight zero points ran on ORT 1.32 (backends.md §2.5
+says ORT requires them equal; measured otherwise) and matches the same model, except that a
+depthwise convolution with multiplier 1 then leaves MLAS's exact depthwise kernel for the
+pair-saturating GEMM (measured).
+
+The contrib ops bind :func:`refquant.kernels.elementwise_float.float_add` (QLinearAdd, the
+AVX2/FMA kernel), :func:`refquant.kernels.pool.global_average_pool` and
+:func:`refquant.kernels.lut.rational_logistic_lut` (QLinearSigmoid, FMA3 kernel): x86-64 with
+AVX2 and FMA, as measured.
 """
 
 from __future__ import annotations
@@ -43,7 +89,8 @@ from .onnx import (
     _qparams,
 )
 
-__all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear"]
+__all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "matmul_integer", "qlinear_matmul",
+           "conv_integer", "qlinear_conv", "qlinear_add", "qlinear_global_average_pool", "qlinear_sigmoid"]
 
 _QUANTIZE = get_profile("onnxruntime").quantize  # divide f32, clamp in float, RNE, NaN -> qmin
 _DEQUANTIZE = DequantizeSpec(subtract="int32_wrap", precision="float32")
@@ -151,3 +198,14 @@ def dynamic_quantize_linear(x):
     with np.errstate(all="ignore"):
         y = quantize(a, qp, _QUANTIZE)
     return y, scale, zp.astype(np.uint8)
+
+
+from ._onnxruntime_ops import (  # noqa: E402  (op-level functions, re-exported)
+    conv_integer,
+    matmul_integer,
+    qlinear_add,
+    qlinear_conv,
+    qlinear_global_average_pool,
+    qlinear_matmul,
+    qlinear_sigmoid,
+)
