@@ -36,8 +36,9 @@ def as_int_array(q, name: str = "q", fmt: IntFormat | None = None) -> np.ndarray
     return a
 
 
-def as_scale(scale, name: str = "scale", *, dtype=np.float32) -> np.ndarray:
-    """Return a scale as a 0-d or N-d float array of ``dtype``; every element finite and > 0.
+def as_scale(scale, name: str = "scale", *, dtype=np.float32, allow_zero: bool = False) -> np.ndarray:
+    """Return a scale as a 0-d or N-d float array of ``dtype``; every element finite and > 0
+    (>= 0 with ``allow_zero``, for the scale 0 TFLite writes for an all-zero weight channel).
 
     Float64 inputs are rounded to ``dtype`` (float32 by default), as the backends store
     scales in float32.
@@ -49,17 +50,19 @@ def as_scale(scale, name: str = "scale", *, dtype=np.float32) -> np.ndarray:
         raise QuantizationTypeError(f"{name} must be a positive float or float array, got dtype {a.dtype}")
     if a.size == 0:
         raise ShapeError(f"{name} must not be empty, got shape {a.shape}")
-    bad = ~np.isfinite(a) | (a <= 0)
+    op = ">= 0" if allow_zero else "> 0"
+    bad = ~np.isfinite(a) | ((a < 0) if allow_zero else (a <= 0))
     if bad.any():
         v = a[bad].flat[0]
-        raise QuantizationValueError(f"{name} must be finite and > 0, got {v.item()!r}")
+        raise QuantizationValueError(f"{name} must be finite and {op}, got {v.item()!r}")
     with np.errstate(over="ignore"):
         a_in, a = a, a.astype(dtype)
-    bad = ~np.isfinite(a) | (a <= 0)  # under/overflow of the cast, e.g. 1e-50 -> 0.0 in float32
+    # under/overflow of the cast, e.g. 1e-50 -> 0.0 in float32
+    bad = ~np.isfinite(a) | ((a < 0) if allow_zero else (a <= 0))
     if bad.any():
         v = a_in[bad].flat[0]
         raise QuantizationValueError(
-            f"{name} must be finite and > 0 in {np.dtype(dtype).name}, got {v.item()!r} "
+            f"{name} must be finite and {op} in {np.dtype(dtype).name}, got {v.item()!r} "
             f"(becomes {a[bad].flat[0].item()!r})")
     return a
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as V
-from .dtypes import get_format, quant_range
+from .dtypes import INT32_MAX, get_format, quant_range
 from .errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from .qparams import QParams, make_qparams
-from .rounding import as_rounding_mode, round_by_mode, round_half_away_from_zero
+from .rounding import round_by_mode, round_half_away_from_zero
 
 __all__ = [
     "choose_qparams",
@@ -181,13 +181,33 @@ def tflite_bias_quantize(bias, input_scale, weight_scale) -> np.ndarray:
     ``inv = scale == 0 ? 0 : (float)(1.0 / scale)``;
     ``q = clamp(std::round(b * inv), -INT32_MAX, INT32_MAX)`` (float32 product, RHAZ;
     note the symmetric clamp).
+
+    Args:
+        bias: float bias, shape ``(C,)`` (or a scalar).
+        input_scale: $S_x$, a finite scalar >= 0 (float32).
+        weight_scale: $S_w$, a finite scalar or ``(C,)`` array >= 0 (float32; 0 for an
+            all-zero weight channel, as :func:`tflite_symmetric_weight_quantize` writes it).
+
+    Returns:
+        int32 array of ``bias``' shape (broadcast with a per-channel ``weight_scale``).
+
+    Raises:
+        QuantizationTypeError: non-float bias or non-numeric scales.
+        QuantizationValueError: a scale that is negative, NaN or infinite.
+        ShapeError: a per-channel ``weight_scale`` whose length is not ``bias``' length.
     """
     b = V.as_float_array(bias, "bias").astype(np.float32)
-    s = (np.float32(input_scale) * np.asarray(weight_scale, np.float32)).astype(np.float32)
+    s_x = V.as_scale(input_scale, "input_scale", allow_zero=True)
+    s_w = V.as_scale(weight_scale, "weight_scale", allow_zero=True)
+    if s_x.ndim:
+        raise ShapeError(f"input_scale must be a scalar, got shape {s_x.shape}")
+    if s_w.ndim > 1 or (s_w.ndim == 1 and s_w.shape != b.shape):
+        raise ShapeError(f"weight_scale must be a scalar or have bias' shape {b.shape}, got {s_w.shape}")
+    s = (s_x * s_w).astype(np.float32)
     with np.errstate(divide="ignore"):
         inv = np.where(s == 0, 0.0, 1.0 / s.astype(np.float64)).astype(np.float32)
     r = round_half_away_from_zero((b * inv).astype(np.float32)).astype(np.float64)
-    return np.clip(r, -(2 ** 31 - 1), 2 ** 31 - 1).astype(np.int32)
+    return np.clip(r, -INT32_MAX, INT32_MAX).astype(np.int32)
 
 
 def onnxruntime_qparams(rmin, rmax, fmt="uint8", *, symmetric: bool = False, reduce_range: bool = False,

@@ -38,6 +38,9 @@ from .errors import QuantizationTypeError, QuantizationValueError
 __all__ = [
     "IntFormat",
     "FORMATS",
+    "INT32_MIN",
+    "INT32_MAX",
+    "wrap_int32",
     "get_format",
     "quant_range",
     "pack_int4",
@@ -99,6 +102,10 @@ FORMATS: dict[str, IntFormat] = {
     )
 }
 
+# The int32 accumulator range, used by the fixed-point primitives and the integer kernels.
+INT32_MIN: int = FORMATS["int32"].qmin  # -2^31
+INT32_MAX: int = FORMATS["int32"].qmax  # 2^31 - 1
+
 _ALIASES = {
     "qint8": "int8",
     "quint8": "uint8",
@@ -151,6 +158,21 @@ def get_format(fmt, *, name: str = "dtype") -> IntFormat:
         return FORMATS[_BY_DTYPE[dt]]
     raise QuantizationValueError(
         f"{name} must be an integer format ({', '.join(FORMATS)}), got dtype {dt}")
+
+
+def wrap_int32(v):
+    """Two's-complement wrap to int32, as a C ``(int32_t)`` cast or an int32 addition does in practice.
+
+    $$ \\mathrm{wrap}_{32}(v) = ((v + 2^{31}) \\bmod 2^{32}) - 2^{31} \\in [-2^{31}, 2^{31}) $$
+
+    Args:
+        v: A Python int or an int64 array (values that fit int64).
+
+    Returns:
+        The same type and dtype (int64 arrays stay int64), every value in the int32 range.
+        The Numba scalar twin is ``refquant.fixedpoint._wrap32_scalar``.
+    """
+    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
 def quant_range(fmt, *, narrow: bool = False, reduce_range=None) -> tuple[int, int]:
@@ -237,6 +259,10 @@ def pack_int4(values, *, signed: bool | None = None) -> np.ndarray:
 
     Returns:
         1-D uint8 array of ``ceil(n / 2)`` bytes.
+
+    Raises:
+        QuantizationTypeError: ``values`` is not an integer array.
+        QuantizationValueError: a value outside the format's range (no saturation).
     """
     v = np.asarray(values)
     if signed is None:
@@ -245,12 +271,32 @@ def pack_int4(values, *, signed: bool | None = None) -> np.ndarray:
 
 
 def unpack_int4(packed, count: int, *, signed: bool) -> np.ndarray:
-    """Inverse of :func:`pack_int4`: return ``count`` values (int8 if signed, else uint8)."""
+    """Inverse of :func:`pack_int4`: byte $k$ holds elements $2k$ (low nibble) and $2k+1$ (high).
+
+    Signed nibbles are sign-extended: $v = n - 16$ for $n \\ge 8$.
+
+    Args:
+        packed: uint8 array (any shape, read in C order).
+        count: Number of values to return, in ``[0, 2 * packed.size]`` (drops the pad nibble).
+        signed: int4 (``np.int8`` out) or uint4 (``np.uint8`` out).
+
+    Returns:
+        1-D array of ``count`` values.
+
+    Raises:
+        QuantizationTypeError: ``packed`` is not uint8.
+        QuantizationValueError: ``count`` out of range.
+    """
     return _unpack(packed, count, "int4" if signed else "uint4", 2)
 
 
 def pack_int2(values, *, signed: bool | None = None) -> np.ndarray:
-    """Pack 2-bit values four per byte, the first element in the lowest two bits (ONNX)."""
+    """Pack 2-bit values four per byte, the first element in the lowest two bits (ONNX).
+
+    $\\mathrm{byte}_k = \\sum_{i=0}^{3} (v_{4k+i} \\mathbin{\\&} 3) \\cdot 4^{i}$; a count that is
+    not a multiple of 4 is padded with zeros. Values: int2 in [-2, 1], uint2 in [0, 3] (checked,
+    no saturation); ``signed`` defaults to the dtype's signedness. Returns 1-D uint8, ``ceil(n / 4)`` bytes.
+    """
     v = np.asarray(values)
     if signed is None:
         signed = bool(np.issubdtype(v.dtype, np.signedinteger))
@@ -258,5 +304,9 @@ def pack_int2(values, *, signed: bool | None = None) -> np.ndarray:
 
 
 def unpack_int2(packed, count: int, *, signed: bool) -> np.ndarray:
-    """Inverse of :func:`pack_int2`."""
+    """Inverse of :func:`pack_int2`: ``count`` values (``np.int8`` sign-extended if ``signed``, else ``np.uint8``).
+
+    Raises :class:`QuantizationTypeError` for a non-uint8 ``packed`` and
+    :class:`QuantizationValueError` for ``count`` outside ``[0, 4 * packed.size]``.
+    """
     return _unpack(packed, count, "int2" if signed else "uint2", 4)

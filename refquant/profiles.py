@@ -68,6 +68,8 @@ class Profile:
         weight_narrow: Weights use $[-127, 127]$ (TFLite).
         activation_reduce_range: ``None``, ``"pytorch"`` or ``"onnxruntime"``.
         clamp_float_before_round: Requant clamps in float before rounding (ORT, XNNPACK).
+        u8s8_follows_isa: The backend runs u8×s8 products through x86 ``vpmaddubsw`` when the
+            CPU has no VNNI (ONNX Runtime MLAS, fbgemm), so :meth:`with_isa` sets ``accumulation``.
         sources: Where the behaviour was read or measured (backends.md sections).
     """
 
@@ -84,6 +86,7 @@ class Profile:
     weight_narrow: bool = False
     activation_reduce_range: str | None = None
     clamp_float_before_round: bool = False
+    u8s8_follows_isa: bool = False
     sources: str = ""
 
     def __post_init__(self):
@@ -99,11 +102,11 @@ class Profile:
     def with_isa(self, isa: str = "auto") -> "Profile":
         """Return this profile with the u8×s8 accumulation model of an instruction set.
 
-        Only profiles whose backend uses ``vpmaddubsw`` on x86 change: ``"avx2"`` gives
-        ``pairwise_sat16_u8s8``, ``"vnni"``/``"exact"`` give ``exact_int32``.
+        Only profiles with ``u8s8_follows_isa`` (their backend uses ``vpmaddubsw`` on x86) change:
+        ``"avx2"`` gives ``pairwise_sat16_u8s8``, ``"vnni"``/``"exact"`` give ``exact_int32``.
         """
         isa = resolve_isa(isa)
-        if self.accumulation not in ("exact_int32", "pairwise_sat16_u8s8") or self.name not in _ISA_DEPENDENT:
+        if not self.u8s8_follows_isa or self.accumulation not in ("exact_int32", "pairwise_sat16_u8s8"):
             return self
         return self.replace(accumulation="pairwise_sat16_u8s8" if isa == "avx2" else "exact_int32")
 
@@ -128,7 +131,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("onnxruntime", "ONNX Runtime CPU EP (MLAS), x86-64: divps, clamp in float, cvtps2dq (RNE)",
             quantize=QuantizeSpec(clamp="before_round", nan="qmin"), fake_quantize=_RNE_DIV,
             requant="float32_rne", multiplier="f32_ab_div_c", accumulation="exact_int32",
-            activation_reduce_range=None, clamp_float_before_round=True,
+            activation_reduce_range=None, clamp_float_before_round=True, u8s8_follows_isa=True,
             sources="backends.md §2.5, §2.6"),
     Profile("tflite_reference", "TFLite/LiteRT reference kernels (BUILTIN_REF): std::round(x / s), gemmlowp double rounding",
             quantize=QuantizeSpec(rounding="half_away_from_zero", nan="int_cast", overflow="int_cast"),
@@ -149,7 +152,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("pytorch_fbgemm", "PyTorch 2.13 CPU, engines fbgemm/x86: fma(x, 1/s, zp) RNE; lrintf requantization",
             quantize=_TORCH_Q, fake_quantize=_TORCH_FQ, requant="float32_rne", multiplier="f32_ab_div_c",
             bias="float_over_act_times_w_scale", accumulation="exact_int32", activation_reduce_range="pytorch",
-            sources="backends.md §3.1-§3.4"),
+            u8s8_follows_isa=True, sources="backends.md §3.1-§3.4"),
     Profile("pytorch_qnnpack", "PyTorch 2.13 CPU, engine qnnpack: weights +128 to uint8; runtime-quantized bias",
             quantize=_TORCH_Q, fake_quantize=_TORCH_FQ, requant="float32_rne", multiplier="f32_ba_times_recip_c",
             bias="runtime_quantized", sources="backends.md §3.5"),
@@ -162,15 +165,12 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             requant="fixed_double", multiplier="f64_ab_div_c", sources="gemmlowp doc/quantization.md"),
 )}
 
-_ISA_DEPENDENT = {"onnxruntime", "pytorch_fbgemm"}
-
-
 def get_profile(name, *, isa: str | None = None) -> Profile:
     """Return a named profile (or pass a :class:`Profile` through).
 
     Args:
         name: A key of :data:`PROFILES` or a :class:`Profile`.
-        isa: For ``onnxruntime`` / ``pytorch_fbgemm``: ``"auto"`` (the running CPU),
+        isa: For profiles with ``u8s8_follows_isa`` (``onnxruntime``, ``pytorch_fbgemm``): ``"auto"`` (the running CPU),
             ``"avx2"``, ``"vnni"`` or ``"exact"``; ``None`` keeps the stored model.
 
     Raises:

@@ -36,9 +36,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate as V
-from .errors import QuantizationValueError
+from .dtypes import INT32_MIN, wrap_int32
+from .errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from .qparams import QParams
-from .rounding import RoundingMode, as_rounding_mode, round_by_mode
+from .rounding import as_rounding_mode, round_by_mode
 
 __all__ = [
     "QuantizeSpec",
@@ -50,7 +51,6 @@ __all__ = [
     "fake_quantize_backward",
 ]
 
-_INT32_MIN = -(2 ** 31)
 _CHOICES = {
     "division": ("divide", "multiply_reciprocal"),
     "reciprocal": ("same_precision", "double_then_float", "float32"),
@@ -258,7 +258,7 @@ def _quantize_unclamped(x, qp: QParams, spec: QuantizeSpec):
         # safe conversion: clip to a range that keeps int64 exact and the clamp's verdict unchanged
         rc = np.clip(r0, -2.0 ** 40, 2.0 ** 40)
     q = rc.astype(np.int64)
-    q = np.where(bad, _INT32_MIN, q)
+    q = np.where(bad, INT32_MIN, q)
     if spec.overflow == "int64_cast":  # static_cast<int64_t>(v): out of range (and inf) -> INT64_MIN
         with np.errstate(invalid="ignore"):
             q = np.where(~nan & ~(np.abs(r) < 2.0 ** 63), np.iinfo(np.int64).min, q)
@@ -269,14 +269,13 @@ def _quantize_unclamped(x, qp: QParams, spec: QuantizeSpec):
         # QUANTIZE, uint8, zp=200, x/s=2147483520 -> 0; measured on LiteRT 2.3.0).
         wrap = np.ones(q.shape, bool) if spec.overflow == "int_cast" else bad
         if wrap.any():
-            wrapped = ((q + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31
-            q = np.where(wrap, wrapped, q)
+            q = np.where(wrap, wrap_int32(q), q)
     if spec.nan in ("qmin", "qmax", "zero_point") and nan.any():
         fill = {"qmin": qp.qmin, "qmax": qp.qmax}.get(spec.nan)
         q = np.where(nan, zp if fill is None else fill, q)
     if spec.nan == "int_cast_truncate" and nan.any():  # INT32_MIN cut to the format's low bits
         b = qp.fmt.bits
-        t = _INT32_MIN % (1 << b)
+        t = INT32_MIN % (1 << b)
         if qp.fmt.signed and t >= 1 << (b - 1):
             t -= 1 << b
         q = np.where(nan, np.int64(t), q)
@@ -332,7 +331,7 @@ def dequantize(q, qparams: QParams, profile=None) -> np.ndarray:
     else:
         d = q.astype(np.int64) - zp
         if spec.subtract == "int32_wrap":
-            d = ((d + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31
+            d = wrap_int32(d)
     if spec.scale_precision == "float64":  # one rounding of the float64 product
         return (d.astype(np.float64) * scale.astype(np.float64)).astype(dt)
     return (d.astype(dt) * s).astype(dt)
@@ -366,8 +365,15 @@ def fake_quantize_with_mask(x, qparams: QParams, profile=None) -> tuple[np.ndarr
 
 
 def fake_quantize(x, qparams: QParams, profile=None) -> np.ndarray:
-    """Fake-quantize: :func:`dequantize` of :func:`quantize`, computed in float (see
-    :func:`fake_quantize_with_mask`)."""
+    """Fake-quantize: $y = S\\,(\\operatorname{clamp}(\\operatorname{round}(x/S) + Z, q_{min}, q_{max}) - Z)$.
+
+    :func:`dequantize` of :func:`quantize` computed in float, with the profile's
+    ``fake_quantize`` spec (rounding, zero-point order, NaN mapping): the ``y`` of
+    :func:`fake_quantize_with_mask`, whose docstring has the arguments and errors.
+
+    Returns:
+        float array of ``x``'s shape (the dequantize precision, float32 by default).
+    """
     return fake_quantize_with_mask(x, qparams, profile)[0]
 
 
@@ -375,14 +381,25 @@ def fake_quantize_backward(grad_output, mask, *, multiply: bool = False) -> np.n
     """Straight-through gradient: $\\partial L/\\partial x = \\partial L/\\partial y \\cdot [q_{min} \\le q_u \\le q_{max}]$.
 
     Args:
-        grad_output: float array $\\partial L/\\partial y$.
+        grad_output: float array $\\partial L/\\partial y$, any shape.
         mask: bool array of the same shape (from :func:`fake_quantize_with_mask`).
         multiply: ``False``: select (``+0.0`` where masked). ``True``: multiply by the
             mask as a float, as PyTorch's ``dY * mask`` does, so a masked negative
             gradient gives ``-0.0`` and a masked NaN/Inf gradient gives NaN.
+
+    Returns:
+        Array of ``grad_output``'s shape and float dtype.
+
+    Raises:
+        QuantizationTypeError: ``grad_output`` is not a float array, or ``mask`` is not bool.
+        ShapeError: ``mask`` does not have ``grad_output``'s shape (no broadcasting).
     """
-    g = np.asarray(grad_output)
-    m = np.asarray(mask, dtype=bool)
+    g = V.as_float_array(grad_output, "grad_output")
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise QuantizationTypeError(f"mask must be a bool array, got dtype {m.dtype}")
+    if m.shape != g.shape:
+        raise ShapeError(f"mask must have grad_output's shape {g.shape}, got {m.shape}")
     if multiply:
         with np.errstate(invalid="ignore"):
             return (g * m.astype(g.dtype)).astype(g.dtype)

@@ -250,6 +250,26 @@ def test_tflite_bias_quantize():
     assert q.tolist() == [2, -2]
 
 
+@pytest.mark.kernels
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: tflite_symmetric_weight_quantize(np.ones((2, 3), np.int8)), QuantizationTypeError,
+     "w must be a float array, got integer dtype int8"),
+    (lambda: tflite_symmetric_weight_quantize(np.ones((2, 3), F32), axis=2), QuantizationValueError,
+     r"axis must be in \[-2, 1\] for a rank-2 input, got 2"),
+    (lambda: tflite_bias_quantize(np.ones(2, np.int32), 1.0, 1.0), QuantizationTypeError, "bias must be a float"),
+    (lambda: tflite_bias_quantize(np.ones(2, F32), -1.0, 1.0), QuantizationValueError,
+     "input_scale must be finite and >= 0, got -1.0"),
+    (lambda: tflite_bias_quantize(np.ones(2, F32), 1.0, [0.5, np.nan]), QuantizationValueError, "weight_scale"),
+    (lambda: tflite_bias_quantize(np.ones(2, F32), 1.0, "0.5"), QuantizationTypeError, "weight_scale"),
+    (lambda: tflite_bias_quantize(np.ones(2, F32), 1.0, [0.5, 0.5, 0.5]), ShapeError,
+     r"weight_scale must be a scalar or have bias' shape \(2,\), got \(3,\)"),
+    (lambda: tflite_bias_quantize(np.ones(2, F32), [1.0, 1.0], 0.5), ShapeError, "input_scale must be a scalar"),
+])
+def test_tflite_weight_and_bias_quantize_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
 # ---------------------------------------------------------------- ONNX DynamicQuantizeLinear
 
 @pytest.mark.kernels
@@ -404,9 +424,14 @@ def test_choose_qparams_errors():
 @pytest.mark.filterwarnings("ignore:Please use quant_min and quant_max:UserWarning")
 def test_choose_qparams_matches_torch_minmax_observer(dtype, qscheme, reduce_range):
     torch = pytest.importorskip("torch")
-    if reduce_range and dtype == "quint8" and qscheme == "per_tensor_symmetric":
-        pytest.skip("PyTorch keeps zp 128 under reduce_range; the textbook midpoint is 64 (PyTorch face)")
     tdtype, tq = getattr(torch, dtype), getattr(torch, qscheme)
+    if reduce_range and dtype == "quint8" and qscheme == "per_tensor_symmetric":
+        # PyTorch refuses this combination (the PyTorch face raises UnsupportedError); the textbook
+        # function is defined there: the midpoint of [0, 127].
+        with pytest.raises(NotImplementedError, match="Cannot reduce range for symmetric"):
+            torch.ao.quantization.MinMaxObserver(dtype=tdtype, qscheme=tq, reduce_range=True)
+        assert int(choose_qparams(-1.0, 1.0, "uint8", symmetric=True, reduce_range="pytorch").zero_point) == 64
+        return
     fmt = {"quint8": "uint8", "qint8": "int8"}[dtype]
     for lo, hi in _ranges(3, 200, f32_span=True):
         obs = torch.ao.quantization.MinMaxObserver(dtype=tdtype, qscheme=tq, reduce_range=reduce_range)

@@ -1,4 +1,7 @@
-"""Tests of refquant.fixedpoint against upstream test vectors and independent oracles.
+"""Tests of refquant.fixedpoint (runtime: SRDHM, RDBPOT, MBQM) against upstream vectors and oracles.
+
+The offline multiplier choice has its own file, ``test_fixedpoint_multiplier.py``; its C
+cross-check stays here, beside the MBQM one, because both use one compiled helper.
 
 Oracles: (1) the test vectors of TF ``quantization_util_test.cc`` and backends.md
 §1.1/§1.5, copied verbatim; (2) Python-int / ``fractions.Fraction`` arithmetic written
@@ -20,7 +23,9 @@ import numpy as np
 import pytest
 
 from refquant import fixedpoint as fp
+from refquant import fixedpoint_multiplier as fpmul
 from refquant.errors import QuantizationTypeError, QuantizationValueError, ShapeError
+from support.exact_oracle import round_exact
 
 pytestmark = pytest.mark.kernels
 
@@ -37,13 +42,11 @@ def ref_wrap32(v: int) -> int:
 
 def ref_floor_half_up(num: Fraction) -> int:
     """RHU: floor(num + 1/2)."""
-    return math.floor(num + Fraction(1, 2))
+    return round_exact(num, "half_up")
 
 
 def ref_rhaz(num: Fraction) -> int:
-    a = abs(num)
-    r = math.floor(a + Fraction(1, 2))
-    return -r if num < 0 else r
+    return round_exact(num, "half_away_from_zero")
 
 
 def ref_srdhm(a: int, b: int) -> int:
@@ -76,29 +79,6 @@ def ref_mbqm(variant: str, x: int, q: int, s: int) -> int:
     raise AssertionError(variant)
 
 
-def ref_quantize_multiplier(m: float, single: bool = False, emulate: bool = False):
-    if m == 0:
-        return 0, 0
-    a = abs(Fraction(m))
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    while a / Fraction(2) ** e >= 1:
-        e += 1
-    while a / Fraction(2) ** e < Fraction(1, 2):
-        e -= 1
-    v = a * Fraction(2) ** (31 - e)  # in [2^30, 2^31)
-    n = math.floor(v)
-    frac = v - n
-    q = n + (frac > Fraction(1, 2) if emulate else frac >= Fraction(1, 2))
-    q = -q if m < 0 else q
-    if q == 2**31:
-        q, e = 2**30, e + 1
-    if e < -31:
-        return 0, 0
-    if single and e > 30:
-        return I32_MAX, 30
-    return q, e
-
-
 def edge_int32() -> np.ndarray:
     """gemmlowp-style edge set: ±2^k + {-2..2}, the int32 ends, 0, ±1."""
     vals = {0, 1, -1, I32_MIN, I32_MIN + 1, I32_MIN + 2, I32_MAX, I32_MAX - 1, I32_MAX - 2}
@@ -122,68 +102,8 @@ def assert_matches(got, xs, qs, ss, variant):
 # --------------------------------------------------------------------------- TF quantization_util_test.cc
 
 
-@pytest.mark.parametrize("m, expected", [
-    (0.25, (1073741824, -1)),
-    (0.50 - 5e-9, (2147483627, -1)),
-    (0.50 - 1e-10, (1073741824, 0)),
-    (0.50, (1073741824, 0)),
-    (0.75, (1610612736, 0)),
-    (1 - 1e-9, (2147483646, 0)),
-])
-def test_tf_smaller_than_one_exp(m, expected):
-    assert fp.quantize_multiplier_smaller_than_one_exp(m) == expected
-
-
-@pytest.mark.parametrize("m", [-0.1, 0.0, 1 - 1e-15, 1 - 1e-17, 1.0])
-def test_tf_smaller_than_one_exp_death(m):
-    with pytest.raises(QuantizationValueError):
-        fp.quantize_multiplier_smaller_than_one_exp(m)
-
-
-@pytest.mark.parametrize("m, expected", [
-    (1 + 1e-11, (1073741824, 1)),
-    (1.25, (1342177280, 1)),
-    (1.50, (1610612736, 1)),
-    (1.75, (1879048192, 1)),
-    (2 - 1e-9, (2147483647, 1)),
-    (2 - 1e-11, (1073741824, 2)),
-    (2, (1073741824, 2)),
-])
-def test_tf_greater_than_one(m, expected):
-    assert fp.quantize_multiplier_greater_than_one(m) == expected
-
-
-def test_tf_greater_than_one_death():
-    with pytest.raises(QuantizationValueError):
-        fp.quantize_multiplier_greater_than_one(1 + 1e-16)
-
-
-@pytest.mark.parametrize("emulate", [False, True])
-def test_tf_underflow(emulate):
-    f32 = lambda v: float(np.float32(v))  # std::ldexp(1.0f, ...) takes a float
-    cases = [(math.ldexp(f32(1.0), -31), (1073741824, -30)),
-             (math.ldexp(f32(1.0), -32), (1073741824, -31)),
-             (math.ldexp(f32(0.99), -32), (0, 0)),
-             (math.ldexp(f32(1.0), -33), (0, 0))]
-    for m, expected in cases:
-        assert fp.quantize_multiplier(m, emulate_float=emulate) == expected, m
-
-
-def test_tf_integer_frexp():
-    assert fp.integer_frexp(0.0) == (0, 0)
-    assert fp.integer_frexp(1.0) == (0x40000000, 1)
-    assert fp.integer_frexp(0.25) == (0x40000000, -1)
-    assert fp.integer_frexp(-1.0) == (-(1 << 30), 1)
-    frac, shift = fp.integer_frexp(123.45)
-    assert abs(frac - 2071147315) <= 1 and shift == 7
-    assert abs(frac - 0.964453 * 2**31) <= 1000
-    assert fp.integer_frexp(float("nan")) == (0, 0x7FFFFFFF)
-    assert fp.integer_frexp(float("inf")) == (2**63 - 1, 0x7FFFFFFF)
-    assert fp.integer_frexp(float("-inf")) == (-(2**63), 0x7FFFFFFF)
-
-
 def quant_and_multiply(x, m, variant, single=False):
-    q, s = fp.quantize_multiplier(m, single_rounding=single)
+    q, s = fpmul.quantize_multiplier(m, single_rounding=single)
     return int(MBQM(x, q, s, variant=variant))
 
 
@@ -212,43 +132,7 @@ def test_tf_mbqm_int64():
     assert MBQM(-(2**47 - 1), I32_MAX, -31, variant=v) == -65534
 
 
-def test_tf_preprocess_softmax_scaling():
-    pss = fp.preprocess_softmax_scaling
-    assert pss(1.0, 16.0, 4) == (2147483647, 31)
-    assert pss(1.0, 8.0, 4) == (1073741824, 31)
-    assert pss(2.0, 16.0, 5) == (2147483647, 31)
-    assert pss(2.0, 8.0, 5) == (1073741824, 31)
-    assert pss(1.0, 8.0, 4, single_rounding=True) == (2147483646, 30)
-    assert pss(1.0, 4.0, 4, single_rounding=True) == (1073741824, 30)
-    assert pss(2.0, 8.0, 5, single_rounding=True) == (2147483646, 30)
-    assert pss(2.0, 4.0, 5, single_rounding=True) == (1073741824, 30)
-
-
-def test_tf_calculate_input_radius():
-    assert fp.calculate_input_radius(4, 27) == 15
-    assert fp.calculate_input_radius(3, 27) == 14
-    assert fp.calculate_input_radius(3, 28) == 7
-    assert fp.calculate_input_radius(4, 2) == 503316480
-
-
-def test_tf_quantize_multiplier_array():
-    weights = np.array([-4, -2, -1, -0.5, -0.25, -0.125, 0, 0.125, 0.25, 0.5, 1, 2, 4])
-    q, s = fp.quantize_multiplier_array(weights)
-    assert q.dtype == np.int32 and s.dtype == np.int32 and q.shape == weights.shape
-    np.testing.assert_array_equal(q, [-1073741824] * 6 + [0] + [1073741824] * 6)
-    np.testing.assert_array_equal(s, [3, 2, 1, 0, -1, -2, 0, -2, -1, 0, 1, 2, 3])
-
-
 # --------------------------------------------------------------------------- backends.md §1.1, §1.5
-
-
-def test_quantize_multiplier_corner_cases():
-    assert fp.quantize_multiplier(0.0) == (0, 0)
-    assert fp.quantize_multiplier(-(1 - 1e-12)) == (I32_MIN, 0)  # negative edge is not folded
-    assert fp.quantize_multiplier(2.0**40, single_rounding=True) == (I32_MAX, 30)
-    assert fp.quantize_multiplier(-(2.0**40), single_rounding=True) == (I32_MAX, 30)
-    assert fp.quantize_multiplier(2.0**40) == (2**30, 41)
-    assert fp.quantize_multiplier(np.float32(0.1)) == fp.quantize_multiplier(float(np.float32(0.1)))
 
 
 GOLDEN = [  # (q, shift, acc, double, single, ruy-AVX2), backends.md §1.5
@@ -276,11 +160,11 @@ def test_backends_golden_vectors(q, shift, acc, want_double, want_single, want_r
 
 def test_golden_multipliers_and_issue_25087():
     # backends.md prints M = 0.00144027039 rounded; q * 2^(shift - 31) round-trips exactly
-    assert fp.quantize_multiplier(1583594044 * 2.0**-40) == (1583594044, -9)
-    q, s = fp.quantize_multiplier(0.00144027039)
+    assert fpmul.quantize_multiplier(1583594044 * 2.0**-40) == (1583594044, -9)
+    q, s = fpmul.quantize_multiplier(0.00144027039)
     assert s == -9 and abs(q - 1583594044) < 8
-    assert fp.quantize_multiplier(1 / 3) == (1431655765, -1)
-    assert fp.quantize_multiplier(1.5) == (1610612736, 1)
+    assert fpmul.quantize_multiplier(1 / 3) == (1431655765, -1)
+    assert fpmul.quantize_multiplier(1.5) == (1610612736, 1)
     # tensorflow/tensorflow#25087: exact 11.4991, double rounding gives 12
     assert MBQM(7984, 1583594044, -9, variant="double") == 12
     assert MBQM(7984, 1583594044, -9, variant="single") == 11
@@ -397,7 +281,7 @@ def test_mbqm_exact_ties():
 def test_single_double_differ_by_at_most_one():
     rng = np.random.default_rng(7)
     x = rng.integers(-(2**20), 2**20, 20000)
-    q, s = fp.quantize_multiplier_array(rng.uniform(1e-4, 0.9, 20000))
+    q, s = fpmul.quantize_multiplier_array(rng.uniform(1e-4, 0.9, 20000))
     d = MBQM(x, q, s, variant="double").astype(np.int64)
     si = MBQM(x, q, s, variant="single").astype(np.int64)
     assert np.abs(d - si).max() == 1 and 0.01 < np.mean(d != si) < 0.3
@@ -414,31 +298,6 @@ def test_ruy_avx2_overflow_branch_and_double_up_relation():
              & (q == I32_MIN))
     np.testing.assert_array_equal(MBQM(x[keep], q[keep], s[keep], variant="ruy_avx2"),
                                   MBQM(x[keep], q[keep], s[keep], variant="double_up"))
-
-
-def test_quantize_multiplier_vs_oracle():
-    rng = np.random.default_rng(11)
-    ms = np.ldexp(rng.uniform(0.5, 1.0, 3000), rng.integers(-40, 40, 3000)) * rng.choice([-1, 1], 3000)
-    k = rng.integers(2**30, 2**31, 1000)  # exact ties: f * 2^31 = k + 1/2
-    ties = np.ldexp((k + 0.5) / 2**31, rng.integers(-33, 33, 1000))
-    near_edge = 1.0 - np.ldexp(rng.uniform(0, 1, 200), -30)  # rounds to 2^31 -> folded
-    specials = [2.0**-32, 2.0**-33, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 2**31 - 1.0]
-    for m in [*ms, *ties, *near_edge, *(-near_edge), *specials]:
-        for single in (False, True):
-            for emulate in (False, True):
-                got = fp.quantize_multiplier(float(m), single_rounding=single, emulate_float=emulate)
-                assert got == ref_quantize_multiplier(float(m), single, emulate), (m, single, emulate)
-    # frexp+round (RHAZ) and IntegerFrExp (strictly greater) differ exactly on ties
-    t = float(ties[0])
-    assert fp.quantize_multiplier(t)[0] == fp.quantize_multiplier(t, emulate_float=True)[0] + 1
-
-
-def test_calculate_input_radius_vs_float_formula():
-    for ib in range(0, 8):
-        for ls in range(0, 40, 3):
-            if (((1 << ib) - 1) << (31 - ib)) >> ls <= I32_MAX:
-                want = math.floor(1.0 * ((1 << ib) - 1) * (1 << (31 - ib)) / (1 << ls))
-                assert fp.calculate_input_radius(ib, ls) == want
 
 
 # --------------------------------------------------------------------------- Numba scalar twins
@@ -495,18 +354,6 @@ def test_numba_twin_equals_numpy(variant):
     (lambda: fp.rounding_divide_by_pot(5, -1), QuantizationValueError, "exponent must be in [0, 31]"),
     (lambda: fp.saturating_rounding_doubling_high_mul(2**31, 1), QuantizationValueError, "a must be in"),
     (lambda: fp.saturating_rounding_doubling_high_mul_int16(1, 40000), QuantizationValueError, "b must be in"),
-    (lambda: fp.quantize_multiplier(float("nan")), QuantizationValueError, "finite"),
-    (lambda: fp.quantize_multiplier(float("inf")), QuantizationValueError, "finite"),
-    (lambda: fp.quantize_multiplier("0.5"), QuantizationTypeError, "real number"),
-    (lambda: fp.quantize_multiplier(10**400), QuantizationValueError, "finite"),
-    (lambda: fp.quantize_multiplier_array(["a"]), QuantizationTypeError, "reals"),
-    (lambda: fp.quantize_multiplier_array([0.5, float("nan")]), QuantizationValueError, "finite"),
-    (lambda: fp.preprocess_softmax_scaling(1.0, 1.0, 0), QuantizationValueError, "input_integer_bits"),
-    (lambda: fp.preprocess_softmax_scaling(1.0, 1e-12, 5), QuantizationValueError, "must be > 1"),
-    (lambda: fp.calculate_input_radius(32, 0), QuantizationValueError, "input_integer_bits"),
-    (lambda: fp.calculate_input_radius(4, -1), QuantizationValueError, "input_left_shift"),
-    (lambda: fp.calculate_input_radius(31, 0, 62), QuantizationValueError, "does not fit int32"),
-    (lambda: fp.integer_frexp("x"), QuantizationTypeError, "real number"),
 ])
 def test_bad_inputs(call, exc, text):
     with pytest.raises(exc) as info:
@@ -690,4 +537,4 @@ def test_quantize_multiplier_vs_c_frexp_round(c_helper):
         for single in (False, True):
             for emu in (False, True):
                 q, s = map(int, next(out).split())
-                assert fp.quantize_multiplier(m, single_rounding=single, emulate_float=emu) == (q, s), m
+                assert fpmul.quantize_multiplier(m, single_rounding=single, emulate_float=emu) == (q, s), m

@@ -193,18 +193,7 @@ def test_bad_input(fn):
 
 # ------------------------------------------------------------------ ONNX Runtime on this CPU
 
-@pytest.fixture(scope="module")
-def ort_runner():
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    pytest.importorskip("ml_dtypes")
-    from refquant.cpu import detect_isa
-    from support import onnx_runner
-
-    if detect_isa() != "avx2":
-        pytest.skip(f"the pair-saturation model is the x86 AVX2-without-VNNI behaviour; this CPU: {detect_isa()}")
-    return onnx_runner
-
+# the ort_runner fixture is in conftest.py
 
 ORT_CASES = ["3x3", "odd_C_pairs_straddle", "stride2_dil2_asym_pads", "1x1", "7x7_stride2", "groups",
              "depthwise", "depthwise_mult2_stride2_dil2"]

@@ -85,7 +85,7 @@ def test_fixed_point_mul_reference_equals_numba(dtype):
 
 def test_fixed_point_mul_params_float32_product():
     a, b, c = F32(0.1), F32(0.3), F32(0.07)
-    from refquant.fixedpoint import quantize_multiplier
+    from refquant.fixedpoint_multiplier import quantize_multiplier
     assert ew.fixed_point_mul_params(a, b, c) == quantize_multiplier(float(F32(F32(a * b) / c)))
 
 
@@ -198,6 +198,13 @@ def test_clamp():
      QuantizationTypeError, "dtype"),
     (lambda: ew.clamp(np.zeros(2, np.int8), 5, 300), QuantizationValueError, "lo <= hi"),
     (lambda: ew.clamp(np.zeros(2, np.float32), 0, 1), QuantizationTypeError, "integer"),
+    (lambda: ew.clamp(np.zeros(2, np.int8), True, 1), QuantizationTypeError, "lo must be an integer scalar, got True"),
+    (lambda: ew.clamp(np.zeros(2, np.int8), 0, 1.0), QuantizationTypeError, "hi must be an integer scalar, got 1.0"),
+    (lambda: ew.rescale_add(np.zeros(2, np.uint8), 300, np.zeros(2, np.uint8), 0, 0, ew.RescaleAddParams(1, 1, 12)),
+     QuantizationValueError, r"a_zero_point must be in \[0, 255\] for uint8, got 300"),
+    (lambda: ew.rescale_add(np.zeros(2, np.int8), 0, np.zeros(2, np.int8), 0, 0, ew.RescaleAddParams(1, 1, 12),
+                            act_min=5, act_max=4), QuantizationValueError,
+     r"act_min <= act_max must lie in \[-128, 127\] for int8, got \[5, 4\]"),
 ])
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):

@@ -83,11 +83,16 @@ def test_with_isa_changes_u8s8_accumulation(name):
     assert auto == ("pairwise_sat16_u8s8" if detect_isa() == "avx2" else "exact_int32")
     # only the accumulation changes
     assert p.with_isa("avx2").replace(accumulation=p.accumulation) == p
+    # the behaviour is a profile field, not a name: a renamed copy keeps it
+    custom = p.replace(name="my_" + name)
+    assert custom.u8s8_follows_isa
+    assert custom.with_isa("avx2").accumulation == "pairwise_sat16_u8s8"
 
 
 @pytest.mark.parametrize("name", sorted(set(PROFILES) - {"onnxruntime", "pytorch_fbgemm"}))
 def test_with_isa_leaves_other_profiles(name):
     p = get_profile(name)
+    assert not p.u8s8_follows_isa
     for isa in ("avx2", "vnni", "exact", "auto"):
         assert p.with_isa(isa) is p
     with pytest.raises(QuantizationValueError):

@@ -29,6 +29,7 @@ from refquant.rounding import (
     round_stochastic,
     round_toward_zero,
 )
+from support.exact_oracle import round_exact
 
 pytestmark = pytest.mark.kernels
 
@@ -50,31 +51,7 @@ def oracle(value: float, mode: RoundingMode) -> float:
     """Exact rounding of one finite or special float, by the definition of the mode."""
     if math.isnan(value) or math.isinf(value):
         return value
-    v = Fraction(value)
-    fl = math.floor(v)          # exact integer floor
-    frac = v - fl               # exact, in [0, 1)
-    half = Fraction(1, 2)
-    if mode is RoundingMode.FLOOR:
-        r = fl
-    elif mode is RoundingMode.CEIL:
-        r = math.ceil(v)
-    elif mode is RoundingMode.TOWARD_ZERO:
-        r = math.trunc(v)
-    elif frac != half:
-        r = fl if frac < half else fl + 1
-    elif mode is RoundingMode.HALF_TO_EVEN:
-        r = fl if fl % 2 == 0 else fl + 1
-    elif mode is RoundingMode.HALF_AWAY_FROM_ZERO:
-        r = fl + 1 if v > 0 else fl
-    elif mode is RoundingMode.HALF_UP:
-        r = fl + 1
-    elif mode is RoundingMode.HALF_DOWN:
-        r = fl
-    elif mode is RoundingMode.HALF_TOWARD_ZERO:
-        r = fl if v > 0 else fl + 1
-    else:  # pragma: no cover
-        raise AssertionError(mode)
-    return float(r)  # an integer that came from a float of the same dtype: exact
+    return float(round_exact(Fraction(value), mode))  # an integer that came from a float: exact
 
 
 def edge_values(dtype) -> np.ndarray:
@@ -175,6 +152,16 @@ def test_scalar_and_empty_inputs():
     for mode in RoundingMode:
         out = round_by_mode(np.zeros((0, 3), np.float32), mode, seed=0)
         assert out.shape == (0, 3) and out.dtype == np.float32
+
+
+@pytest.mark.parametrize("mode", list(RoundingMode), ids=lambda m: m.value)
+def test_every_mode_rejects_non_numeric_input(mode):
+    fn = FUNCS.get(mode, round_stochastic)
+    for bad in (np.array(["a"]), np.array([1 + 2j]), np.array([None], dtype=object)):
+        with pytest.raises(QuantizationTypeError, match="x must be a real numeric array"):
+            fn(bad)
+        with pytest.raises(QuantizationTypeError, match="x must be a real numeric array"):
+            round_by_mode(bad, mode)
 
 
 def test_bad_inputs():

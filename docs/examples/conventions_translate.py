@@ -2,7 +2,7 @@
 import numpy as np
 
 from refquant import make_qparams, quantize
-from refquant.fixedpoint import quantize_multiplier
+from refquant.fixedpoint_multiplier import quantize_multiplier
 
 S, Z = np.float32(0.05), 10                      # refquant / ONNX / PyTorch: r = S (q - Z)
 qp = make_qparams(S, Z, "int8")

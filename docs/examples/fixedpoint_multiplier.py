@@ -1,7 +1,7 @@
 """A real multiplier as a Q31 integer and a power-of-two shift (Learn 4, eqs. (3)-(5))."""
 import math
 
-from refquant.fixedpoint import quantize_multiplier
+from refquant.fixedpoint_multiplier import quantize_multiplier
 
 # By hand, eq. (4): M = M0 * 2^shift with M0 in [0.5, 1), then q = round(M0 * 2^31).
 #   0.25  = 0.5  * 2^-1  -> q = 2^30                  = 1073741824

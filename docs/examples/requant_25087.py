@@ -3,10 +3,10 @@ from fractions import Fraction
 
 from refquant.fixedpoint import (
     multiply_by_quantized_multiplier,
-    quantize_multiplier,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
+from refquant.fixedpoint_multiplier import quantize_multiplier
 
 x, q, shift = 7984, 1583594044, -9        # the accumulator, the Q31 multiplier, a right shift of 9
 assert quantize_multiplier(0.0014402703931141053) == (q, shift)   # eq. (4) on the M

@@ -10,7 +10,8 @@ import tempfile
 
 import numpy as np
 
-from refquant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier_array
+from refquant.fixedpoint import multiply_by_quantized_multiplier
+from refquant.fixedpoint_multiplier import quantize_multiplier_array
 
 rng = np.random.default_rng(25087)
 n = 160_000

@@ -51,9 +51,11 @@ Per-channel parameters: as in the flatbuffer, a scale with more than one element
 per-channel along ``axis`` (``quantized_dimension``, default 0); a one-element scale is
 per-tensor; a one-element zero point is shared by every channel.
 
-Op-level functions (``fully_connected``, ``conv2d``, ...) bind the kernels of
-:mod:`refquant.kernels` to the profiles ``tflite_reference``, ``tflite_xnnpack`` and
-``tflite_optimized`` the same way (backends.md §1.7, §8).
+Op-level functions (``fully_connected``, ``conv2d``, ``depthwise_conv2d``, ``add``,
+``average_pool2d``, ``max_pool2d``, ``softmax``, ``logistic``) bind the kernels of
+:mod:`refquant.kernels` per ``kernel``; which requantization, multiplier derivation and
+activation clamp each kernel uses is tabled in :mod:`refquant.backends._tflite_ops` (weights)
+and :mod:`refquant.backends._tflite_ops_misc` (weight-free ops).
 """
 
 from __future__ import annotations
@@ -70,8 +72,12 @@ from ..qparams import QParams, make_qparams
 from ..quantize import DequantizeSpec, QuantizeSpec
 from ..quantize import dequantize as _dequantize
 from ..quantize import quantize as _quantize
+from ._tflite_ops import conv2d, depthwise_conv2d, fully_connected  # op level, re-exported
+from ._tflite_ops_misc import add, average_pool2d, logistic, max_pool2d, softmax
 
-__all__ = ["KERNELS", "QUANTIZE_DTYPES", "DEQUANTIZE_DTYPES", "quantize", "dequantize"]
+__all__ = ["KERNELS", "QUANTIZE_DTYPES", "DEQUANTIZE_DTYPES", "quantize", "dequantize",
+           "fully_connected", "conv2d", "depthwise_conv2d", "add", "average_pool2d", "max_pool2d",
+           "softmax", "logistic"]
 
 KERNELS = ("reference", "xnnpack", "optimized")
 QUANTIZE_DTYPES = ("int8", "uint8", "int16", "int4", "uint4")

@@ -23,6 +23,7 @@ import warnings
 
 import numpy as np
 
+from ..dtypes import INT32_MAX, INT32_MIN
 from ..errors import (
     AccumulatorOverflowError,
     AccumulatorOverflowWarning,
@@ -30,9 +31,6 @@ from ..errors import (
     QuantizationValueError,
     ShapeError,
 )
-
-INT32_MIN = -(2**31)
-INT32_MAX = 2**31 - 1
 
 ACC_MODELS = ("exact", "wrap", "pairwise_sat16_u8s8", "pairwise_sat16_s8u8")
 # Names used by refquant.profiles.Profile.accumulation.
@@ -89,6 +87,38 @@ def check_zero_point(zp, dtype: np.dtype, name: str, length=None, what: str = ""
     return arr
 
 
+def int_scalar(v, name: str) -> int:
+    """Return an integer scalar as an int: a Python int, a NumPy integer or a 0-d integer array (not a bool)."""
+    if not isinstance(v, (bool, np.bool_)):
+        if isinstance(v, (numbers.Integral, np.integer)):
+            return int(v)
+        if isinstance(v, np.ndarray) and v.shape == () and v.dtype.kind in "iu":
+            return int(v)
+    raise QuantizationTypeError(f"{name} must be an integer scalar, got {v!r}")
+
+
+def zero_point_scalar(z, dtype, name: str) -> int:
+    """Return a per-tensor zero point (a scalar or one-element integer array) inside ``dtype``'s range."""
+    a = np.asarray(z)
+    if isinstance(z, (bool, np.bool_)) or a.size != 1 or a.dtype.kind not in "iu":
+        raise QuantizationTypeError(f"{name} must be an integer scalar, got {z!r}")
+    info, v = np.iinfo(dtype), int(a.reshape(()))
+    if not info.min <= v <= info.max:
+        raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {np.dtype(dtype).name}, got {v}")
+    return v
+
+
+def activation_bounds(act_min, act_max, dtype) -> tuple[int, int]:
+    """Return the fused-activation clamp ``(lo, hi)``: ``None`` means the dtype's end; checks lo <= hi inside it."""
+    info = np.iinfo(dtype)
+    lo = info.min if act_min is None else int_scalar(act_min, "act_min")
+    hi = info.max if act_max is None else int_scalar(act_max, "act_max")
+    if not info.min <= lo <= hi <= info.max:
+        raise QuantizationValueError(
+            f"act_min <= act_max must lie in [{info.min}, {info.max}] for {np.dtype(dtype).name}, got [{lo}, {hi}]")
+    return lo, hi
+
+
 def check_acc_model(acc_model, first: np.dtype, second: np.dtype, names=("a", "b")) -> str:
     """Return the canonical accumulation model; pairwise models require their dtypes."""
     if not isinstance(acc_model, str):
@@ -111,7 +141,7 @@ def check_on_overflow(on_overflow) -> str:
 
 
 def wrap_int32(acc: np.ndarray) -> np.ndarray:
-    """Two's-complement wrap of int64 values to int32: $((v + 2^{31}) \\bmod 2^{32}) - 2^{31}$."""
+    """:func:`refquant.dtypes.wrap_int32` of int64 values, returned as an **int32 array**."""
     return acc.astype(np.int64).astype(np.int32)  # NumPy int64 -> int32 keeps the low 32 bits
 
 

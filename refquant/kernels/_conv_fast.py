@@ -49,7 +49,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._gemm_fast import MR, NR, _pair, available
+from ._gemm_fast import _IDX, MR, NR, _pair, available, emit_pair_step, emit_tile_begin, emit_tile_end
 
 __all__ = ["available", "conv2d_wrap", "pack_image", "pack_image_reference", "pack_weights",
            "pack_weights_reference", "geometry"]
@@ -193,49 +193,23 @@ def _microkernel_taps(typingctx, ap, a_off, lda_t, bp, b_off, toff, ntaps, npair
 
     def codegen(context, builder, signature, args):
         ap_v, a_off_v, lda_v, bp_v, b_off_v, t_v, nt_v, np_v, ldb_v, c_v, c_off_v, ldc_v, acc_v = args
-        i32, i16 = ir.IntType(32), ir.IntType(16)
-        v8, v16 = ir.VectorType(i32, 8), ir.VectorType(i16, 16)
-        idx = ir.IntType(64)
 
         def data(k, v, off):  # element pointer of array argument k at offset off
             return builder.gep(context.make_array(signature.args[k])(context, builder, v).data, [off])
 
         pa, pb, pc = data(0, ap_v, a_off_v), data(3, bp_v, b_off_v), data(9, c_v, c_off_v)
-        pt = data(5, t_v, ir.Constant(idx, 0))
-        pmaddwd = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(v8, [v16, v16]), "llvm.x86.avx2.pmadd.wd")
-        accs = [[cgutils.alloca_once_value(builder, ir.Constant(v8, None)) for _ in range(NR // 8)]
-                for _ in range(MR)]  # promoted to ymm registers by LLVM's mem2reg
-        splat = ir.Constant(v8, [0] * 8)
+        pt = data(5, t_v, ir.Constant(_IDX, 0))
+        pmaddwd, accs = emit_tile_begin(builder)
         with cgutils.for_range(builder, nt_v) as tloop:
             t = tloop.index
             pbt = builder.gep(pb, [builder.load(builder.gep(pt, [t]))])
             pat = builder.gep(pa, [builder.mul(t, lda_v)])
             with cgutils.for_range(builder, np_v) as loop:
                 p = loop.index
-                pbp = builder.gep(pbt, [builder.mul(p, ldb_v)])
-                bv = [builder.bitcast(builder.load(builder.bitcast(builder.gep(pbp, [ir.Constant(idx, 8 * j)]),
-                                                                   v8.as_pointer()), align=4), v16)
-                      for j in range(NR // 8)]                   # 8 columns × (c, c+1) int16 each
-                pap = builder.gep(pat, [builder.mul(p, ir.Constant(idx, MR))])
-                for r in range(MR):
-                    a = builder.load(builder.gep(pap, [ir.Constant(idx, r)]), align=4)  # (w'[2p], w'[2p+1])
-                    av = builder.insert_element(ir.Constant(v8, ir.Undefined), a, ir.Constant(i32, 0))
-                    av = builder.bitcast(builder.shuffle_vector(av, ir.Constant(v8, ir.Undefined), splat), v16)
-                    for j in range(NR // 8):
-                        prod = builder.call(pmaddwd, [av, bv[j]])  # exact: |lane| <= 2·255² < 2^31
-                        builder.store(builder.add(builder.load(accs[r][j]), prod), accs[r][j])  # wraps
-        cps = [[builder.bitcast(builder.gep(pc, [builder.add(builder.mul(ldc_v, ir.Constant(idx, r)),
-                                                             ir.Constant(idx, 8 * j))]), v8.as_pointer())
-                for j in range(NR // 8)] for r in range(MR)]
-        with builder.if_then(acc_v):
-            for r in range(MR):
-                for j in range(NR // 8):
-                    builder.store(builder.add(builder.load(accs[r][j]), builder.load(cps[r][j], align=4)),
-                                  accs[r][j])
-        for r in range(MR):
-            for j in range(NR // 8):
-                builder.store(builder.load(accs[r][j]), cps[r][j], align=4)
+                pbp = builder.gep(pbt, [builder.mul(p, ldb_v)])           # (c, c+1) of 16 columns
+                pap = builder.gep(pat, [builder.mul(p, ir.Constant(_IDX, MR))])  # (w'[2p], w'[2p+1]) of 6 rows
+                emit_pair_step(builder, pmaddwd, accs, pap, pbp)
+        emit_tile_end(builder, accs, pc, ldc_v, acc_v)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -1,8 +1,9 @@
 """Numba scalar twins of the gemmlowp fixed-point math in :mod:`refquant.fixedpoint_math` (internal).
 
-Used by the fixed-point softmax kernel of :mod:`.lut`. Each function mirrors the NumPy
+Used by the fixed-point softmax kernel of :mod:`.softmax`. Each function mirrors the NumPy
 function of the same name operation by operation (int64 holding int32 values; ``_w32`` is the
-C int32 wrap); ``tests/test_kernels_lut.py`` proves them equal on exhaustive/edge inputs.
+C int32 wrap; ``srdhm``, ``rdbpot`` and ``_w32`` are :mod:`refquant.fixedpoint`'s scalar twins);
+``tests/test_kernels_lut.py`` proves them equal on exhaustive/edge inputs.
 """
 
 from __future__ import annotations
@@ -10,29 +11,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_I32_MAX = 2147483647
-_I32_MIN = -2147483648
-
-
-@numba.njit(cache=True)
-def _w32(v):
-    return ((np.int64(v) + np.int64(2147483648)) & np.int64(0xFFFFFFFF)) - np.int64(2147483648)
-
-
-@numba.njit(cache=True)
-def srdhm(a, b):
-    a64, b64 = np.int64(a), np.int64(b)
-    if a64 == _I32_MIN and b64 == _I32_MIN:
-        return np.int64(_I32_MAX)
-    return (a64 * b64 + np.int64(1073741824)) >> np.int64(31)
-
-
-@numba.njit(cache=True)
-def rdbpot(x, e):
-    x64, e64 = np.int64(x), np.int64(e)
-    mask = (np.int64(1) << e64) - np.int64(1)
-    threshold = (mask >> np.int64(1)) + (np.int64(1) if x64 < 0 else np.int64(0))
-    return (x64 >> e64) + (np.int64(1) if (x64 & mask) > threshold else np.int64(0))
+from ..dtypes import INT32_MAX as _I32_MAX
+from ..dtypes import INT32_MIN as _I32_MIN
+from ..fixedpoint import _rdbpot_scalar as rdbpot  # one definition each, in refquant.fixedpoint
+from ..fixedpoint import _srdhm_scalar as srdhm
+from ..fixedpoint import _wrap32_scalar as _w32
 
 
 @numba.njit(cache=True)

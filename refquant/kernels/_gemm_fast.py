@@ -150,6 +150,54 @@ def pack_b(b, zb, out):
 # 2. The micro-kernel (LLVM IR) and the blocked driver
 # ----------------------------------------------------------------------------------------
 
+# The LLVM IR of a 6×16 tile step, shared with the implicit-GEMM conv kernel of :mod:`._conv_fast`.
+_I32, _I16, _IDX = ir.IntType(32), ir.IntType(16), ir.IntType(64)
+_V8, _V16 = ir.VectorType(_I32, 8), ir.VectorType(_I16, 16)  # a ymm as 8 int32 / 16 int16
+
+
+def emit_tile_begin(builder):
+    """Declare ``vpmaddwd`` and zero the MR × NR/8 ymm accumulators of a 6×16 int32 tile."""
+    pmaddwd = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_V8, [_V16, _V16]), "llvm.x86.avx2.pmadd.wd")
+    accs = [[cgutils.alloca_once_value(builder, ir.Constant(_V8, None)) for _ in range(NR // 8)]
+            for _ in range(MR)]  # promoted to ymm registers by LLVM's mem2reg
+    return pmaddwd, accs
+
+
+def emit_pair_step(builder, pmaddwd, accs, pap, pbp):
+    """One K-pair: ``accs[r][j] += vpmaddwd(broadcast(A pair of row r at pap), B ymm j at pbp)``.
+
+    ``pap`` points at MR int32 (one (k, k+1) int16 pair per row), ``pbp`` at NR int32 (one pair
+    per column). Exact per lane (|lane| <= 2·255² < 2^31), accumulation wraps (eq. (2)).
+    """
+    splat = ir.Constant(_V8, [0] * 8)
+    bv = [builder.bitcast(builder.load(builder.bitcast(builder.gep(pbp, [ir.Constant(_IDX, 8 * j)]),
+                                                       _V8.as_pointer()), align=4), _V16)
+          for j in range(NR // 8)]                       # 8 columns × (k, k+1) int16 each
+    for r in range(MR):
+        a = builder.load(builder.gep(pap, [ir.Constant(_IDX, r)]), align=4)  # (a'[2p], a'[2p+1])
+        av = builder.insert_element(ir.Constant(_V8, ir.Undefined), a, ir.Constant(_I32, 0))
+        av = builder.bitcast(builder.shuffle_vector(av, ir.Constant(_V8, ir.Undefined), splat), _V16)
+        for j in range(NR // 8):
+            prod = builder.call(pmaddwd, [av, bv[j]])     # exact: |lane| <= 2·255² < 2^31
+            builder.store(builder.add(builder.load(accs[r][j]), prod), accs[r][j])  # wraps
+
+
+def emit_tile_end(builder, accs, pc, ldc_v, acc_v):
+    """Write the tile to C at ``pc`` (row stride ``ldc_v`` int32), adding C's old values when ``acc_v``."""
+    cps = [[builder.bitcast(builder.gep(pc, [builder.add(builder.mul(ldc_v, ir.Constant(_IDX, r)),
+                                                         ir.Constant(_IDX, 8 * j))]), _V8.as_pointer())
+            for j in range(NR // 8)] for r in range(MR)]
+    with builder.if_then(acc_v):
+        for r in range(MR):
+            for j in range(NR // 8):
+                builder.store(builder.add(builder.load(accs[r][j]), builder.load(cps[r][j], align=4)),
+                              accs[r][j])
+    for r in range(MR):
+        for j in range(NR // 8):
+            builder.store(builder.load(accs[r][j]), cps[r][j], align=4)
+
+
 @intrinsic
 def _microkernel(typingctx, ap, a_off, bp, b_off, c, c_off, ldc, npairs, accumulate):
     """C[r, n] (+)= Σ_{p < npairs} vpmaddwd(A pair p of row r, B pair p of column n), a 6×16 tile.
@@ -162,44 +210,18 @@ def _microkernel(typingctx, ap, a_off, bp, b_off, c, c_off, ldc, npairs, accumul
 
     def codegen(context, builder, signature, args):
         ap_v, a_off_v, bp_v, b_off_v, c_v, c_off_v, ldc_v, np_v, acc_v = args
-        i32, i16 = ir.IntType(32), ir.IntType(16)
-        v8, v16 = ir.VectorType(i32, 8), ir.VectorType(i16, 16)
-        idx = ir.IntType(64)
 
         def data(k, v, off):  # element pointer of array argument k at offset off
             return builder.gep(context.make_array(signature.args[k])(context, builder, v).data, [off])
 
         pa, pb, pc = data(0, ap_v, a_off_v), data(2, bp_v, b_off_v), data(4, c_v, c_off_v)
-        pmaddwd = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(v8, [v16, v16]), "llvm.x86.avx2.pmadd.wd")
-        accs = [[cgutils.alloca_once_value(builder, ir.Constant(v8, None)) for _ in range(NR // 8)]
-                for _ in range(MR)]  # promoted to ymm registers by LLVM's mem2reg
-        splat = ir.Constant(v8, [0] * 8)
+        pmaddwd, accs = emit_tile_begin(builder)
         with cgutils.for_range(builder, np_v) as loop:
             p = loop.index
-            pbp = builder.gep(pb, [builder.mul(p, ir.Constant(idx, NR))])
-            bv = [builder.bitcast(builder.load(builder.bitcast(builder.gep(pbp, [ir.Constant(idx, 8 * j)]),
-                                                               v8.as_pointer()), align=4), v16)
-                  for j in range(NR // 8)]                       # 8 columns × (k, k+1) int16 each
-            pap = builder.gep(pa, [builder.mul(p, ir.Constant(idx, MR))])
-            for r in range(MR):
-                a = builder.load(builder.gep(pap, [ir.Constant(idx, r)]), align=4)  # (a'[2p], a'[2p+1])
-                av = builder.insert_element(ir.Constant(v8, ir.Undefined), a, ir.Constant(i32, 0))
-                av = builder.bitcast(builder.shuffle_vector(av, ir.Constant(v8, ir.Undefined), splat), v16)
-                for j in range(NR // 8):
-                    prod = builder.call(pmaddwd, [av, bv[j]])     # exact: |lane| <= 2·255² < 2^31
-                    builder.store(builder.add(builder.load(accs[r][j]), prod), accs[r][j])  # wraps
-        cps = [[builder.bitcast(builder.gep(pc, [builder.add(builder.mul(ldc_v, ir.Constant(idx, r)),
-                                                             ir.Constant(idx, 8 * j))]), v8.as_pointer())
-                for j in range(NR // 8)] for r in range(MR)]
-        with builder.if_then(acc_v):
-            for r in range(MR):
-                for j in range(NR // 8):
-                    builder.store(builder.add(builder.load(accs[r][j]), builder.load(cps[r][j], align=4)),
-                                  accs[r][j])
-        for r in range(MR):
-            for j in range(NR // 8):
-                builder.store(builder.load(accs[r][j]), cps[r][j], align=4)
+            pbp = builder.gep(pb, [builder.mul(p, ir.Constant(_IDX, NR))])
+            pap = builder.gep(pa, [builder.mul(p, ir.Constant(_IDX, MR))])
+            emit_pair_step(builder, pmaddwd, accs, pap, pbp)
+        emit_tile_end(builder, accs, pc, ldc_v, acc_v)
         return context.get_dummy_value()
 
     return sig, codegen

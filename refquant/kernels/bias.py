@@ -17,22 +17,15 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
-from ..dtypes import get_format
+from ..dtypes import INT32_MAX, INT32_MIN, get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from ..quantize import _fma_f32
-from ._checks import check_on_overflow, finish_int64
+from ._checks import check_on_overflow, finish_int64, int_scalar
 
 __all__ = ["add_bias", "float_bias_accumulator", "quantize_bias_runtime", "add_zero_point_sat16"]
 
-_I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
 _F32 = np.float32
 
-
-def _int_scalar(v, name: str) -> int:
-    arr = np.asarray(v)
-    if arr.shape != () or arr.dtype.kind not in "iu" or isinstance(v, (bool, np.bool_)):
-        raise QuantizationTypeError(f"{name} must be an integer scalar, got {v!r}")
-    return int(arr)
 
 
 
@@ -56,7 +49,7 @@ def add_bias(acc, bias, *, axis=-1, on_overflow="warn"):
     for arr, name in ((a, "acc"), (b, "bias")):
         if arr.dtype.kind not in "iu":
             raise QuantizationTypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
-        if arr.size and (arr.min() < _I32_MIN or arr.max() > _I32_MAX):
+        if arr.size and (arr.min() < INT32_MIN or arr.max() > INT32_MAX):
             raise QuantizationValueError(f"{name} must hold int32 values, got {int(arr.max())}")
     check_on_overflow(on_overflow)
     if b.ndim > 1:
@@ -153,9 +146,9 @@ def add_zero_point_sat16(r, output_zero_point, dtype, qmin=None, qmax=None):
     fmt = get_format(dtype, name="dtype")
     if fmt.name not in ("uint8", "int8"):
         raise QuantizationValueError(f"dtype must be uint8 or int8, got {fmt.name}")
-    zp = _int_scalar(output_zero_point, "output_zero_point")
-    lo = fmt.qmin if qmin is None else _int_scalar(qmin, "qmin")
-    hi = fmt.qmax if qmax is None else _int_scalar(qmax, "qmax")
+    zp = int_scalar(output_zero_point, "output_zero_point")
+    lo = fmt.qmin if qmin is None else int_scalar(qmin, "qmin")
+    hi = fmt.qmax if qmax is None else int_scalar(qmax, "qmax")
     v = np.clip(np.asarray(r, np.int64), -32768, 32767)  # packs_epi32
     v = np.clip(v + zp, -32768, 32767)  # adds_epi16
     v = np.clip(v, fmt.qmin, fmt.qmax)  # packus_epi16 / packs_epi16
@@ -190,4 +183,4 @@ def quantize_bias_runtime(bias, input_scale, weight_scale) -> np.ndarray:
         v = np.rint((b * inv).astype(_F32)).astype(np.float64)  # RNE
     nan = np.isnan(v)
     q = np.clip(np.where(nan, 0.0, v), -2.0 ** 31, 2.0 ** 31 - 1).astype(np.int64)
-    return np.where(nan, -(2 ** 31), q).astype(np.int32)
+    return np.where(nan, INT32_MIN, q).astype(np.int32)

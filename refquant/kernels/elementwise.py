@@ -48,8 +48,10 @@ import numpy as np
 
 from .. import _validate as V
 from .. import fixedpoint as fp
+from .. import fixedpoint_multiplier as fpmul
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from ..fixedpoint import mbqm_double_scalar, mbqm_single_scalar
+from ._checks import activation_bounds, int_scalar, zero_point_scalar
 
 __all__ = [
     "FixedPointAddParams", "fixed_point_add_params", "fixed_point_add_reference", "fixed_point_add",
@@ -66,13 +68,6 @@ _VARIANTS = {"double": 0, "single": 1}
 # --------------------------------------------------------------------------- validation
 
 
-def _as_int(v, name: str) -> int:
-    """An integer scalar (Python or NumPy) -> int; anything else is a QuantizationTypeError."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise QuantizationTypeError(f"{name} must be an integer, got {v!r}")
-    return int(v)
-
-
 def _operands(a, b, dtypes=_DTYPES[:2]):
     for x, name in ((a, "a"), (b, "b")):
         if not isinstance(x, np.ndarray):
@@ -87,22 +82,16 @@ def _operands(a, b, dtypes=_DTYPES[:2]):
     return shape, np.iinfo(a.dtype)
 
 
-def _zp(v, name, info) -> int:
-    arr = np.asarray(v)
-    if arr.size != 1 or arr.dtype.kind not in "iu" or isinstance(v, bool):
-        raise QuantizationTypeError(f"{name} must be an integer scalar, got {v!r}")
-    z = int(arr.reshape(()))
-    if not info.min <= z <= info.max:
-        raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}], got {z}")
-    return z
+def _zero_points(a_zero_point, b_zero_point, y_zero_point, dtype) -> tuple[int, int, int]:
+    """The three per-tensor zero points of a binary op, each inside ``dtype``'s range."""
+    return tuple(zero_point_scalar(z, dtype, n) for z, n in (
+        (a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"), (y_zero_point, "y_zero_point")))
 
 
-def _bounds(act_min, act_max, info):
-    lo = info.min if act_min is None else _as_int(act_min, "act_min")
-    hi = info.max if act_max is None else _as_int(act_max, "act_max")
-    if not info.min <= lo <= hi <= info.max:
-        raise QuantizationValueError(f"act_min <= act_max must lie in [{info.min}, {info.max}], got [{lo}, {hi}]")
-    return lo, hi
+def _scales(a_scale, b_scale, y_scale) -> tuple[np.float32, np.float32, np.float32]:
+    """The three per-tensor scales of a binary op as float32 scalars (finite, > 0)."""
+    return tuple(_F32(V.as_scale(s, n).reshape(()))
+                 for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
 
 
 def _flat(a, b, shape):
@@ -140,13 +129,12 @@ def fixed_point_add_params(a_scale, b_scale, y_scale, *, left_shift=20, single_r
         QuantizationValueError: a multiplier not in (0, 1) (``QuantizeMultiplierSmallerThanOneExp``
             CHECK), e.g. $S_y < 2\\max(S_a, S_b)/2^{L}$.
     """
-    sa, sb, sy = (float(np.float32(V.as_scale(s, n).reshape(())))
-                  for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
+    sa, sb, sy = (float(s) for s in _scales(a_scale, b_scale, y_scale))
     if left_shift not in (15, 20):
         raise QuantizationValueError(f"left_shift must be 20 (8-bit) or 15 (int16), got {left_shift!r}")
     twice_max = 2.0 * max(sa, sb)
     reals = (sa / twice_max, sb / twice_max, twice_max / (float(1 << left_shift) * sy))
-    qs = [fp.quantize_multiplier_smaller_than_one_exp(m, single_rounding=single_rounding) for m in reals]
+    qs = [fpmul.quantize_multiplier_smaller_than_one_exp(m, single_rounding=single_rounding) for m in reals]
     return FixedPointAddParams(left_shift, qs[0][0], qs[0][1], qs[1][0], qs[1][1], qs[2][0], qs[2][1])
 
 
@@ -165,9 +153,8 @@ def fixed_point_add_reference(a, a_zero_point, b, b_zero_point, y_zero_point, pa
         Array of ``a.dtype`` and the broadcast shape.
     """
     shape, info = _operands(a, b, _DTYPES)
-    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
-                                                (y_zero_point, "y_zero_point")))
-    lo, hi = _bounds(act_min, act_max, info)
+    za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
+    lo, hi = activation_bounds(act_min, act_max, info.dtype)
     v = _variant(variant)
     p = params
     shifted_a = (a.astype(np.int64) - za) << p.left_shift  # int32 values: |.| < 2^31
@@ -199,9 +186,8 @@ def fixed_point_add(a, a_zero_point, b, b_zero_point, y_zero_point, params: Fixe
                     act_min=None, act_max=None, variant="double"):
     """TFLite ADD, eq. (1): the Numba kernel (equal to :func:`fixed_point_add_reference`)."""
     shape, info = _operands(a, b, _DTYPES)
-    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
-                                                (y_zero_point, "y_zero_point")))
-    lo, hi = _bounds(act_min, act_max, info)
+    za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
+    lo, hi = activation_bounds(act_min, act_max, info.dtype)
     p = params
     fa, fb = _flat(a, b, shape)
     out = _fixed_add_kernel(fa, fb, za, zb, zy, p.left_shift, p.a_multiplier, p.a_shift, p.b_multiplier, p.b_shift,
@@ -212,10 +198,9 @@ def fixed_point_add(a, a_zero_point, b, b_zero_point, y_zero_point, params: Fixe
 def fixed_point_mul_params(a_scale, b_scale, y_scale, *, single_rounding=False) -> tuple[int, int]:
     """TFLite MUL Prepare (``kernels/mul.cc``): ``double real = s_a * s_b / s_y`` evaluated in
     **float32** (the operands are floats) and widened, then ``QuantizeMultiplier``. Offline."""
-    sa, sb, sy = (_F32(V.as_scale(s, n).reshape(()))
-                  for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
+    sa, sb, sy = _scales(a_scale, b_scale, y_scale)
     real = float(_F32(_F32(sa * sb) / sy))
-    return fp.quantize_multiplier(real, single_rounding=single_rounding)
+    return fpmul.quantize_multiplier(real, single_rounding=single_rounding)
 
 
 def fixed_point_mul_reference(a, a_zero_point, b, b_zero_point, y_zero_point, multiplier, shift, *,
@@ -227,9 +212,8 @@ def fixed_point_mul_reference(a, a_zero_point, b, b_zero_point, y_zero_point, mu
     (TFLite requires zero points 0 for int16). Returns ``a.dtype``.
     """
     shape, info = _operands(a, b, _DTYPES)
-    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
-                                                (y_zero_point, "y_zero_point")))
-    lo, hi = _bounds(act_min, act_max, info)
+    za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
+    lo, hi = activation_bounds(act_min, act_max, info.dtype)
     prod = np.broadcast_to((a.astype(np.int64) - za) * (b.astype(np.int64) - zb), shape)
     r = fp.multiply_by_quantized_multiplier(prod, multiplier, shift, variant=_variant(variant))
     return np.clip(r.astype(np.int64) + zy, lo, hi).astype(a.dtype).reshape(shape)
@@ -249,9 +233,8 @@ def fixed_point_mul(a, a_zero_point, b, b_zero_point, y_zero_point, multiplier, 
                     act_max=None, variant="double"):
     """TFLite MUL: the Numba kernel (equal to :func:`fixed_point_mul_reference`)."""
     shape, info = _operands(a, b, _DTYPES)
-    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
-                                                (y_zero_point, "y_zero_point")))
-    lo, hi = _bounds(act_min, act_max, info)
+    za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
+    lo, hi = activation_bounds(act_min, act_max, info.dtype)
     (q_lo, q_hi), (s_lo, s_hi), _ = fp.MBQM_VARIANTS[_variant(variant)]
     if not (q_lo <= int(multiplier) <= q_hi and s_lo <= int(shift) <= s_hi):
         raise QuantizationValueError(f"(multiplier, shift) = ({multiplier}, {shift}) out of range for {variant!r}")
@@ -282,8 +265,7 @@ def rescale_add_params(a_scale, b_scale, y_scale) -> RescaleAddParams:
         QuantizationValueError: a ratio outside $[2^{-10}, 2^{8})$ (XNNPACK asserts; the TFLite
             delegate then does not take the op).
     """
-    sa, sb, sy = (_F32(V.as_scale(s, n).reshape(()))
-                  for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
+    sa, sb, sy = _scales(a_scale, b_scale, y_scale)
     ra, rb = _F32(sa / sy), _F32(sb / sy)
     for r, name in ((ra, "a_scale / y_scale"), (rb, "b_scale / y_scale")):
         if not 2.0 ** -10 <= float(r) < 2.0 ** 8:
@@ -291,7 +273,7 @@ def rescale_add_params(a_scale, b_scale, y_scale) -> RescaleAddParams:
     exponent = int(np.frexp(max(ra, rb))[1]) - 1  # (bits >> 23) - 127 for a normal float
     shift = 20 - exponent
     ma = int(np.rint(np.ldexp(np.float64(ra), shift)))  # RNE; the scaling by 2^shift is exact
-    mb = int(np.rint(np.ldexp(np.float64(rb), shift)))
+    mb = int(np.rint(np.ldexp(np.float64(rb), shift)))  # RNE
     return RescaleAddParams(ma, mb, shift)
 
 
@@ -299,9 +281,8 @@ def rescale_add_reference(a, a_zero_point, b, b_zero_point, y_zero_point, params
                           act_min=None, act_max=None):
     """XNNPACK add, eq. (2): NumPy spec. int8 or uint8; returns ``a.dtype``."""
     shape, info = _operands(a, b)
-    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
-                                                (y_zero_point, "y_zero_point")))
-    lo, hi = _bounds(act_min, act_max, info)
+    za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
+    lo, hi = activation_bounds(act_min, act_max, info.dtype)
     p = params
     bias = (1 << (p.shift - 1)) - p.a_multiplier * za - p.b_multiplier * zb  # int32
     acc = bias + a.astype(np.int64) * p.a_multiplier + b.astype(np.int64) * p.b_multiplier  # exact in int32
@@ -322,9 +303,8 @@ def rescale_add(a, a_zero_point, b, b_zero_point, y_zero_point, params: RescaleA
                 act_max=None):
     """XNNPACK add, eq. (2): the Numba kernel (equal to :func:`rescale_add_reference`)."""
     shape, info = _operands(a, b)
-    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
-                                                (y_zero_point, "y_zero_point")))
-    lo, hi = _bounds(act_min, act_max, info)
+    za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
+    lo, hi = activation_bounds(act_min, act_max, info.dtype)
     p = params
     bias = (1 << (p.shift - 1)) - p.a_multiplier * za - p.b_multiplier * zb
     fa, fb = _flat(a, b, shape)
@@ -339,7 +319,7 @@ def _check_clamp(x, lo, hi):
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "iu":
         raise QuantizationTypeError(f"x must be an integer NumPy array, got {getattr(x, 'dtype', type(x))}")
     info = np.iinfo(x.dtype)
-    lo, hi = _as_int(lo, "lo"), _as_int(hi, "hi")
+    lo, hi = int_scalar(lo, "lo"), int_scalar(hi, "hi")
     if not info.min <= lo <= hi <= info.max:
         raise QuantizationValueError(f"lo <= hi must lie in [{info.min}, {info.max}], got [{lo}, {hi}]")
     return lo, hi

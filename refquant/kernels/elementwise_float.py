@@ -34,9 +34,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .. import _validate as V
 from ..quantize import _fma_f32
-from .elementwise import _flat, _operands, _zp
+from .elementwise import _flat, _operands, _scales, _zero_points
 
 __all__ = ["float_add_mode", "float_add_reference", "float_add", "float_mul_reference", "float_mul"]
 
@@ -90,10 +89,8 @@ def float_add_reference(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_sc
         Array of ``a.dtype`` and the broadcast shape.
     """
     shape, info = _operands(a, b)
-    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
-                                                (y_zero_point, "y_zero_point")))
-    sa, sb, sy = (_F32(V.as_scale(s, n).reshape(()))
-                  for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
+    za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
+    sa, sb, sy = _scales(a_scale, b_scale, y_scale)
     mode = float_add_mode(a.shape, b.shape)
     x, s = np.broadcast_to(a, shape).astype(_F32), np.broadcast_to(b, shape).astype(_F32)
     if mode == "a_scalar":  # MLAS is called with b as the span ("A") and a as the scalar ("B")
@@ -155,10 +152,8 @@ def _float_add_kernel(x, s, rx, rs, fixed, lo, hi, fused, vector):
 def float_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, fused=True):
     """ONNX Runtime QLinearAdd, eq. (3): the Numba kernel (equal to :func:`float_add_reference`)."""
     shape, info = _operands(a, b)
-    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
-                                                (y_zero_point, "y_zero_point")))
-    sa, sb, sy = (_F32(V.as_scale(s, n).reshape(()))
-                  for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
+    za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
+    sa, sb, sy = _scales(a_scale, b_scale, y_scale)
     mode = float_add_mode(a.shape, b.shape)
     fa, fb = _flat(a, b, shape)
     if mode == "a_scalar":
@@ -172,10 +167,8 @@ def float_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zer
 
 def _float_mul_setup(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point):
     shape, info = _operands(a, b)
-    za, zb, zy = (_zp(z, n, info) for z, n in ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"),
-                                                (y_zero_point, "y_zero_point")))
-    sa, sb, sy = (_F32(V.as_scale(s, n).reshape(()))
-                  for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
+    za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
+    sa, sb, sy = _scales(a_scale, b_scale, y_scale)
     return shape, info, za, zb, zy, _F32(_F32(sa * sb) / sy)  # ScaleA * ScaleB / ScaleC in float
 
 

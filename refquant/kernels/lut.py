@@ -42,6 +42,8 @@ import numpy as np
 from .. import _validate as V
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..quantize import _fma_f32
+from ..rounding import round_half_away_from_zero
+from ._checks import zero_point_scalar
 
 __all__ = [
     "expf", "tanhf", "lut_inputs", "populate_lut", "logistic_lut", "tanh_lut",
@@ -121,20 +123,10 @@ def _lut_dtype(dtype) -> np.dtype:
     return _LUT_DTYPES[key]
 
 
-def _zero_point(z, dt: np.dtype, name: str) -> int:
-    a = np.asarray(z)
-    if a.size != 1 or a.dtype.kind not in "iu" or isinstance(z, bool):
-        raise QuantizationTypeError(f"{name} must be an integer scalar, got {z!r}")
-    info, v = np.iinfo(dt), int(a.reshape(()))
-    if not info.min <= v <= info.max:
-        raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {dt.name}, got {v}")
-    return v
-
-
 def lut_inputs(x_scale, x_zero_point, dtype="int8") -> np.ndarray:
     """$d[i] = \\mathrm{fl}(S_x (v_i - Z_x))$ for the code $v_i$ whose byte is $i$ (float32, ``(256,)``)."""
     dt = _lut_dtype(dtype)
-    zx = _zero_point(x_zero_point, dt, "x_zero_point")
+    zx = zero_point_scalar(x_zero_point, dt, "x_zero_point")
     sx = _F32(V.as_scale(x_scale, "x_scale").reshape(()))
     codes = np.arange(256, dtype=np.uint8).view(dt).astype(np.int64)
     return (sx * (codes - zx).astype(_F32)).astype(_F32)
@@ -147,15 +139,14 @@ def populate_lut(transformed, y_scale, y_zero_point, dtype="int8") -> np.ndarray
     (a float sum; past int32 the x86 cast gives INT32_MIN); clamp to the dtype.
     """
     dt = _lut_dtype(dtype)
-    zy = _zero_point(y_zero_point, dt, "y_zero_point")
+    zy = zero_point_scalar(y_zero_point, dt, "y_zero_point")
     sy = _F32(V.as_scale(y_scale, "y_scale").reshape(()))
     t = np.asarray(transformed, _F32)
     if t.shape != (256,):
         raise ShapeError(f"transformed must have shape (256,), got {t.shape}")
     with np.errstate(over="ignore", invalid="ignore"):
         scaled = (t * (_F32(1.0) / sy)).astype(_F32)
-        trunc = np.trunc(scaled)
-        rescaled = np.where(np.abs(scaled - trunc) >= 0.5, trunc + np.sign(scaled), trunc).astype(_F32)  # RHAZ
+        rescaled = round_half_away_from_zero(scaled)  # std::round on a float32: float32 RHAZ
         total = (rescaled + _F32(zy)).astype(np.float64)
     big = ~(np.abs(total) < 2.0 ** 31)
     q = np.where(big, -(2 ** 31), np.where(big, 0, total).astype(np.int64))
@@ -221,7 +212,7 @@ def rational_logistic_lut(x_scale, x_zero_point, y_scale, y_zero_point, *, dtype
     """ONNX Runtime QLinearSigmoid table: :func:`rational_logistic` of $d$, then
     ``MlasQuantizeLinear`` ($\\mathrm{RNE}(\\mathrm{fl}(t/S_y))$ clamped in float, $+Z_y$). Offline."""
     dt = _lut_dtype(dtype)
-    zy = _zero_point(y_zero_point, dt, "y_zero_point")
+    zy = zero_point_scalar(y_zero_point, dt, "y_zero_point")
     sy = _F32(V.as_scale(y_scale, "y_scale").reshape(()))
     t = rational_logistic(lut_inputs(x_scale, x_zero_point, dt), fused=fused)
     info = np.iinfo(dt)

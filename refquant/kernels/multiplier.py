@@ -18,7 +18,7 @@ result across a rounding tie. :func:`real_multiplier` evaluates it in each backe
 
 :func:`requant_params` then turns $M_c$ into what a requantization mode consumes
 (:mod:`refquant.kernels.requant`): a float, or TFLite's ``(quantized_multiplier, shift)``
-(:func:`refquant.fixedpoint.quantize_multiplier`). Everything here runs once per model
+(:func:`refquant.fixedpoint_multiplier.quantize_multiplier`). Everything here runs once per model
 (float allowed); the runtime integer path is in :mod:`.requant`.
 
 Added in 0.1.0.
@@ -26,15 +26,16 @@ Added in 0.1.0.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
 from .. import _validate as V
-from ..errors import QuantizationTypeError, QuantizationValueError
-from ..fixedpoint import quantize_multiplier
+from ..errors import QuantizationValueError
+from ..fixedpoint_multiplier import quantize_multiplier
+from ..rounding import round_half_away_from_zero
+from ._checks import int_scalar
 
 __all__ = [
     "DERIVATIONS",
@@ -134,7 +135,7 @@ def requant_params(input_scale, weight_scale, output_scale, *, mode=None, deriva
 
     $M_c$ comes from :func:`real_multiplier`; then, by the kind of ``mode``:
 
-    * ``fixed_*``: $(q_c, \\text{shift}_c)$ = :func:`refquant.fixedpoint.quantize_multiplier`
+    * ``fixed_*``: $(q_c, \\text{shift}_c)$ = :func:`refquant.fixedpoint_multiplier.quantize_multiplier`
       $(M_c)$ (``single_rounding`` applies the shift-30 saturation of
       ``TFLITE_SINGLE_ROUNDING`` builds);
     * ``float32_rne``: $M_c$ as float32 (a float64 derivation is rounded once to float32);
@@ -192,12 +193,6 @@ def _as_fractions(real) -> np.ndarray:
     return out
 
 
-def _round_half_away_f32(v: np.float32) -> np.float32:
-    """C ``std::round(float)`` (``TfLiteRound``): exact RHAZ of a float32, as float32."""
-    t = np.trunc(v)
-    return _F32(t + np.copysign(_F32(1.0), v)) if abs(v - t) >= _F32(0.5) else _F32(t)
-
-
 def activation_range(activation, output_scale, output_zero_point, qmin: int, qmax: int) -> tuple[int, int]:
     """The fused-activation clamp of a TFLite int8 op, ``tflite::CalculateActivationRangeQuantized``.
 
@@ -228,12 +223,12 @@ def activation_range(activation, output_scale, output_zero_point, qmin: int, qma
     """
     _check_name(activation, "activation", _ACTIVATIONS)
     scale = _F32(V.as_scale(output_scale, "output_scale").reshape(()))
-    zp = _as_int(output_zero_point, "output_zero_point")
-    qmin, qmax = _as_int(qmin, "qmin"), _as_int(qmax, "qmax")
+    zp = int_scalar(output_zero_point, "output_zero_point")
+    qmin, qmax = int_scalar(qmin, "qmin"), int_scalar(qmax, "qmax")
 
     def quantize(f: float) -> int:
         with np.errstate(over="ignore"):
-            tmp = _round_half_away_f32(_F32(_F32(f) / scale))
+            tmp = round_half_away_from_zero(_F32(_F32(f) / scale))  # std::round(float): float32 RHAZ
         if not -2.0 ** 31 <= float(tmp) <= 2.0 ** 31 - 1:
             raise QuantizationValueError(
                 f"activation {activation}: {f} / output_scale = {float(tmp)} is outside the int32 range")
@@ -247,11 +242,3 @@ def activation_range(activation, output_scale, output_zero_point, qmin: int, qma
         return max(qmin, quantize(-1.0)), min(qmax, quantize(1.0))
     return qmin, qmax
 
-
-def _as_int(v, name: str) -> int:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
-        arr = np.asarray(v)
-        if arr.shape == () and arr.dtype.kind in "iu":
-            return int(arr)
-        raise QuantizationTypeError(f"{name} must be an integer, got {v!r}")
-    return int(v)

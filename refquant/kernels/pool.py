@@ -39,7 +39,10 @@ import numba
 import numpy as np
 
 from .. import _validate as V
+from ..dtypes import wrap_int32
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
+from ..fixedpoint import _wrap32_scalar
+from ._checks import activation_bounds, zero_point_scalar
 
 __all__ = [
     "pool_geometry",
@@ -53,13 +56,6 @@ __all__ = [
 ]
 
 _POOL_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
-
-
-def _as_int(v, name: str) -> int:
-    """An integer scalar (Python or NumPy) -> int; anything else is a QuantizationTypeError."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise QuantizationTypeError(f"{name} must be an integer, got {v!r}")
-    return int(v)
 
 
 def _pair(v, name):
@@ -117,12 +113,7 @@ def _check_pool(x, filter_size, stride, padding, act_min, act_max):
     (oh, ow), (pt, pl) = pool_geometry(x.shape[1:3], filter_size, stride, padding)
     kh, kw = _pair(filter_size, "filter_size")
     sh, sw = _pair(filter_size if stride is None else stride, "stride")
-    info = np.iinfo(x.dtype)
-    lo = info.min if act_min is None else _as_int(act_min, "act_min")
-    hi = info.max if act_max is None else _as_int(act_max, "act_max")
-    if not info.min <= lo <= hi <= info.max:
-        raise QuantizationValueError(
-            f"act_min <= act_max must lie in [{info.min}, {info.max}] for {x.dtype}, got [{lo}, {hi}]")
+    lo, hi = activation_bounds(act_min, act_max, x.dtype)
     return dict(kh=kh, kw=kw, sh=sh, sw=sw, oh=oh, ow=ow, pt=pt, pl=pl, lo=lo, hi=hi)
 
 
@@ -258,16 +249,8 @@ def _check_gap(x, x_zero_point, y_zero_point, channels_last):
         raise QuantizationTypeError(f"x must be an int8 or uint8 NumPy array, got {getattr(x, 'dtype', type(x))}")
     if x.ndim < 3:
         raise ShapeError(f"x must have rank >= 3 (N, C, spatial...), got shape {x.shape}")
-    info = np.iinfo(x.dtype)
-    zps = []
-    for v, name in ((x_zero_point, "x_zero_point"), (y_zero_point, "y_zero_point")):
-        a = np.asarray(v)
-        if a.size != 1 or a.dtype.kind not in "iu":
-            raise QuantizationTypeError(f"{name} must be an integer scalar, got {v!r}")
-        z = int(a.reshape(()))
-        if not info.min <= z <= info.max:
-            raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {x.dtype}, got {z}")
-        zps.append(z)
+    zps = [zero_point_scalar(v, x.dtype, name) for v, name in ((x_zero_point, "x_zero_point"),
+                                                                (y_zero_point, "y_zero_point"))]
     if channels_last not in (0, 1, False, True):
         raise QuantizationValueError(f"channels_last must be 0 or 1, got {channels_last!r}")
     spatial = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
@@ -292,7 +275,7 @@ def global_average_pool_reference(x, x_scale, x_zero_point, y_scale, y_zero_poin
     m = global_average_pool_params(x_scale, y_scale, image)
     info = np.iinfo(x.dtype)
     acc = x.astype(np.int64).sum(axis=spatial, keepdims=True) - zx * image
-    acc = ((acc + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31  # int32 lanes wrap
+    acc = wrap_int32(acc)  # int32 lanes wrap
     v = (acc.astype(np.float32) * m).astype(np.float64)  # float32 product
     v = np.clip(v, info.min - zy, info.max - zy)  # MLAS clamps in float before cvtps2dq
     return (np.rint(v).astype(np.int64) + zy).astype(x.dtype).reshape(out_shape)  # RNE
@@ -309,7 +292,7 @@ def _gap_kernel(x3, zx, zy, m, lo, hi):
             for i in range(p):
                 acc += np.int64(x3[b, i, ch])
             acc -= np.int64(zx) * np.int64(p)
-            acc = ((acc + np.int64(2147483648)) & np.int64(0xFFFFFFFF)) - np.int64(2147483648)
+            acc = _wrap32_scalar(acc)  # int32 lanes wrap
             v = np.float32(acc) * m
             v = min(max(v, np.float32(lo - zy)), np.float32(hi - zy))
             out[b, ch] = np.int64(np.rint(v)) + zy  # RNE

@@ -56,9 +56,10 @@ import numba
 import numpy as np
 
 from .. import fixedpoint as fp
-from ..dtypes import get_format
+from ..dtypes import INT32_MAX, INT32_MIN, get_format, wrap_int32
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from ..fixedpoint import (
+    _wrap32_scalar,
     mbqm_double_scalar,
     mbqm_double_up_scalar,
     mbqm_int64_reduced16_scalar,
@@ -67,6 +68,7 @@ from ..fixedpoint import (
 )
 from ..rounding import round_half_away_from_zero
 from ._exact import exact_kernel, exact_parts
+from ._checks import int_scalar
 from .multiplier import REQUANT_MODES
 
 __all__ = [
@@ -78,17 +80,10 @@ _VARIANT = {"fixed_double": "double", "fixed_single": "single", "fixed_double_up
             "fixed_ruy_avx2": "ruy_avx2", "fixed_int64_reduced16": "int64_reduced16"}
 _VARIANT_CODE = {"double": 0, "single": 1, "double_up": 2, "ruy_avx2": 3, "int64_reduced16": 4}
 _OUT_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32)
-_I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
 
 
 # --------------------------------------------------------------------------- validation
 
-
-def _int_scalar(v, name: str) -> int:
-    arr = np.asarray(v)
-    if arr.shape != () or arr.dtype.kind not in "iu" or isinstance(v, (bool, np.bool_)):
-        raise QuantizationTypeError(f"{name} must be an integer scalar, got {v!r}")
-    return int(arr)
 
 
 def _per_channel(v, name: str, kind: str, n_channels):
@@ -140,11 +135,11 @@ def _prepare(acc, multiplier, output_zero_point, qmin, qmax, mode, shift, axis, 
         raise QuantizationTypeError(
             f"acc must be an integer array{' (or float32 for float32_rne)' if mode == 'float32_rne' else ''}, "
             f"got dtype {a.dtype}")
-    lo_acc, hi_acc = ((-(2 ** 47), 2 ** 47 - 1) if mode == "fixed_int64_reduced16" else (_I32_MIN, _I32_MAX))
+    lo_acc, hi_acc = ((-(2 ** 47), 2 ** 47 - 1) if mode == "fixed_int64_reduced16" else (INT32_MIN, INT32_MAX))
     if a.dtype.kind in "iu" and a.size and (a.min() < lo_acc or a.max() > hi_acc):
         bad = a[(a < lo_acc) | (a > hi_acc)].ravel()[0]
         raise QuantizationValueError(f"acc must be in [{lo_acc}, {hi_acc}] for mode {mode!r}, got {int(bad)}")
-    qmin, qmax = _int_scalar(qmin, "qmin"), _int_scalar(qmax, "qmax")
+    qmin, qmax = int_scalar(qmin, "qmin"), int_scalar(qmax, "qmax")
     if qmin > qmax:
         raise QuantizationValueError(f"qmin must be <= qmax, got qmin={qmin}, qmax={qmax}")
     out_dtype = _resolve_dtype(dtype, qmin, qmax)
@@ -250,7 +245,7 @@ def requantize_reference(acc, multiplier, output_zero_point, qmin, qmax, *, mode
     lo, hi = p["qmin"], p["qmax"]
     if p["kind"] == "fixed":
         r = fp.multiply_by_quantized_multiplier(a.astype(np.int64), m, p["shift"], variant=_VARIANT[mode])
-        y = fp._wrap32(np.asarray(r, np.int64) + zp)  # int32 `acc_scaled += output_offset`
+        y = wrap_int32(np.asarray(r, np.int64) + zp)  # int32 `acc_scaled += output_offset`
     elif mode == "float32_rne":
         v = (a.astype(np.float32) * m).astype(np.float64)  # (M, C): float32 ops, one rounding each
         with np.errstate(invalid="ignore"):  # clamp in float (MLAS/XNNPACK order; same result after)
@@ -258,8 +253,8 @@ def requantize_reference(acc, multiplier, output_zero_point, qmin, qmax, *, mode
         y = np.where(np.isnan(v), lo - zp, np.rint(v)).astype(np.int64) + zp  # RNE; NaN (float acc) -> qmin
     elif mode == "float64_rhaz":
         r = round_half_away_from_zero(a.astype(np.float64) * m)  # std::round(double)
-        r = np.where(np.abs(r) >= 2.0 ** 31, _I32_MIN, r).astype(np.int64)  # (int32_t) of a huge double
-        y = fp._wrap32(r + zp)
+        r = np.where(np.abs(r) >= 2.0 ** 31, INT32_MIN, r).astype(np.int64)  # (int32_t) of a huge double
+        y = wrap_int32(r + zp)
     elif mode == "float64_rne":
         v = a.astype(np.float64) * m  # int32 * float32 scale -> float64 in NumPy
         if zero_point_before_round is None or zero_point_before_round:
@@ -292,8 +287,7 @@ def _fixed_kernel(acc, q, shift, zp, lo, hi, code):
                 r = mbqm_ruy_avx2_scalar(x, q[c], shift[c])
             else:
                 r = mbqm_int64_reduced16_scalar(x, q[c], shift[c])
-            y = np.int64(r) + zp[c]
-            y = ((y + np.int64(2147483648)) & np.int64(0xFFFFFFFF)) - np.int64(2147483648)  # int32 add wraps
+            y = _wrap32_scalar(np.int64(r) + zp[c])  # int32 add wraps
             out[i, c] = min(max(y, lo), hi)
     return out
 
@@ -329,13 +323,12 @@ def _float64_kernel(acc, m, zp, lo, hi, rhaz, zp_before):
             if rhaz:
                 r = _rhaz64(v)
                 ri = np.int64(-2147483648) if abs(r) >= 2147483648.0 else np.int64(r)
-                y = ri + zp[c]
-                y = ((y + np.int64(2147483648)) & np.int64(0xFFFFFFFF)) - np.int64(2147483648)
+                y = _wrap32_scalar(ri + zp[c])  # int32 add wraps
             elif zp_before:
                 w = min(max(v + np.float64(zp[c]), np.float64(lo)), np.float64(hi))
                 y = np.int64(np.rint(w))  # RNE
             else:
-                w = min(max(np.rint(v), np.float64(lo - zp[c])), np.float64(hi - zp[c]))
+                w = min(max(np.rint(v), np.float64(lo - zp[c])), np.float64(hi - zp[c]))  # RNE
                 y = np.int64(w) + zp[c]
             out[i, c] = min(max(y, lo), hi)
     return out

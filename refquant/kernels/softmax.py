@@ -32,9 +32,13 @@ import numpy as np
 from .. import _validate as V
 from .. import fixedpoint as fp
 from .. import fixedpoint_math as fpm
+from .. import fixedpoint_multiplier as fpmul
+from ..dtypes import wrap_int32
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
+from ..rounding import round_half_away_from_zero
 from . import _fixedpoint_nb as nb
-from .lut import _zero_point, expf
+from ._checks import zero_point_scalar
+from .lut import expf
 
 __all__ = [
     "softmax_exp_table", "softmax_lut_reference", "softmax_lut",
@@ -62,7 +66,7 @@ def _check_softmax(x, y_scale, y_zero_point):
     if x.ndim < 1:
         raise ShapeError("x must have at least one dimension (softmax runs over the last)")
     sy = _F32(V.as_scale(y_scale, "y_scale").reshape(()))
-    return sy, _zero_point(y_zero_point, x.dtype, "y_zero_point")
+    return sy, zero_point_scalar(y_zero_point, x.dtype, "y_zero_point")
 
 
 def softmax_lut_reference(x, table, y_scale=1.0 / 256, y_zero_point=None):
@@ -86,8 +90,7 @@ def softmax_lut_reference(x, table, y_scale=1.0 / 256, y_zero_point=None):
     inv = (_F32(1.0) / (total * sy).astype(_F32)).astype(_F32)
     p = (e * inv).astype(_F32)
     if x.dtype == np.int8:
-        trunc = np.trunc(p)
-        q = np.where(p - trunc >= 0.5, trunc + 1, trunc).astype(np.int64) + zy  # std::round, p >= 0
+        q = round_half_away_from_zero(p).astype(np.int64) + zy  # std::round (RHAZ)
     else:
         q = np.trunc((p + _F32(0.5)).astype(_F32)).astype(np.int64)  # (int)(p + 0.5f), zero point unused
     info = np.iinfo(x.dtype)
@@ -142,8 +145,8 @@ def softmax_fixed_point_params(x_scale, beta=1.0, *, single_rounding=False) -> S
     ``diff_min = -CalculateInputRadius(5, input_left_shift)``. Offline; ``beta`` and the scale
     are float32 widened to double."""
     sx = float(_F32(V.as_scale(x_scale, "x_scale").reshape(())))
-    q, ls = fp.preprocess_softmax_scaling(float(_F32(beta)), sx, 5, single_rounding=single_rounding)
-    return SoftmaxFixedPointParams(q, ls, -fp.calculate_input_radius(5, ls))
+    q, ls = fpmul.preprocess_softmax_scaling(float(_F32(beta)), sx, 5, single_rounding=single_rounding)
+    return SoftmaxFixedPointParams(q, ls, -fpmul.calculate_input_radius(5, ls))
 
 
 def softmax_fixed_point_reference(x, params: SoftmaxFixedPointParams, *, single_rounding=False):
@@ -168,7 +171,7 @@ def softmax_fixed_point_reference(x, params: SoftmaxFixedPointParams, *, single_
         rescaled = fp.saturating_rounding_doubling_high_mul(d << ls, q)
     e = np.asarray(fpm.exp_on_negative_values(rescaled, 5), np.int64)
     summed = np.where(valid, np.asarray(fp.rounding_divide_by_pot(e, 12), np.int64), 0).sum(axis=1)
-    summed = ((summed + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31
+    summed = wrap_int32(summed)  # int32 sum wraps
     recip, bits_over_unit = (np.asarray(v, np.int64) for v in fpm.get_reciprocal(summed, 12))
     exponent = (bits_over_unit + 31 - 8)[:, None]
     _check_exponent(exponent.max(initial=0))

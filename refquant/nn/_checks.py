@@ -10,6 +10,7 @@ import numbers
 
 import numpy as np
 
+from .._validate import as_positive_int as as_int  # (v, name, *, minimum=1) -> int >= minimum
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -55,15 +56,6 @@ def check_finite(x: np.ndarray, name: str = "x") -> None:
     raise QuantizationValueError(
         f"{name} must be finite, got {n_nan} NaN and {int(bad.sum()) - n_nan} Inf values "
         f"(first at index {first}: {x[first]!r})")
-
-
-def as_int(v, name: str, *, minimum: int = 1) -> int:
-    """Return ``v`` as a Python int >= ``minimum``."""
-    if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):
-        raise QuantizationTypeError(f"{name} must be an integer >= {minimum}, got {v!r}")
-    if int(v) < minimum:
-        raise QuantizationValueError(f"{name} must be an integer >= {minimum}, got {int(v)}")
-    return int(v)
 
 
 def as_pair(v, name: str, *, minimum: int = 1) -> tuple[int, int]:

@@ -86,7 +86,7 @@ def col2im(gcols: np.ndarray, padded_shape: tuple[int, int, int, int], out_hw: t
            kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int], groups: int) -> np.ndarray:
     """Adjoint of :func:`im2col`: scatter-add ``(G, C_g·kH·kW, N·Ho·Wo)`` back to ``padded_shape``."""
     n, c, hp, wp = padded_shape
-    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
+    (kh, kw), (ho, wo) = kernel, out_hw
     g6 = gcols.reshape(groups, c // groups, kh, kw, n, ho, wo)
     gx = np.zeros((n, groups, c // groups, hp, wp), dtype=gcols.dtype)
     for i in range(kh):

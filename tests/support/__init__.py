@@ -7,7 +7,9 @@ Conformance tests of refquant's faces compare their results with ``==`` against:
 * :mod:`support.onnx_runner`: one-node ONNX models run on ONNX Runtime's CPU EP
   (``ORT_DISABLE_ALL``, one thread) or on ``onnx.reference.ReferenceEvaluator``;
 * :mod:`support.torch_runner`: the PyTorch quantized-engine context manager;
-* :mod:`support.edge_values`: the one deterministic edge-value generator.
+* :mod:`support.edge_values`: the one deterministic edge-value generator;
+* :mod:`support.exact_oracle`: exact ``fractions.Fraction`` rounding and quantization oracles
+  (NumPy only, no backend).
 
 The submodules import their backend at import time, so a test imports them only after
 ``pytest.importorskip`` (e.g. ``pytest.importorskip("onnxruntime")``). ``tests/`` is on
