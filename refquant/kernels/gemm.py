@@ -54,6 +54,7 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError
 from . import _exact_blas as eb
 from . import _gemm_fast as gf
+from . import _gemv_fast as gv
 from ._checks import (
     INT32_MAX,
     check_acc_model,
@@ -214,8 +215,11 @@ def _gemm_fast(a, b, za, zb, model, on_overflow, what):
     # |acc| <= K·max|a - za|·max|b - zb|: below 2^31 no overflow is possible; else recheck in int64.
     check = model == "exact" and K * max_abs_centered(a.dtype, za) * max_abs_centered(b.dtype, zb) > INT32_MAX
     if M <= _SMALL_M:
-        with np.errstate(over="ignore"):  # wrapping is intended (matters only with the JIT off)
-            _gemm_rows_kernel(a, za_v.astype(np.int32), b, zb_v.astype(np.int32), out)
+        if gv.available():  # AVX2 vpmaddwd GEMV on raw b: eq. (1) mod 2^32, exact (proof in _gemv_fast)
+            gv.gemv_wrap(a, b, za_v, zb_v, out)
+        else:
+            with np.errstate(over="ignore"):  # wrapping is intended (matters only with the JIT off)
+                _gemm_rows_kernel(a, za_v.astype(np.int32), b, zb_v.astype(np.int32), out)
         if check:
             acc = (a.astype(np.int64) - za_v[:, None]) @ (b.astype(np.int64) - zb_v[None, :])
             report_overflow(int(np.count_nonzero(acc != out)), model, on_overflow, what)
