@@ -42,6 +42,18 @@ _PAIR_DTYPES = {  # acc_model -> (dtype of the first operand, dtype of the secon
 _OPERAND_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
 
 
+_IINFO: dict = {}
+
+
+def _iinfo(dtype) -> np.iinfo:
+    """Cached ``np.iinfo`` (it costs about a microsecond per call)."""
+    key = np.dtype(dtype)
+    info = _IINFO.get(key)
+    if info is None:
+        info = _IINFO[key] = np.iinfo(key)
+    return info
+
+
 def check_operand(x, name: str, ndim=None) -> np.ndarray:
     """Return ``x`` as an int8/uint8 ndarray; ``ndim``: required rank (int) or minimum (tuple)."""
     if not isinstance(x, (np.ndarray, np.generic)):
@@ -64,7 +76,7 @@ def check_zero_point(zp, dtype: np.dtype, name: str, length=None, what: str = ""
     own ``dtype`` (as in ONNX, where the zero point's type is the tensor's type). The value
     must lie in the operand format's range. ``length=None`` allows only a scalar.
     """
-    info = np.iinfo(dtype)
+    info = _iinfo(dtype)
     if isinstance(zp, bool) or isinstance(zp, (str, bytes)) or zp is None:
         raise QuantizationTypeError(f"{name} must be an integer or a {dtype} array, got {zp!r}")
     if isinstance(zp, numbers.Integral) and not isinstance(zp, np.generic):
@@ -81,6 +93,11 @@ def check_zero_point(zp, dtype: np.dtype, name: str, length=None, what: str = ""
         raise ShapeError(f"{name} must be a scalar{'' if length is None else ' or 1-D'}, got shape {arr.shape}")
     if arr.ndim == 1 and arr.shape[0] != length:
         raise ShapeError(f"{name} must have {length} elements ({what}), got {arr.shape[0]}")
+    if arr.ndim == 0:  # scalar fast path: Python ints (this runs on every batch-1 call)
+        v = int(arr)
+        if v < info.min or v > info.max:
+            raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {dtype}, got {v}")
+        return arr
     if arr.size and (arr.min() < info.min or arr.max() > info.max):
         bad = arr[(arr < info.min) | (arr > info.max)].flat[0]
         raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {dtype}, got {int(bad)}")
@@ -165,7 +182,10 @@ def finish_int64(acc: np.ndarray, model: str, on_overflow: str, what: str) -> np
 
 def max_abs_centered(dtype: np.dtype, zp: np.ndarray) -> int:
     """Largest $|q - z|$ over the format's codes $q$ and the zero points $z$."""
-    info = np.iinfo(dtype)
+    info = _iinfo(dtype)
+    if zp.ndim == 0:
+        z = int(zp)
+        return max(info.max - z, z - info.min)
     if zp.size == 0:
         return 0
     return int(max(info.max - int(zp.min()), int(zp.max()) - info.min))

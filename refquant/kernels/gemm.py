@@ -203,8 +203,8 @@ def _gemm_fast(a, b, za, zb, model, on_overflow, what):
     """Validated operands -> (M, N) int32 (eq. (2) on BLAS, or eq. (3))."""
     M, K = a.shape
     N = b.shape[1]
-    za_v = np.broadcast_to(za, (M,)).astype(np.int64)
-    zb_v = np.broadcast_to(zb, (N,)).astype(np.int64)
+    za_v = np.full(M, int(za), np.int64) if za.ndim == 0 else za.astype(np.int64)  # (M,)
+    zb_v = np.full(N, int(zb), np.int64) if zb.ndim == 0 else zb.astype(np.int64)  # (N,)
     if model.startswith("pairwise"):
         row_sum = a.astype(np.int64).sum(axis=1)
         col_sum = b.astype(np.int64).sum(axis=0)
@@ -242,8 +242,10 @@ def gemm(a, b, a_zero_point=0, b_zero_point=0, *, acc_model="exact", on_overflow
     (proof in :mod:`refquant.kernels._gemm_fast`); elsewhere (or with the JIT disabled, or when an
     int32 overflow is possible) eq. (2) on a float32 BLAS GEMM over centered operands, in
     blocks of $K \\le 1024$ (exact for any BLAS and thread count: proof in
-    :mod:`refquant.kernels._exact_blas`); for at most 8 rows (batch-1 inference) a direct
-    wrapping-int32 Numba loop of eq. (1) is faster. The pairwise models run a plain Numba loop.
+    :mod:`refquant.kernels._exact_blas`); for at most 8 rows (batch-1 inference) an AVX2
+    ``vpmaddwd`` GEMV streaming raw ``b`` once (proof in :mod:`refquant.kernels._gemv_fast`), or
+    a direct wrapping-int32 Numba loop of eq. (1) without AVX2. The pairwise models run a plain
+    Numba loop.
     """
     a, b, za, zb, model, on_overflow = _validate(a, b, a_zero_point, b_zero_point, acc_model, on_overflow)
     return _gemm_fast(a, b, za, zb, model, on_overflow, "gemm")
