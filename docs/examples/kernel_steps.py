@@ -121,11 +121,23 @@ def step5_unsigned(a, b, za, zb):
 
 # Step 6: refquant.kernels.gemm: eq. (5) of Learn 3 on a float32 BLAS, exact by a bound on K.
 def step6_exact_float_blas(a, b, za, zb):
-    return gemm(a, b, za, zb)
+    from refquant.kernels import _exact_blas as eb
+    M, N = a.shape[0], b.shape[1]
+    out = np.empty((M, N), np.int32)
+    af, row_sum, ca = eb.centered_f32(a, sums="rows")  # (M, K) float32 in [-128, 127]
+    bf, col_sum, cb = eb.centered_f32(b, sums="cols")  # (K, N) float32 in [-128, 127]
+    za_v = np.full(M, za, np.int64) - ca
+    zb_v = np.full(N, zb, np.int64) - cb
+    eb.gemm_centered(af, row_sum, za_v, bf, col_sum, zb_v, out)  # K-blocks <= 1024: exact
+    return out
+
+
+def step7_vpmaddwd_microkernel(a, b, za, zb):
+    return gemm(a, b, za, zb)  # refquant's dispatch: the register-blocked vpmaddwd kernel on AVX2
 
 
 STEPS = [step0_python, step1_numpy_int32, step2_numba_naive, step3_transposed, step4_int16, step5_unsigned,
-         step6_exact_float_blas]
+         step6_exact_float_blas, step7_vpmaddwd_microkernel]
 
 if __name__ == "__main__":
     rng = np.random.default_rng(6)
