@@ -99,6 +99,39 @@ def normalize_axis(axis, ndim: int, name: str = "axis") -> int:
     return axis % ndim
 
 
+def as_int(v, name: str) -> int:
+    """Return ``v``, a Python or NumPy integer (not a bool), as an int."""
+    if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):
+        raise QuantizationTypeError(f"{name} must be an integer, got {v!r}")
+    return int(v)
+
+
+def as_int_pair(v, name: str, *, minimum: int = 1) -> tuple[int, int]:
+    """Return an int or an ``(h, w)`` pair of ints as ``(h, w)``, each >= ``minimum``."""
+    items = (v, v) if isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) else v
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}") from None
+    if len(items) != 2 or any(isinstance(i, bool) or not isinstance(i, (numbers.Integral, np.integer))
+                              for i in items):
+        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}")
+    if min(items) < minimum:
+        raise QuantizationValueError(f"{name} must be >= {minimum}, got {v!r}")
+    return int(items[0]), int(items[1])
+
+
+def grad_and_mask(grad, mask, grad_name: str = "grad_output") -> tuple[np.ndarray, np.ndarray]:
+    """A float gradient and a bool straight-through mask of exactly its shape (no broadcasting)."""
+    g = as_float_array(grad, grad_name)
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise QuantizationTypeError(f"mask must be a bool array, got dtype {m.dtype}")
+    if m.shape != g.shape:
+        raise ShapeError(f"mask must have {grad_name}'s shape {g.shape}, got {m.shape}")
+    return g, m
+
+
 def as_positive_int(v, name: str, *, minimum: int = 1) -> int:
     """Return ``v`` as an int >= ``minimum``."""
     if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):

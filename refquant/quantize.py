@@ -37,7 +37,7 @@ import numpy as np
 
 from . import _validate as V
 from .dtypes import INT32_MIN, wrap_int32
-from .errors import QuantizationTypeError, QuantizationValueError, ShapeError
+from .errors import QuantizationValueError
 from .qparams import QParams
 from .rounding import as_rounding_mode, round_by_mode
 
@@ -49,6 +49,7 @@ __all__ = [
     "fake_quantize",
     "fake_quantize_with_mask",
     "fake_quantize_backward",
+    "fma_f32",
 ]
 
 _CHOICES = {
@@ -162,13 +163,24 @@ def _resolve(profile, attr: str, default):
     return getattr(get_profile(profile), attr)
 
 
-def _fma_f32(a32: np.ndarray, b32: np.ndarray, c) -> np.ndarray:
-    """float32 ``fma(a, b, c)``: one rounding (RNE) of the exact $ab + c$.
+def fma_f32(a32: np.ndarray, b32: np.ndarray, c) -> np.ndarray:
+    """float32 fused multiply-add ``fmaf(a, b, c)``: one rounding (RNE) of the exact $ab + c$.
 
     $ab$ is exact in float64 (24 + 24 bits). $s = ab + c$ is formed in float64 with
     its exact error $e$ (Knuth's TwoSum). Rounding $s$ to float32 is then correct
     except when $s$ lies exactly halfway between two float32 neighbours and $e \\ne 0$;
-    there the sign of $e$ decides.
+    there the sign of $e$ decides. Mirrors C's ``fmaf`` and x86 ``vfmadd`` (FMA3), which
+    fbgemm, ATen and MLAS kernels use; overflow gives $\\pm\\infty$, NaN propagates.
+
+    Args:
+        a32, b32: float32 arrays (broadcast together).
+        c: float addend broadcastable to their shape; float64 values are used exactly
+            (pass a float32 value widened to float64 for C's ``fmaf``).
+
+    Returns:
+        float32 array of the broadcast shape.
+
+    Added in 0.1.0 (as the private ``_fma_f32``, still an alias).
     """
     p = a32.astype(np.float64) * b32.astype(np.float64)
     c = np.broadcast_to(np.asarray(c, dtype=np.float64), p.shape)
@@ -194,6 +206,9 @@ def _fma_f32(a32: np.ndarray, b32: np.ndarray, c) -> np.ndarray:
     return np.where(tie, np.where(e > 0, hi, lo), r).astype(np.float32)
 
 
+_fma_f32 = fma_f32  # the earlier private name
+
+
 def _scaled(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, spec: QuantizeSpec) -> np.ndarray:
     """Step 1-3: x/S (or x*inv), in the spec's precision, with Z added if before rounding."""
     dt = x.dtype if spec.precision == "input" else np.dtype(spec.precision)
@@ -215,7 +230,7 @@ def _scaled(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, spec: QuantizeSpec
             if spec.zero_point == "before_round_fma":
                 if dt != np.float32:
                     raise QuantizationValueError(f"before_round_fma needs precision float32, got {dt}")
-                return flush(_fma_f32(xs, inv, zp))
+                return flush(fma_f32(xs, inv, zp))
             v = flush(xs * inv)
         if spec.zero_point == "before_round":
             v = flush((v + zp.astype(dt)).astype(dt))
@@ -394,12 +409,7 @@ def fake_quantize_backward(grad_output, mask, *, multiply: bool = False) -> np.n
         QuantizationTypeError: ``grad_output`` is not a float array, or ``mask`` is not bool.
         ShapeError: ``mask`` does not have ``grad_output``'s shape (no broadcasting).
     """
-    g = V.as_float_array(grad_output, "grad_output")
-    m = np.asarray(mask)
-    if m.dtype != np.bool_:
-        raise QuantizationTypeError(f"mask must be a bool array, got dtype {m.dtype}")
-    if m.shape != g.shape:
-        raise ShapeError(f"mask must have grad_output's shape {g.shape}, got {m.shape}")
+    g, m = V.grad_and_mask(grad_output, mask, "grad_output")
     if multiply:
         with np.errstate(invalid="ignore"):
             return (g * m.astype(g.dtype)).astype(g.dtype)

@@ -77,10 +77,14 @@ def test_quantize_linear_int4_is_unpacked(face):
 
 
 @pytest.mark.parametrize("face", FACES)
-@pytest.mark.parametrize("spec", ["int4", np.dtype("int8"), np.int16, "UINT2", 22])
-def test_quantize_linear_output_dtype_spellings(face, spec):
+@pytest.mark.parametrize("spec,dtype,want", [
+    ("int4", np.int8, [1, -1]), (np.dtype("int8"), np.int8, [1, -1]), (np.int16, np.int16, [1, -1]),
+    ("UINT2", np.uint8, [1, 0]), (22, np.int8, [1, -1]),  # 22 = TensorProto.INT4; uint2 saturates -1 to 0
+])
+def test_quantize_linear_output_dtype_spellings(face, spec, dtype, want):
     y = face.quantize_linear(np.array([1.0, -1.0], np.float32), 1.0, output_dtype=spec)
-    assert y.dtype.kind in "iu"
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, want)
 
 
 @pytest.mark.parametrize("face", FACES)

@@ -391,6 +391,15 @@ BAD = [
     (lambda: P.choose_qparams(0.0, 1.0, reduce_range="yes"), QuantizationTypeError, "reduce_range"),
     (lambda: P.choose_qparams_dynamic(0.0, 1.0, qmin=0, qmax=0), QuantizationValueError, "qmin must be < qmax"),
     (lambda: P.choose_qparams_dynamic("a", 1.0), QuantizationTypeError, "min_val"),
+    (lambda: P.observer_qmin_qmax("qint4"), QuantizationValueError, "dtype must be one of"),
+    (lambda: P.observer_qmin_qmax("qint8", reduce_range=1), QuantizationTypeError, "reduce_range must be a bool"),
+    (lambda: P.observer_qmin_qmax("qint8", quant_min=-1.0, quant_max=1), QuantizationTypeError, "quant_min"),
+    (lambda: P.observer_qmin_qmax("qint8", quant_min=-200, quant_max=200), QuantizationValueError, "<= 256"),
+    # the cachemask spellings validate as the plain ones
+    (lambda: P.fake_quantize_per_tensor_affine_cachemask(X, 1.0, 0, 5, -5), QuantizationValueError, "quant_min"),
+    (lambda: P.fake_quantize_per_channel_affine_cachemask(X2, [1.0], [0], 1, -128, 127), ShapeError, "scale"),
+    (lambda: P.fake_quantize_per_channel_affine_cachemask_backward(X, np.array([True])), ShapeError,
+     "mask must have grad_y's shape"),
 ]
 
 

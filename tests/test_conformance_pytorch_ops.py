@@ -24,12 +24,14 @@ import torch.ao.nn.quantized as nnq  # noqa: E402
 import torch.ao.nn.quantized.dynamic as nnqd  # noqa: E402
 from support.torch_runner import quantized_engine, require_engine  # noqa: E402
 
+from refquant._validate import as_int_pair  # noqa: E402
 from refquant.backends import _pytorch_add as ADD  # noqa: E402
 from refquant.backends import _pytorch_ops as OPS  # noqa: E402
 from refquant.backends import pytorch as P  # noqa: E402
 from refquant.errors import UnsupportedError  # noqa: E402
 from refquant.kernels import bias as B  # noqa: E402
 from refquant.kernels import requant as RQ  # noqa: E402
+from refquant.quantize import fma_f32  # noqa: E402
 
 pytestmark = [pytest.mark.conformance, pytest.mark.filterwarnings("ignore::UserWarning")]
 F32 = np.float32
@@ -290,7 +292,7 @@ def test_conv2d(engine):
                 if targeted and engine != "qnnpack":
                     counts["bias_alternatives_wrong"] += sum(int((alt != got).sum()) for alt in
                                                              fbgemm_bias_alternatives(acc, bias, xs, ws, ys, yz, 1))
-            paths.add(P.fbgemm_conv_path(c, o, (kh, kw), *(OPS._pair(v, "v", 0) for v in (s, p, d)), g))
+            paths.add(P.fbgemm_conv_path(c, o, (kh, kw), *(as_int_pair(v, "v", minimum=0) for v in (s, p, d)), g))
     _report(f"conv2d {engine}", counts)
     assert paths == {"depthwise", "groupwise", "pointwise", "im2col"}
     assert counts["outputs"] > 40000 and counts["cvtps_overflow"] > 100, counts
@@ -427,7 +429,7 @@ def test_dynamic_linear(engine):
                                      acc_model=OPS._acc_model(engine, "avx2" if AVX2 else "exact"))
                 af, mm = acc.astype(F32), (F32(sx) * np.asarray(ws, F32)).astype(F32)
                 alt = ((af * mm).astype(F32) + bias).astype(F32) if engine != "qnnpack" else \
-                    OPS._fma_f32(af, np.broadcast_to(mm, af.shape).astype(F32), np.broadcast_to(bias, af.shape))
+                    fma_f32(af, np.broadcast_to(mm, af.shape).astype(F32), np.broadcast_to(bias, af.shape))
                 counts["other_float_order_wrong"] += int((alt.view(np.uint32) != got.view(np.uint32)).sum())
         x3 = rng.normal(0, 1, (2, 3, 6)).astype(F32)
         w3 = rng.integers(-128, 128, (4, 6)).astype(np.int8)

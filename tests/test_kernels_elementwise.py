@@ -12,7 +12,7 @@ import pytest
 from refquant.errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from refquant.kernels import elementwise as ew
 from refquant.kernels import elementwise_float as ewf
-from refquant.quantize import _fma_f32
+from refquant.quantize import fma_f32
 
 pytestmark = pytest.mark.kernels
 F32 = np.float32
@@ -164,7 +164,7 @@ def test_fma32_numba_equals_exact():
     # force midpoints: r = -p*q + (a float32) + half an ulp pattern
     r[:2000] = (-(p[:2000].astype(np.float64) * q[:2000]) + 1.5 * 2.0 ** -20).astype(F32)
     fast = np.array([ewf._fma32(p[i], q[i], r[i]) for i in range(n)], F32)
-    np.testing.assert_array_equal(fast.view(np.uint32), _fma_f32(p, q, r).view(np.uint32))
+    np.testing.assert_array_equal(fast.view(np.uint32), fma_f32(p, q, r).view(np.uint32))
     for i in range(0, n, 97):  # independent oracle on a subset: correctly rounded exact sum
         v = Fraction(float(p[i])) * Fraction(float(q[i])) + Fraction(float(r[i]))
         lo = F32(float(v))

@@ -10,7 +10,6 @@ and the received value. The ONNX Runtime restrictions (what ORT refuses) live in
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,16 +19,16 @@ from ..dtypes import FORMATS, IntFormat
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..kernels._conv_args import same_pads
 
+# (This module does not import refquant.backends.onnx, which imports it and re-exports the ops built on it.)
 _OPERAND_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
-# (This module does not import refquant.backends.onnx, which re-exports the ops built on it.)
+AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
 
-def _is_python_int(v) -> bool:
+def is_python_int(v) -> bool:
     """A Python int (or a non-empty list/tuple of them): a zero point that carries no type."""
     if isinstance(v, (list, tuple)):
-        return len(v) > 0 and all(_is_python_int(e) for e in v)
+        return len(v) > 0 and all(is_python_int(e) for e in v)
     return isinstance(v, int) and not isinstance(v, (bool, np.integer))
-AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
 
 # ----------------------------------------------------------------------------------------
@@ -54,7 +53,7 @@ def input_zero_point(zp, x: np.ndarray, name: str, x_name: str) -> np.ndarray:
     """
     if zp is None:
         return np.zeros((), np.int64)
-    if _is_python_int(zp):
+    if is_python_int(zp):
         arr = np.asarray(zp, dtype=np.int64)
     else:
         arr = np.asarray(zp)
@@ -76,11 +75,11 @@ def output_format(y_zero_point, name: str = "y_zero_point", like=None) -> IntFor
     ``like``: a dtype to use when the zero point carries no type (``None`` or a Python int);
     without it such a zero point raises (the ONNX face has no other way to know the type).
     """
-    if like is not None and (y_zero_point is None or _is_python_int(y_zero_point)):
+    if like is not None and (y_zero_point is None or is_python_int(y_zero_point)):
         fmt = FORMATS[np.dtype(like).name]
     elif y_zero_point is None:
         raise QuantizationTypeError(f"{name} is required: its dtype is the output type (np.uint8 or np.int8)")
-    elif _is_python_int(y_zero_point):
+    elif is_python_int(y_zero_point):
         raise QuantizationTypeError(f"{name} is a Python int, which does not say the output type: pass a NumPy "
                                     f"integer (np.uint8 or np.int8; its dtype is the output type, as in ONNX), "
                                     f"got {y_zero_point!r}")
@@ -205,19 +204,13 @@ class ConvGeometry:
         return y[:, :, 0] if self.one_d else y
 
 
-def _int(v, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):
-        raise QuantizationTypeError(f"{name} must be an int, got {v!r}")
-    return int(v)
-
-
 def _ints(v, n: int, name: str, default: int, minimum: int) -> tuple:
     """An ONNX INTS attribute of length ``n`` (None -> ``default``), each >= ``minimum``."""
     if v is None:
         return (default,) * n
     if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
         raise QuantizationTypeError(f"{name} must be a sequence of {n} ints, got {v!r}")
-    items = tuple(_int(e, name) for e in v)
+    items = tuple(V.as_int(e, name) for e in v)
     if len(items) != n:
         raise QuantizationValueError(f"{name} must have {n} values (one per spatial axis"
                                      f"{', begins then ends' if name == 'pads' else ''}), got {list(items)}")
@@ -262,7 +255,7 @@ def conv_geometry(x, w, auto_pad, dilations, group, kernel_shape, pads, strides,
     if w.ndim != x.ndim:
         raise ShapeError(f"w must have x's rank {x.ndim} (M, C/group, k...), got shape {w.shape}")
     n_sp = x.ndim - 2
-    group = _int(group, "group")
+    group = V.as_int(group, "group")
     if group < 1:
         raise QuantizationValueError(f"group must be >= 1, got {group}")
     C, M = x.shape[1], w.shape[0]

@@ -49,7 +49,7 @@ import numpy as np
 
 from .. import fixedpoint as fp
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
-from ..quantize import _fma_f32
+from ..quantize import fma_f32
 from ._pytorch_ops import _engine, _scalar_scale, _zero_point
 
 __all__ = ["add", "aten_add", "qnnpack_add"]
@@ -69,8 +69,8 @@ def _aten_block(a, sa, za, b, sb, zb, sy, zy, relu, info):
     # vector lambda: Vectorized<T>::dequantize = fmadd(scale, float(q), scale * -zp)
     qa, qb = a[:nv].astype(_F32), b[:nv].astype(_F32)
     pa, pb = _F32(sa * _F32(-za)), _F32(sb * _F32(-zb))
-    da = _fma_f32(np.full(nv, sa), qa, np.float64(pa))
-    db = _fma_f32(np.full(nv, sb), qb, np.float64(pb))
+    da = fma_f32(np.full(nv, sa), qa, np.float64(pa))
+    db = fma_f32(np.full(nv, sb), qb, np.float64(pb))
     c = (da + db).astype(_F32)
     if relu:
         c = np.maximum(c, _F32(0))

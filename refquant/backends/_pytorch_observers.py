@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from ..dtypes import INT32_MAX, INT32_MIN, wrap_int32
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 
 __all__ = ["choose_qparams", "choose_qparams_dynamic", "observer_qmin_qmax"]
@@ -36,7 +37,6 @@ _DEFAULT_RANGES = {
     "qint32": (-2**31, 2**31 - 1, -2**31, 2**31 - 1), "int32": (-2**31, 2**31 - 1, -2**31, 2**31 - 1),
     "int16": (-2**15, 2**15 - 1, -2**15, 2**15 - 1), "uint16": (0, 2**16 - 1, 0, 2**16 - 1),
 }
-_INT32_MIN = -(2 ** 31)
 SMALL_SCALE_THRESHOLD = np.float32(6.1e-5)  # QuantUtils.h: fp16's smallest normal, as float
 
 
@@ -100,14 +100,10 @@ def _tmin(a, b) -> np.ndarray:
     return np.where(np.isnan(r), np.float32(np.nan), r).astype(np.float32)
 
 
-def _wrap32(v: np.ndarray) -> np.ndarray:
-    return ((v.astype(np.int64) + 2 ** 31) & 0xFFFFFFFF) - 2 ** 31
-
-
 def _to_int32(f: np.ndarray) -> np.ndarray:
     """torch ``.to(torch.int)`` on x86: NaN and out-of-range values give INT32_MIN."""
     ok = (f >= -2.0 ** 31) & (f < 2.0 ** 31)  # False for NaN
-    return np.where(ok, np.where(ok, f, 0).astype(np.int64), _INT32_MIN)
+    return np.where(ok, np.where(ok, f, 0).astype(np.int64), INT32_MIN)
 
 
 def choose_qparams(min_val, max_val, *, dtype="quint8", qscheme="per_tensor_affine", reduce_range=False,
@@ -165,7 +161,7 @@ def choose_qparams(min_val, max_val, *, dtype="quint8", qscheme="per_tensor_affi
         raise UnsupportedError("reduce_range is not supported with symmetric quint8 (torch: NotImplementedError)")
     custom = quant_min is not None and quant_max is not None
     qmin, qmax = observer_qmin_qmax(name, reduce_range=reduce_range, quant_min=quant_min, quant_max=quant_max)
-    if qscheme in ("per_tensor_affine", "per_channel_affine") and (qmin < _INT32_MIN or qmax > 2 ** 31 - 1):
+    if qscheme in ("per_tensor_affine", "per_channel_affine") and (qmin < INT32_MIN or qmax > INT32_MAX):
         # torch.clamp(int32 zero_point, quant_min, quant_max): "value cannot be converted to type int"
         raise QuantizationValueError(
             f"an affine qscheme needs [quant_min, quant_max] inside int32 (torch.clamp on the int32 zero point), "
@@ -205,7 +201,7 @@ def choose_qparams(min_val, max_val, *, dtype="quint8", qscheme="per_tensor_affi
             scale = ((max_pos - min_neg) / np.float32(qmax - qmin)).astype(np.float32)
             scale = _tmax(scale, eps32)
             q = _to_int32(np.rint((min_neg / scale).astype(np.float32)))  # RNE, as torch.round
-            zero_point = _wrap32(np.int64(qmin) - q)  # Python int - int32 tensor: int32 arithmetic
+            zero_point = wrap_int32(np.int64(qmin) - q)  # Python int - int32 tensor: int32 arithmetic
             zero_point = np.clip(zero_point, qmin, qmax).astype(np.int32)
     return scale.reshape(-1).astype(np.float32), zero_point.reshape(-1)
 
@@ -303,7 +299,7 @@ def choose_qparams_dynamic(min_val, max_val, *, qmin=0, qmax=255, preserve_spars
     elif initial > qmax:
         zp = qmax
     elif math.isnan(initial):  # nearbyint(NaN) converted to int32_t: INT32_MIN on x86
-        zp = _INT32_MIN
+        zp = INT32_MIN
     else:
         zp = int(np.rint(initial))  # RNE, as nearbyint
     return np.asarray(scale, dtype=np.float32), zp

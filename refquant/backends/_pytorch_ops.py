@@ -51,7 +51,7 @@ from ..cpu import ISA_CHOICES, cpu_features, detect_isa
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..profiles import get_profile
 from ..qparams import make_qparams
-from ..quantize import _fma_f32, quantize as _quantize
+from ..quantize import fma_f32, quantize as _quantize
 from ._pytorch_observers import choose_qparams_dynamic
 
 # refquant.kernels re-exports functions under the module names: import the modules themselves.
@@ -147,6 +147,16 @@ def _weight_qparams(w_scale, w_zero_point, n: int):
     return s, z, s.ndim == 1 or z.ndim == 1
 
 
+def _layer_qparams(x_scale, x_zero_point, w_scale, w_zero_point, bias, y_scale, y_zero_point, n: int):
+    """The parameters of a quantized linear/conv layer, validated:
+    ``(xs, xz, ws, wz, per_channel, b, ys, yz)`` (zero points as int64, bias float32 or None)."""
+    xs, ys = _scalar_scale(x_scale, "x_scale"), _scalar_scale(y_scale, "y_scale")
+    xz = _zero_point(x_zero_point, _U8, "x_zero_point")
+    yz = _zero_point(y_zero_point, _U8, "y_zero_point")
+    ws, wz, per_channel = _weight_qparams(w_scale, w_zero_point, n)
+    return xs, xz, ws, wz, per_channel, _bias_arg(bias, n), ys, yz
+
+
 def _bias_arg(bias, n: int):
     if bias is None:
         return None
@@ -157,19 +167,6 @@ def _bias_arg(bias, n: int):
     if not np.all(np.isfinite(b)):
         raise QuantizationValueError(f"bias must be finite, got {b[~np.isfinite(b)][0]!r}")
     return b
-
-
-def _pair(v, name: str, minimum: int) -> tuple[int, int]:
-    items = (v, v) if isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) else v
-    try:
-        items = tuple(items)
-    except TypeError:
-        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}") from None
-    if len(items) != 2 or any(isinstance(i, bool) or not isinstance(i, (numbers.Integral, np.integer)) for i in items):
-        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}")
-    if min(items) < minimum:
-        raise QuantizationValueError(f"{name} must be >= {minimum}, got {v!r}")
-    return int(items[0]), int(items[1])
 
 
 # --------------------------------------------------------------------------- output stages
@@ -256,11 +253,8 @@ def linear(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_
     n, k = w.shape
     if x.shape[-1] != k:
         raise ShapeError(f"x must have K = w.shape[1] = {k} features in its last dimension, got x.shape = {x.shape}")
-    xs, ys = _scalar_scale(x_scale, "x_scale"), _scalar_scale(y_scale, "y_scale")
-    xz = _zero_point(x_zero_point, _U8, "x_zero_point")
-    yz = _zero_point(y_zero_point, _U8, "y_zero_point")
-    ws, wz, per_channel = _weight_qparams(w_scale, w_zero_point, n)
-    b = _bias_arg(bias, n)
+    xs, xz, ws, wz, per_channel, b, ys, yz = _layer_qparams(x_scale, x_zero_point, w_scale, w_zero_point, bias,
+                                                           y_scale, y_zero_point, n)
     x2 = x.reshape(-1, k)  # (M, K)
     acc = _gemm.gemm(x2, np.ascontiguousarray(w.T), int(xz), wz.astype(np.int8),
                      acc_model=_acc_model(engine, isa))  # (M, N) int32
@@ -316,23 +310,18 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_
     isa = _fbgemm_isa(isa)
     x = _codes(x, "x", _U8, 4, exact_ndim=4)
     w = _codes(w, "w", _I8, 4, exact_ndim=4)
-    stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
-    padding = _pair(padding, "padding", 0)
-    if isinstance(groups, bool) or not isinstance(groups, (numbers.Integral, np.integer)):
-        raise QuantizationTypeError(f"groups must be an int, got {groups!r}")
+    stride, dilation = V.as_int_pair(stride, "stride"), V.as_int_pair(dilation, "dilation")
+    padding = V.as_int_pair(padding, "padding", minimum=0)
+    groups = V.as_int(groups, "groups")
     if groups < 1:
         raise QuantizationValueError(f"groups must be >= 1, got {groups}")
-    groups = int(groups)
     c, o = x.shape[1], w.shape[0]
     if c % groups or o % groups:
         raise ShapeError(f"channels must be divisible by groups = {groups}, got C = {c} (x) and O = {o} (w)")
     if w.shape[1] * groups != c:
         raise ShapeError(f"w must have C / groups = {c // groups} input channels per group, got w.shape = {w.shape}")
-    xs, ys = _scalar_scale(x_scale, "x_scale"), _scalar_scale(y_scale, "y_scale")
-    xz = _zero_point(x_zero_point, _U8, "x_zero_point")
-    yz = _zero_point(y_zero_point, _U8, "y_zero_point")
-    ws, wz, per_channel = _weight_qparams(w_scale, w_zero_point, o)
-    b = _bias_arg(bias, o)
+    xs, xz, ws, wz, per_channel, b, ys, yz = _layer_qparams(x_scale, x_zero_point, w_scale, w_zero_point, bias,
+                                                           y_scale, y_zero_point, o)
     path = fbgemm_conv_path(c, o, w.shape[2:], stride, padding, dilation, groups)
     if engine == "x86" and isa == "vnni" and groups <= 100 and not wz.any():
         raise UnsupportedError("engine 'x86' on an AVX512-VNNI CPU runs this conv (symmetric weights, groups <= 100) "
@@ -400,5 +389,5 @@ def dynamic_linear(x, w, w_scale, w_zero_point, bias, *, reduce_range=True, engi
         if engine == "qnnpack":
             y = ((acc_f * m).astype(_F32) + bb).astype(_F32)
         else:
-            y = _fma_f32(acc_f, np.broadcast_to(m, acc_f.shape).astype(_F32), np.broadcast_to(bb, acc_f.shape))
+            y = fma_f32(acc_f, np.broadcast_to(m, acc_f.shape).astype(_F32), np.broadcast_to(bb, acc_f.shape))
     return np.asarray(y, _F32).reshape(out_shape)

@@ -32,8 +32,6 @@ Added in 0.1.0.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import _validate as V
@@ -42,14 +40,14 @@ from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, 
 from ..kernels.bias import add_bias
 from ..kernels.conv import conv2d as _conv_acc
 from ..kernels.gemm import gemm as _gemm
-from ..kernels.multiplier import activation_range, real_multiplier, requant_params
+from ..kernels.multiplier import ACTIVATION_FLOAT_RANGES, activation_range, real_multiplier, requant_params
 from ..kernels.requant import requantize
 from ..kernels.xnnpack_params import xnnpack_activation_range
 
 __all__ = ["fully_connected", "conv2d", "depthwise_conv2d"]
 
 KERNELS = ("reference", "xnnpack", "optimized")
-ACTIVATIONS = (None, "NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+ACTIVATIONS = tuple(ACTIVATION_FLOAT_RANGES)  # None, "NONE", "RELU", "RELU6", "RELU_N1_TO_1"
 PADDINGS = ("SAME", "VALID")
 _XNN_MAX_REQUANT_SCALE = 256.0  # xnn_create_*_qs8: requantization scale must be < 256
 _SIMD_CHANNELS = 8  # optimized depthwise: 8-channel vector blocks, then a scalar tail
@@ -98,21 +96,6 @@ def check_zero_point(zero_point, dtype, name: str) -> int:
     return int(z.reshape(()))
 
 
-def check_pair(v, name: str) -> tuple[int, int]:
-    """An int >= 1 or an ``(h, w)`` pair of them."""
-    items = (v, v) if isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) else v
-    try:
-        items = tuple(items)
-    except TypeError:
-        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}") from None
-    if len(items) != 2 or any(isinstance(i, bool) or not isinstance(i, (numbers.Integral, np.integer))
-                              for i in items):
-        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}")
-    if min(items) < 1:
-        raise QuantizationValueError(f"{name} must be >= 1, got {v!r}")
-    return int(items[0]), int(items[1])
-
-
 def check_padding(padding) -> str:
     if not isinstance(padding, str) or padding not in PADDINGS:
         raise QuantizationValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
@@ -142,17 +125,26 @@ def _bias(b, n: int) -> np.ndarray:
     return a
 
 
-def _int8_activations(x, name="x") -> np.ndarray:
+def _layer_params(x_scale, x_zero_point, w_scale, b, y_scale, y_zero_point, n: int):
+    """The tensor parameters of a weighted int8 op, validated: ``(xs, xz, ws, per_channel, bias, ys, yz)``."""
+    xs, ys = check_scale(x_scale, "x_scale"), check_scale(y_scale, "y_scale")
+    ws, per_channel = _weight_scales(w_scale, n)
+    xz = check_zero_point(x_zero_point, np.int8, "x_zero_point")
+    yz = check_zero_point(y_zero_point, np.int8, "y_zero_point")
+    return xs, xz, ws, per_channel, _bias(b, n), ys, yz
+
+
+def _int8_activations(x, name="x", ndim=None) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype in (np.uint8, np.int16):
         raise UnsupportedError(
             f"{name} has dtype {a.dtype}: only int8 activations with int8 symmetric weights are modelled "
             f"(legacy uint8 weights carry a zero point these signatures lack; 16x8 is not modelled)")
-    return check_tensor(a, name, ("int8",))
+    return check_tensor(a, name, ("int8",), ndim)
 
 
 def _geometry(x, kh, kw, stride, padding, dilation):
-    st, dl, pad = check_pair(stride, "stride"), check_pair(dilation, "dilation"), check_padding(padding)
+    st, dl, pad = V.as_int_pair(stride, "stride"), V.as_int_pair(dilation, "dilation"), check_padding(padding)
     for axis, k, n, s, d in (("height", kh, x.shape[1], st[0], dl[0]), ("width", kw, x.shape[2], st[1], dl[1])):
         if pad == "VALID" and d * (k - 1) + 1 > n:
             raise ShapeError(f"the dilated kernel {axis} {d * (k - 1) + 1} is larger than the input {axis} {n} "
@@ -221,11 +213,7 @@ def fully_connected(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_poi
     n, k = w.shape
     if x.ndim < 1 or x.shape[-1] != k:
         raise ShapeError(f"x must have shape (..., K) with K = w.shape[1] = {k}, got {x.shape}")
-    xs, ys = check_scale(x_scale, "x_scale"), check_scale(y_scale, "y_scale")
-    ws, per_channel = _weight_scales(w_scale, n)
-    xz = check_zero_point(x_zero_point, np.int8, "x_zero_point")
-    yz = check_zero_point(y_zero_point, np.int8, "y_zero_point")
-    bias = _bias(b, n)
+    xs, xz, ws, per_channel, bias, ys, yz = _layer_params(x_scale, x_zero_point, w_scale, b, y_scale, y_zero_point, n)
     if kernel == "reference":
         mode, derivation = "float64_rhaz", "f64_ab_div_c"  # double(acc) * (double(Sx) * double(Sw) / double(Sy))
     elif kernel == "optimized":  # ruy; per-tensor: GetQuantizedConvolutionMultipler (float32 product)
@@ -270,8 +258,7 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_point, *, st
         UnsupportedError: uint8/int16 activations; under XNNPACK a requantization scale >= 256.
     """
     kernel, activation = check_kernel(kernel), check_activation(activation)
-    x = _int8_activations(x)
-    x = check_tensor(x, "x", ("int8",), 4)
+    x = _int8_activations(x, ndim=4)
     w = check_tensor(w, "w", ("int8",), 4)
     o, kh, kw, cg = w.shape
     c = x.shape[3]
@@ -283,11 +270,7 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_point, *, st
     if o % groups:
         raise ShapeError(f"output channels w.shape[0] = {o} must be divisible by groups = {groups}")
     st, dl, pads = _geometry(x, kh, kw, stride, padding, dilation)
-    xs, ys = check_scale(x_scale, "x_scale"), check_scale(y_scale, "y_scale")
-    ws, _ = _weight_scales(w_scale, o)
-    xz = check_zero_point(x_zero_point, np.int8, "x_zero_point")
-    yz = check_zero_point(y_zero_point, np.int8, "y_zero_point")
-    bias = _bias(b, o)
+    xs, xz, ws, _, bias, ys, yz = _layer_params(x_scale, x_zero_point, w_scale, b, y_scale, y_zero_point, o)
     mode, derivation = _CONV_MODES[kernel]
     if kernel == "optimized" and groups > 1:
         mode = "fixed_double"  # LiteRT runs grouped convolutions on the reference kernel
@@ -326,8 +309,7 @@ def depthwise_conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_po
         UnsupportedError: uint8/int16 activations; under XNNPACK a requantization scale >= 256.
     """
     kernel, activation = check_kernel(kernel), check_activation(activation)
-    x = _int8_activations(x)
-    x = check_tensor(x, "x", ("int8",), 4)
+    x = _int8_activations(x, ndim=4)
     w = check_tensor(w, "w", ("int8",), 4)
     if w.shape[0] != 1 or min(w.shape) < 1:
         raise ShapeError(f"w must have shape (1, kH, kW, O), got {w.shape}")
@@ -337,11 +319,7 @@ def depthwise_conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_po
         raise ShapeError(f"w must have O = C * depth_multiplier = {x.shape[3]} * {m} = {x.shape[3] * m} "
                          f"output channels, got w.shape[3] = {o}")
     st, dl, pads = _geometry(x, kh, kw, stride, padding, dilation)
-    xs, ys = check_scale(x_scale, "x_scale"), check_scale(y_scale, "y_scale")
-    ws, _ = _weight_scales(w_scale, o)
-    xz = check_zero_point(x_zero_point, np.int8, "x_zero_point")
-    yz = check_zero_point(y_zero_point, np.int8, "y_zero_point")
-    bias = _bias(b, o)
+    xs, xz, ws, _, bias, ys, yz = _layer_params(x_scale, x_zero_point, w_scale, b, y_scale, y_zero_point, o)
     if kernel == "xnnpack":
         _check_xnnpack_scale(xs, ws, ys, "DEPTHWISE_CONV_2D")
     lo, hi = _clamp_range(activation, ys, yz, kernel)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _validate as V
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..kernels import elementwise as ew
 from ..kernels import lut as _lut
@@ -41,8 +42,7 @@ from ..kernels import pool as _pool
 from ..kernels import softmax as _softmax
 from ..kernels.multiplier import activation_range
 from ..kernels.xnnpack_params import xnnpack_activation_range, xnnpack_logistic_lut
-from ._tflite_ops import (check_activation, check_kernel, check_padding, check_pair, check_scale, check_tensor,
-                          check_zero_point)
+from ._tflite_ops import check_activation, check_kernel, check_padding, check_scale, check_tensor, check_zero_point
 
 __all__ = ["add", "average_pool2d", "max_pool2d", "softmax", "logistic"]
 
@@ -124,8 +124,8 @@ def add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_poin
 def _pool_args(x, x_scale, x_zero_point, filter_size, stride, padding, activation, kernel):
     kernel, activation = check_kernel(kernel), check_activation(activation)
     x = check_tensor(x, "x", ("int8", "uint8", "int16"), 4)
-    fh, fw = check_pair(filter_size, "filter_size")
-    sh, sw = (fh, fw) if stride is None else check_pair(stride, "stride")
+    fh, fw = V.as_int_pair(filter_size, "filter_size")
+    sh, sw = (fh, fw) if stride is None else V.as_int_pair(stride, "stride")
     padding = check_padding(padding)
     _pool.pool_geometry(x.shape[1:3], (fh, fw), (sh, sw), padding)  # ShapeError for an empty output
     xs = check_scale(x_scale, "x_scale")
@@ -149,6 +149,10 @@ def average_pool2d(x, x_scale, x_zero_point, *, filter_size, stride=None, paddin
 
     Returns:
         Array of ``x``'s dtype, ``(N, OH, OW, C)``.
+
+    Raises:
+        QuantizationTypeError, QuantizationValueError, ShapeError: bad input (named), including
+            a filter larger than the input with VALID padding (empty output).
     """
     x, f, s, padding, activation, kernel, xs, xz, info = _pool_args(x, x_scale, x_zero_point, filter_size, stride,
                                                                      padding, activation, kernel)
@@ -164,8 +168,26 @@ def _xnnpack_takes_max_pool(dtype, f, s) -> bool:
 
 def max_pool2d(x, x_scale, x_zero_point, *, filter_size, stride=None, padding="VALID", activation=None,
                kernel="reference") -> np.ndarray:
-    """TFLite MAX_POOL_2D on NHWC codes: the maximum of the valid taps, then the activation
-    clamp (XNNPACK's bounds where it takes the node). Arguments as :func:`average_pool2d`."""
+    """TFLite MAX_POOL_2D on NHWC codes: $y = \\mathrm{clamp}(\\max_{(i,j) \\in W} x_{n,i,j,c},\\ a_{min},\\ a_{max})$.
+
+    The maximum of the valid taps $W$ (padding taps never count), exact in the input's dtype,
+    then the fused-activation clamp: TFLite's bounds
+    (:func:`~refquant.kernels.multiplier.activation_range`), or XNNPACK's
+    (:func:`~refquant.kernels.xnnpack_params.xnnpack_activation_range`) where ``kernel="xnnpack"``
+    and the delegate takes the node (int8/uint8, stride <= filter, not a 1x1 filter with
+    stride > 1). Mirrors ``tflite/kernels/pooling.cc`` (``MaxEval``).
+
+    Args:
+        x: int8, uint8 or int16 ``(N, H, W, C)``.
+        x_scale, x_zero_point, filter_size, stride, padding, activation, kernel: As in
+            :func:`average_pool2d`.
+
+    Returns:
+        Array of ``x``'s dtype, ``(N, OH, OW, C)``.
+
+    Raises:
+        QuantizationTypeError, QuantizationValueError, ShapeError: As :func:`average_pool2d`.
+    """
     x, f, s, padding, activation, kernel, xs, xz, info = _pool_args(x, x_scale, x_zero_point, filter_size, stride,
                                                                      padding, activation, kernel)
     if kernel == "xnnpack" and _xnnpack_takes_max_pool(x.dtype, f, s):

@@ -51,6 +51,7 @@ from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, 
 from ..profiles import get_profile
 from ..qparams import QParams, make_qparams
 from ..quantize import DequantizeSpec, dequantize, quantize
+from ._onnx_op_args import is_python_int
 
 __all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "matmul_integer", "qlinear_matmul",
            "conv_integer", "qlinear_conv", "ONNX_INTEGER_TYPES"]
@@ -93,19 +94,12 @@ def _onnx_format(spec, name: str) -> IntFormat:
     return FORMATS[key]
 
 
-def _is_python_int(v) -> bool:
-    """A Python int (or a list/tuple of them): a zero point that carries no type."""
-    if isinstance(v, (list, tuple)):
-        return len(v) > 0 and all(_is_python_int(e) for e in v)
-    return isinstance(v, int) and not isinstance(v, (bool, np.integer))
-
-
 def _output_format(zero_point, output_dtype, zp_name: str = "y_zero_point") -> IntFormat:
     """ONNX rule: the zero point's type is the output type; else ``output_dtype``; else uint8."""
     fmt = None if output_dtype is None else _onnx_format(output_dtype, "output_dtype")
     if zero_point is None:
         return fmt if fmt is not None else FORMATS["uint8"]
-    if _is_python_int(zero_point):
+    if is_python_int(zero_point):
         if fmt is None:
             raise QuantizationTypeError(
                 f"{zp_name} is a Python int, which does not say the output type: pass a NumPy integer (its dtype "
@@ -140,17 +134,11 @@ def _as_scale(scale, name: str, dtype=None) -> np.ndarray:
     return V.as_scale(a, name, dtype=dtype)
 
 
-def _as_int(v, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):
-        raise QuantizationTypeError(f"{name} must be an integer, got {v!r}")
-    return int(v)
-
-
 def _granularity(shape, scale_shape, axis, block_size, scale_name: str):
     """Return ``(axis, block_size)`` for make_qparams: ``(None, None)`` per-tensor, ``(a, None)``
     per-axis, ``(a, B)`` blocked; raise with ONNX's rule when the shapes do not fit."""
-    axis = _as_int(axis, "axis")
-    block_size = _as_int(block_size, "block_size")
+    axis = V.as_int(axis, "axis")
+    block_size = V.as_int(block_size, "block_size")
     ndim = len(shape)
     if block_size < 0:
         raise QuantizationValueError(f"block_size must be >= 0 (0: not blocked), got {block_size}")
@@ -224,7 +212,7 @@ def _int_input(x, name: str = "x"):
 
 def _dequantize_zero_point(zero_point, x_dtype, fmt, name: str = "x_zero_point"):
     """ONNX: the zero point has x's type; a Python int takes x's type."""
-    if zero_point is None or _is_python_int(zero_point):
+    if zero_point is None or is_python_int(zero_point):
         return zero_point
     dt = np.asarray(zero_point).dtype
     key = _type_name(dt) if dt.kind in "iuV" else ""

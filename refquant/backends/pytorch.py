@@ -52,8 +52,6 @@ scale tensor (no wrap). See the Conventions page for $r = S(q - Z)$.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import _validate as V
@@ -61,8 +59,8 @@ from ..dtypes import IntFormat, get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..profiles import get_profile
 from ..qparams import make_qparams
-from ..quantize import (DequantizeSpec, QuantizeSpec, _fma_f32, dequantize as _dequantize,
-                        fake_quantize_backward, fake_quantize_with_mask, quantize as _quantize)
+from ..quantize import (DequantizeSpec, QuantizeSpec, dequantize as _dequantize, fake_quantize_backward,
+                        fake_quantize_with_mask, fma_f32, quantize as _quantize)
 from ._pytorch_add import add
 from ._pytorch_observers import choose_qparams, choose_qparams_dynamic, observer_qmin_qmax
 from ._pytorch_ops import ENGINES, conv2d, dynamic_linear, fbgemm_conv_path, linear
@@ -143,12 +141,6 @@ def _order(zero_point_order) -> str:
     return zero_point_order
 
 
-def _int(v, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):
-        raise QuantizationTypeError(f"{name} must be an integer, got {v!r}")
-    return int(v)
-
-
 def _scalar_zp(zero_point, name: str = "zero_point"):
     a = np.asarray(zero_point)
     if a.dtype == np.bool_ or a.size != 1:
@@ -162,7 +154,7 @@ def _x_float32(x) -> np.ndarray:
 
 
 def _channel_axis(axis, ndim: int) -> int:
-    axis = _int(axis, "axis")
+    axis = V.as_int(axis, "axis")
     if not 0 <= axis < ndim:  # torch rejects negative axes too
         raise QuantizationValueError(f"axis must be in [0, {ndim}) for a rank-{ndim} input (as in PyTorch), got {axis}")
     return axis
@@ -268,7 +260,7 @@ def dequantize(q, scale, zero_point, *, axis=None) -> np.ndarray:
 
 
 def _fq_range(quant_min, quant_max) -> tuple[int, int]:
-    lo, hi = _int(quant_min, "quant_min"), _int(quant_max, "quant_max")
+    lo, hi = V.as_int(quant_min, "quant_min"), V.as_int(quant_max, "quant_max")
     if lo > hi:
         raise QuantizationValueError(f"quant_min must be <= quant_max, got [{lo}, {hi}]")
     if lo < -_FQ_LIMIT or hi > _FQ_LIMIT:
@@ -312,12 +304,14 @@ def fake_quantize_per_tensor_affine_cachemask(x, scale, zero_point, quant_min, q
     z = _fq_zero_points(_scalar_zp(zero_point), lo, hi)
     qp = make_qparams(scale, z, _FQ_FORMAT, qmin=lo, qmax=hi)
     y, mask = fake_quantize_with_mask(x, qp, _fq_profile(False, x.dtype))
-    return y.astype(x.dtype), mask
+    with np.errstate(over="ignore"):  # float16: past 65504 is inf, as torch returns it
+        return y.astype(x.dtype), mask
 
 
 def fake_quantize_per_tensor_affine(x, scale, zero_point, quant_min, quant_max) -> np.ndarray:
-    """``torch.fake_quantize_per_tensor_affine``: the ``y`` of
-    :func:`fake_quantize_per_tensor_affine_cachemask`."""
+    """``torch.fake_quantize_per_tensor_affine``:
+    $y = (\\mathrm{clamp}(\\mathrm{f}(Z) + \\mathrm{RNE}(x \\cdot 1/S), q_{min}, q_{max}) - Z) \\cdot S$,
+    the ``y`` of :func:`fake_quantize_per_tensor_affine_cachemask` (same arguments and errors)."""
     return fake_quantize_per_tensor_affine_cachemask(x, scale, zero_point, quant_min, quant_max)[0]
 
 
@@ -346,12 +340,14 @@ def fake_quantize_per_channel_affine_cachemask(x, scale, zero_point, axis, quant
     z = _fq_zero_points(z, lo, hi)
     qp = make_qparams(s, z, _FQ_FORMAT, axis=axis, qmin=lo, qmax=hi)
     y, mask = fake_quantize_with_mask(x, qp, _fq_profile(True, x.dtype))
-    return y.astype(x.dtype), mask
+    with np.errstate(over="ignore"):  # float16: past 65504 is inf, as torch returns it
+        return y.astype(x.dtype), mask
 
 
 def fake_quantize_per_channel_affine(x, scale, zero_point, axis, quant_min, quant_max) -> np.ndarray:
-    """``torch.fake_quantize_per_channel_affine``: the ``y`` of
-    :func:`fake_quantize_per_channel_affine_cachemask`."""
+    """``torch.fake_quantize_per_channel_affine``:
+    $y_i = (\\mathrm{clamp}(\\mathrm{f}(Z_c) + \\mathrm{RNE}(x_i \\cdot 1/S_c), q_{min}, q_{max}) - Z_c) \\cdot S_c$,
+    the ``y`` of :func:`fake_quantize_per_channel_affine_cachemask` (same arguments and errors)."""
     return fake_quantize_per_channel_affine_cachemask(x, scale, zero_point, axis, quant_min, quant_max)[0]
 
 
@@ -362,12 +358,7 @@ def fake_quantize_per_tensor_affine_cachemask_backward(grad_y, mask) -> np.ndarr
     masked negative gradient is ``-0.0`` and a masked NaN/Inf gradient is NaN, exactly as
     ``torch.fake_quantize_per_tensor_affine_cachemask_backward``.
     """
-    g = V.as_float_array(grad_y, "grad_y")
-    m = np.asarray(mask)
-    if m.dtype != np.bool_:
-        raise QuantizationTypeError(f"mask must be a bool array, got dtype {m.dtype}")
-    if m.shape != g.shape:
-        raise ShapeError(f"mask must have grad_y's shape {g.shape}, got {m.shape}")
+    g, m = V.grad_and_mask(grad_y, mask, "grad_y")  # named as this face names it
     return fake_quantize_backward(g, m, multiply=True)
 
 
@@ -393,8 +384,22 @@ def fake_quantize_learnable_per_tensor_affine(x, scale, zero_point, quant_min, q
     """``torch._fake_quantize_learnable_per_tensor_affine`` forward (LSQ/TQT-style QAT).
 
     The forward is :func:`fake_quantize_per_tensor_affine` with ``scale`` as float32 and
-    the float ``zero_point`` rounded half to even and clamped to ``[quant_min, quant_max]``.
+    the float ``zero_point`` rounded half to even and clamped,
+    $Z = \\mathrm{trunc}(\\mathrm{clamp}(\\mathrm{RNE}(z), q_{min}, q_{max}))$.
     ``grad_factor`` only scales the gradients.
+
+    Args:
+        x: float16/32/64 array, any shape.
+        scale, zero_point: one float each (torch's learnable one-element tensors); the scale
+            positive and finite, the zero point finite.
+        quant_min, quant_max: integers, ``quant_min <= quant_max``.
+        grad_factor: unused in the forward.
+
+    Returns:
+        Array of ``x``'s dtype and shape.
+
+    Raises:
+        QuantizationTypeError, QuantizationValueError, ShapeError: bad arguments (named).
     """
     s, z, lo, hi = _learnable_params(scale, zero_point, quant_min, quant_max, forward=True)
     return fake_quantize_per_tensor_affine(x, s, z, lo, hi)
@@ -435,14 +440,14 @@ def fake_quantize_learnable_per_tensor_affine_backward(grad_y, x, scale, zero_po
         raise QuantizationValueError(f"zero_point must be in [{lo}, {hi}], got {zb}")
     inv, gf = np.float32(np.float32(1) / s), np.float32(grad_factor)
     with np.errstate(invalid="ignore", over="ignore"):
-        v = _fma_f32(x, np.full(x.shape, inv), np.float64(zb)) if fma else (x * inv + np.float32(zb)).astype(np.float32)
+        v = fma_f32(x, np.full(x.shape, inv), np.float64(zb)) if fma else (x * inv + np.float32(zb)).astype(np.float32)
         r = np.rint(v)  # RNE, as nearbyint; then static_cast<int64_t>: NaN/Inf -> INT64_MIN
         xq = np.where(np.abs(r) < 2.0 ** 63, np.clip(np.where(np.isfinite(r), r, 0), -2.0 ** 62, 2.0 ** 62),
                       -(2.0 ** 62)).astype(np.int64)  # -2^62 stands for INT64_MIN (below any quant_min)
         inside = (xq >= lo) & (xq <= hi)
         dx = (g * inside.astype(np.float32)).astype(np.float32)
         cf = (np.clip(xq, lo, hi) - zb).astype(np.float32)
-        diff = _fma_f32(cf, np.full(x.shape, s), -x.astype(np.float64)) if fma else (cf * s - x).astype(np.float32)
+        diff = fma_f32(cf, np.full(x.shape, s), -x.astype(np.float64)) if fma else (cf * s - x).astype(np.float32)
         ds_in = (((g * diff).astype(np.float32) * inv).astype(np.float32) * gf).astype(np.float32)
         ds_out = (np.where(xq < lo, g * np.float32(lo - zb), g * np.float32(hi - zb)).astype(np.float32) * gf)
         dz_out = (((-g) * s).astype(np.float32) * gf).astype(np.float32)

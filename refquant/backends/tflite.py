@@ -60,8 +60,6 @@ and :mod:`refquant.backends._tflite_ops_misc` (weight-free ops).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import _validate as V
@@ -72,14 +70,13 @@ from ..qparams import QParams, make_qparams
 from ..quantize import DequantizeSpec, QuantizeSpec
 from ..quantize import dequantize as _dequantize
 from ..quantize import quantize as _quantize
-from ._tflite_ops import conv2d, depthwise_conv2d, fully_connected  # op level, re-exported
+from ._tflite_ops import KERNELS, check_kernel, conv2d, depthwise_conv2d, fully_connected  # ops re-exported
 from ._tflite_ops_misc import add, average_pool2d, logistic, max_pool2d, softmax
 
 __all__ = ["KERNELS", "QUANTIZE_DTYPES", "DEQUANTIZE_DTYPES", "quantize", "dequantize",
            "fully_connected", "conv2d", "depthwise_conv2d", "add", "average_pool2d", "max_pool2d",
            "softmax", "logistic"]
 
-KERNELS = ("reference", "xnnpack", "optimized")
 QUANTIZE_DTYPES = ("int8", "uint8", "int16", "int4", "uint4")
 DEQUANTIZE_DTYPES = ("int8", "uint8", "int16")
 
@@ -103,19 +100,12 @@ _REF_DQ = get_profile("tflite_reference").dequantize
 _OPT_BLOCK_DQ = DequantizeSpec(subtract="mul_then_sub")
 
 
-def _check_kernel(kernel) -> str:
-    if not isinstance(kernel, str) or kernel not in KERNELS:
-        raise QuantizationValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    return kernel
-
-
 def _qparams(scale, zero_point, fmt: IntFormat, axis, shape) -> QParams:
     """Validate the tensor's (scale, zero point) as a flatbuffer holds them; return QParams.
 
     A scale with more than one element is per-channel along ``axis``; otherwise per-tensor.
     """
-    if isinstance(axis, bool) or not isinstance(axis, (numbers.Integral, np.integer)):
-        raise QuantizationTypeError(f"axis must be an integer, got {axis!r}")
+    V.as_int(axis, "axis")  # checked even where a per-tensor scale ignores it
     s = V.as_scale(scale, "scale")  # float32, finite, > 0
     z = V.as_zero_point(zero_point, fmt, "zero_point")  # int64, integer-valued, in range
     if s.ndim > 1 or z.ndim > 1:
@@ -187,7 +177,7 @@ def quantize(x, scale, zero_point, *, dtype="int8", axis=0, kernel="reference") 
         ShapeError: scale / zero point shapes do not fit ``x`` and ``axis``.
         UnsupportedError: per-channel 4-bit; a subnormal scale where XNNPACK takes the op.
     """
-    kernel = _check_kernel(kernel)
+    kernel = check_kernel(kernel)
     fmt = get_format(dtype, name="dtype")
     if fmt.name not in QUANTIZE_DTYPES:
         raise QuantizationValueError(
@@ -236,7 +226,7 @@ def dequantize(q, scale, zero_point, *, axis=0, kernel="reference") -> np.ndarra
         ShapeError: scale / zero point shapes do not fit ``q`` and ``axis``.
         UnsupportedError: per-channel int16; a subnormal scale where XNNPACK takes the op.
     """
-    kernel = _check_kernel(kernel)
+    kernel = check_kernel(kernel)
     q = V.as_int_array(q, "q")
     if q.dtype.name not in DEQUANTIZE_DTYPES:
         raise QuantizationTypeError(

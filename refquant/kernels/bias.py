@@ -19,7 +19,7 @@ import numpy as np
 from .. import _validate as V
 from ..dtypes import INT32_MAX, INT32_MIN, get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
-from ..quantize import _fma_f32
+from ..quantize import fma_f32
 from ._checks import check_on_overflow, finish_int64, int_scalar
 
 __all__ = ["add_bias", "float_bias_accumulator", "quantize_bias_runtime", "add_zero_point_sat16"]
@@ -119,7 +119,7 @@ def float_bias_accumulator(acc, bias, act_times_w_scale, *, axis=-1, reciprocal=
         rcp = _F32(1.0 / float(s.reshape(())))  # (float)(1.0 / (double)act_times_w_scale)
         bb = np.broadcast_to(along_axis(b), acc32.shape).astype(_F32)
         if fused:
-            return _fma_f32(bb, np.broadcast_to(rcp, acc32.shape), acc32)
+            return fma_f32(bb, np.broadcast_to(rcp, acc32.shape), acc32)
         return (acc32 + (bb * rcp).astype(_F32)).astype(_F32)
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..quantize import _fma_f32
+from ..quantize import fma_f32
 from .elementwise import _flat, _operands, _scales, _zero_points
 
 __all__ = ["float_add_mode", "float_add_reference", "float_add", "float_mul_reference", "float_mul"]
@@ -61,7 +61,7 @@ def float_add_mode(a_shape, b_shape) -> str:
 def _float_add_constants(sa, za, sb, zb, sy, zy, fused):
     ra, rb = _F32(sa / sy), _F32(sb / sy)
     if fused:
-        fixed = _F32(_F32(zy) - _fma_f32(np.asarray(ra), np.asarray(_F32(za)), _F32(rb * _F32(zb))))
+        fixed = _F32(_F32(zy) - fma_f32(np.asarray(ra), np.asarray(_F32(za)), _F32(rb * _F32(zb))))
     else:
         fixed = _F32(_F32(zy) - _F32(_F32(ra * _F32(za)) + _F32(rb * _F32(zb))))
     return ra, rb, fixed
@@ -98,7 +98,7 @@ def float_add_reference(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_sc
         rx, rs, fixed = _float_add_constants(sb, zb, sa, za, sy, zy, fused)
     else:
         rx, rs, fixed = _float_add_constants(sa, za, sb, zb, sy, zy, fused)
-    fma = (lambda p, q, r: _fma_f32(p, np.broadcast_to(q, p.shape), r)) if fused else \
+    fma = (lambda p, q, r: fma_f32(p, np.broadcast_to(q, p.shape), r)) if fused else \
         (lambda p, q, r: (_F32(p * q) + r).astype(_F32))
     if mode == "vector" and fused:
         y = fma(x, rx, fma(s, rs, np.broadcast_to(fixed, shape)))  # b first, then a

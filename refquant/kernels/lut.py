@@ -41,7 +41,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
-from ..quantize import _fma_f32
+from ..quantize import fma_f32
 from ..rounding import round_half_away_from_zero
 from ._checks import zero_point_scalar
 
@@ -193,9 +193,9 @@ def rational_logistic(x, *, fused=True) -> np.ndarray:
     x = np.minimum(np.maximum(np.asarray(x, _F32), _F32(-18.0)), _F32(18.0)).astype(_F32)
     x2 = (x * x).astype(_F32)
     if fused:
-        step = lambda acc, c: _fma_f32(x2, acc, np.broadcast_to(c, x2.shape))  # noqa: E731
-        p = _fma_f32(x2, np.broadcast_to(_ALPHA[0], x2.shape), np.broadcast_to(_ALPHA[1], x2.shape))
-        q = _fma_f32(x2, np.broadcast_to(_BETA[0], x2.shape), np.broadcast_to(_BETA[1], x2.shape))
+        step = lambda acc, c: fma_f32(x2, acc, np.broadcast_to(c, x2.shape))  # noqa: E731
+        p = fma_f32(x2, np.broadcast_to(_ALPHA[0], x2.shape), np.broadcast_to(_ALPHA[1], x2.shape))
+        q = fma_f32(x2, np.broadcast_to(_BETA[0], x2.shape), np.broadcast_to(_BETA[1], x2.shape))
     else:
         step = lambda acc, c: ((acc * x2).astype(_F32) + c).astype(_F32)  # noqa: E731
         p = ((x2 * _ALPHA[0]).astype(_F32) + _ALPHA[1]).astype(_F32)

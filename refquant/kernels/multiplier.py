@@ -44,6 +44,7 @@ __all__ = [
     "real_multiplier",
     "requant_params",
     "activation_range",
+    "ACTIVATION_FLOAT_RANGES",
 ]
 
 DERIVATIONS = ("f32_ab_div_c", "f64_ab_div_c", "f32_ba_times_recip_c", "f32_ab_then_f64_div", "exact")
@@ -53,7 +54,16 @@ REQUANT_MODES = {
     "fixed_ruy_avx2": "fixed", "fixed_int64_reduced16": "fixed",
     "float32_rne": "float32", "float64_rhaz": "float64", "float64_rne": "float64", "exact_rne": "exact",
 }
-_ACTIVATIONS = (None, "NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+# The real-valued range [f_lo, f_hi] each fused activation clamps to (TFLite's ActivationFunctionType);
+# TFLite's kernels (activation_range) and XNNPACK (xnnpack_params) quantize its ends differently.
+ACTIVATION_FLOAT_RANGES = {
+    None: (-np.inf, np.inf),
+    "NONE": (-np.inf, np.inf),
+    "RELU": (0.0, np.inf),
+    "RELU6": (0.0, 6.0),
+    "RELU_N1_TO_1": (-1.0, 1.0),
+}
+_ACTIVATIONS = tuple(ACTIVATION_FLOAT_RANGES)
 _F32 = np.float32
 
 
@@ -206,7 +216,9 @@ def activation_range(activation, output_scale, output_zero_point, qmin: int, qma
     | ``"RELU6"`` | $[\\max(q_{min}, Q(0)), \\min(q_{max}, Q(6))]$ |
     | ``"RELU_N1_TO_1"`` | $[\\max(q_{min}, Q(-1)), \\min(q_{max}, Q(1))]$ |
 
-    Offline code. Note $Q(0) = Z$ exactly.
+    Offline code. Note $Q(0) = Z$ exactly. The float ranges are :data:`ACTIVATION_FLOAT_RANGES`;
+    the XNNPACK delegate quantizes the same ends with the zero point added before a ties-to-even
+    rounding (:func:`refquant.kernels.xnnpack_params.xnnpack_activation_range`).
 
     Args:
         activation: ``None``, ``"NONE"``, ``"RELU"``, ``"RELU6"`` or ``"RELU_N1_TO_1"``.
@@ -234,11 +246,8 @@ def activation_range(activation, output_scale, output_zero_point, qmin: int, qma
                 f"activation {activation}: {f} / output_scale = {float(tmp)} is outside the int32 range")
         return zp + int(tmp)
 
-    if activation == "RELU":
-        return max(qmin, quantize(0.0)), qmax
-    if activation == "RELU6":
-        return max(qmin, quantize(0.0)), min(qmax, quantize(6.0))
-    if activation == "RELU_N1_TO_1":
-        return max(qmin, quantize(-1.0)), min(qmax, quantize(1.0))
-    return qmin, qmax
+    f_lo, f_hi = ACTIVATION_FLOAT_RANGES[activation]
+    act_min = qmin if f_lo == -np.inf else max(qmin, quantize(f_lo))
+    act_max = qmax if f_hi == np.inf else min(qmax, quantize(f_hi))
+    return act_min, act_max
 

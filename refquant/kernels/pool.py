@@ -33,8 +33,6 @@ Added in 0.1.0.
 
 from __future__ import annotations
 
-import numbers
-
 import numba
 import numpy as np
 
@@ -58,20 +56,6 @@ __all__ = [
 _POOL_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 
 
-def _pair(v, name):
-    items = (v, v) if isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) else v
-    try:
-        items = tuple(items)
-    except TypeError:
-        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair, got {v!r}") from None
-    if len(items) != 2 or any(isinstance(i, bool) or not isinstance(i, (numbers.Integral, np.integer))
-                              for i in items):
-        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}")
-    if min(items) < 1:
-        raise QuantizationValueError(f"{name} must be >= 1, got {v!r}")
-    return int(items[0]), int(items[1])
-
-
 def _out_size(n: int, k: int, s: int, padding: str) -> tuple[int, int]:
     """TFLite ComputeOutSize and the leading pad of ComputePaddingWithOffset (dilation 1)."""
     out = (n + s - 1) // s if padding == "SAME" else (n + s - k) // s
@@ -92,8 +76,8 @@ def pool_geometry(input_hw, filter_size, stride=None, padding="VALID"):
         QuantizationValueError: bad padding/sizes; ShapeError: an empty output (VALID, filter
             larger than the image).
     """
-    kh, kw = _pair(filter_size, "filter_size")
-    sh, sw = _pair(filter_size if stride is None else stride, "stride")
+    kh, kw = V.as_int_pair(filter_size, "filter_size")
+    sh, sw = V.as_int_pair(filter_size if stride is None else stride, "stride")
     if padding not in ("SAME", "VALID"):
         raise QuantizationValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
     h, w = input_hw
@@ -111,8 +95,8 @@ def _check_pool(x, filter_size, stride, padding, act_min, act_max):
     if x.ndim != 4:
         raise ShapeError(f"x must be 4-D NHWC, got shape {x.shape}")
     (oh, ow), (pt, pl) = pool_geometry(x.shape[1:3], filter_size, stride, padding)
-    kh, kw = _pair(filter_size, "filter_size")
-    sh, sw = _pair(filter_size if stride is None else stride, "stride")
+    kh, kw = V.as_int_pair(filter_size, "filter_size")
+    sh, sw = V.as_int_pair(filter_size if stride is None else stride, "stride")
     lo, hi = activation_bounds(act_min, act_max, x.dtype)
     return dict(kh=kh, kw=kw, sh=sh, sw=sw, oh=oh, ow=ow, pt=pt, pl=pl, lo=lo, hi=hi)
 

@@ -42,18 +42,13 @@ from .. import _validate as V
 from ..dtypes import get_format
 from ..errors import QuantizationTypeError, QuantizationValueError
 from .lut import lut_inputs
+from .multiplier import ACTIVATION_FLOAT_RANGES
 
 __all__ = ["ACTIVATION_FLOAT_RANGES", "xnnpack_quantize_bound", "xnnpack_activation_range", "xnnpack_logistic_lut"]
 
 _F32 = np.float32
-# ConvertActivationToOutputRange (TFLite XNNPACK delegate): the float range of each activation.
-ACTIVATION_FLOAT_RANGES = {
-    None: (-np.inf, np.inf),
-    "NONE": (-np.inf, np.inf),
-    "RELU": (0.0, np.inf),
-    "RELU6": (0.0, 6.0),
-    "RELU_N1_TO_1": (-1.0, 1.0),
-}
+# The delegate's ConvertActivationToOutputRange gives each activation the float range TFLite's
+# kernels use too: one table, re-exported here.
 
 
 def xnnpack_quantize_bound(value, output_scale, output_zero_point, qmin: int, qmax: int) -> int:
