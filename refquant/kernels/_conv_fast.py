@@ -35,6 +35,10 @@ operand. The weights are packed once per call as ``wq`` (⌈O/MR⌉, taps, C2, M
 A panels of :mod:`._gemm_fast` with $K$ ordered (tap, channel pair). The micro-kernel
 (:func:`_microkernel_taps`) keeps a 6×16 int32 tile in registers over all taps and channel pairs.
 
+**Threads**: per image, calls of at least ``_gemm_fast.PARALLEL_MIN_MACS`` multiply-adds run
+:func:`_driver_parallel` when Numba has more than one thread, each output tile written by
+exactly one thread: bit-identical results for any thread count (see :func:`_driver_parallel`).
+
 Only used when :func:`._gemm_fast.available` and $|{\rm acc}|$ cannot exceed int32 (else
 :mod:`.conv` takes its checked BLAS path). ``tests/test_kernels_conv_fast.py`` checks it
 against :func:`refquant.kernels.conv.conv2d_reference` and the packing against NumPy twins.
@@ -49,7 +53,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._gemm_fast import _IDX, MR, NR, _pair, available, emit_pair_step, emit_tile_begin, emit_tile_end
+from ._gemm_fast import (_IDX, MR, NR, _pair, available, emit_pair_step, emit_tile_begin, emit_tile_end,
+                         use_threads)
 
 __all__ = ["available", "conv2d_wrap", "pack_image", "pack_image_reference", "pack_weights",
            "pack_weights_reference", "geometry"]
@@ -216,6 +221,14 @@ def _microkernel_taps(typingctx, ap, a_off, lda_t, bp, b_off, toff, ntaps, npair
 
 
 @numba.njit(cache=True)
+def _block(wq, xq, toff, T, C2, L, n_cols, p0, pn, ip0, ip1, jp, buf):
+    """Row panels [ip0, ip1) of column tile ``jp`` of buf (+)= channel pairs [p0, p0 + pn)."""
+    for ip in range(ip0, ip1):
+        _microkernel_taps(wq, (ip * T * C2 + p0) * MR, C2 * MR, xq, jp * NR + p0 * L, toff, T, pn,
+                          L, buf, ip * MR * n_cols + jp * NR, n_cols, p0 > 0)
+
+
+@numba.njit(cache=True)
 def _driver(wq, xq, toff, T, C2, L, Op, n_cols, c2b, mcp, buf):
     """buf (Op·n_cols,) int32 = eq. (1) mod 2^32 on the computed columns of one image.
 
@@ -232,6 +245,28 @@ def _driver(wq, xq, toff, T, C2, L, Op, n_cols, c2b, mcp, buf):
                 for ip in range(i0, min(i0 + mcp, nMP)):
                     _microkernel_taps(wq, (ip * T * C2 + p0) * MR, C2 * MR, xq, jp * NR + p0 * L, toff, T, pn,
                                       L, buf, ip * MR * n_cols + jp * NR, n_cols, p0 > 0)
+
+
+@numba.njit(cache=True, parallel=True)
+def _driver_parallel(wq, xq, toff, T, C2, L, Op, n_cols, c2b, mcp, buf):
+    r"""Threaded :func:`_driver`: the same blocks, spread over Numba's threads, bit-identical results.
+
+    Channel-pair blocks run in order; within one, ``prange`` splits the (row block, column
+    tile) pairs $t = b \cdot n_J + j_p$ into chunks (row block major: a thread's consecutive
+    iterations share the row block's weights in L2). Each iteration writes its own MR·mcp × NR
+    part of buf, and every element sums its channel blocks in the same order for any thread
+    count (int32 wrap addition is associative anyway): the result does not depend on
+    ``numba.get_num_threads()``. No scratch is shared.
+    """
+    nMP = Op // MR
+    nJ = n_cols // NR
+    nIB = (nMP + mcp - 1) // mcp
+    for kb in range((C2 + c2b - 1) // c2b):  # serial: a tile's channel blocks accumulate in order
+        p0 = kb * c2b
+        pn = min(c2b, C2 - p0)
+        for t in numba.prange(nIB * nJ):
+            i0 = (t // nJ) * mcp
+            _block(wq, xq, toff, T, C2, L, n_cols, p0, pn, i0, min(i0 + mcp, nMP), t % nJ, buf)
 
 
 @numba.njit(cache=True)
@@ -266,8 +301,9 @@ def conv2d_wrap(x, w, xz, wz, strides, dilations, pads, out):
     buf = np.empty(Op * n_cols, np.int32)
     c2b = max(8, C2_BLOCK * 3 // kh)
     mcp = max(1, A_BLOCK_BYTES // (MR * T * min(c2b, C2) * 4))
+    driver = _driver_parallel if use_threads(Op * n_cols * T * C2 * 2) else _driver
     for n in range(N):
         pack_image(x[n], int(xz), sh, sw, pt, pl, Hq, Wq, L, xq)
-        _driver(wq, xq, toff, T, C2, L, Op, n_cols, c2b, mcp, buf)
+        driver(wq, xq, toff, T, C2, L, Op, n_cols, c2b, mcp, buf)
         _copy_valid(buf, n_cols, Wq, out[n])
     return out

@@ -30,6 +30,12 @@ columns as two ymm registers of interleaved int16 pairs. The micro-kernel
 (:func:`_microkernel`, written in LLVM IR) keeps a 6×16 int32 tile in twelve ymm
 accumulators: per K-pair 2 loads, 6 broadcasts, 12 ``vpmaddwd`` and 12 ``vpaddd``.
 
+**Threads.** Calls of at least ``PARALLEL_MIN_MACS`` multiply-adds run
+:func:`_driver_parallel` when Numba has more than one thread (``numba.set_num_threads`` or
+``NUMBA_NUM_THREADS``): a ``prange`` over the 6×16 output tiles, each written by exactly one
+thread, K blocks in order. Results are bit-identical for any thread count (and would be for any
+order, by eq. (2)). Smaller calls, and one thread, run the serial :func:`_driver`.
+
 Used only when :func:`available` (x86-64 with AVX2, the JIT enabled); elsewhere the float32
 BLAS path of :mod:`._exact_blas` runs. ``tests/test_kernels_gemm_fast.py`` checks both
 against :func:`refquant.kernels.gemm.gemm_reference` and the packing against NumPy twins.
@@ -51,6 +57,7 @@ from ..cpu import cpu_features
 MR = 6          # rows of a micro-tile (6 × 2 ymm accumulators + 2 B registers + 1 broadcast = 15 of 16 ymm)
 NR = 16         # columns of a micro-tile (two ymm of eight int32 lanes)
 KC2_MAX = 256   # K-pairs per block: one B panel slice = 256·16·4 B = 16 KiB (L1)
+PARALLEL_MIN_MACS = 1 << 22  # below ~4M multiply-adds (~0.2 ms on one core) threads do not pay
 
 _u = np.uint64  # unsigned loop bounds let LLVM vectorize (no negative-index wraparound)
 
@@ -228,6 +235,29 @@ def _microkernel(typingctx, ap, a_off, bp, b_off, c, c_off, ldc, npairs, accumul
 
 
 @numba.njit(cache=True)
+def _tile(ap, bp, out, M, N, K2, ip, jp, k0, kn):
+    """Tile (row panel ``ip``, column panel ``jp``) of out (M·N,) int32 (+)= K-pairs [k0, k0 + kn).
+
+    Overwrites at ``k0 == 0``, else accumulates (wrapping). An edge tile goes through its own
+    full-size scratch tile (allocated here: no scratch is shared between tiles or threads).
+    """
+    first = k0 == 0
+    mv = min(MR, M - ip * MR)
+    nv = min(NR, N - jp * NR)
+    a_off = (ip * K2 + k0) * MR
+    b_off = (jp * K2 + k0) * NR
+    if mv == MR and nv == NR:
+        _microkernel(ap, a_off, bp, b_off, out, ip * MR * N + jp * NR, N, kn, not first)
+    else:
+        tmp = np.empty(MR * NR, np.int32)
+        _microkernel(ap, a_off, bp, b_off, tmp, 0, NR, kn, False)
+        for r in range(mv):
+            for n in range(nv):
+                q = (ip * MR + r) * N + jp * NR + n
+                out[q] = tmp[r * NR + n] if first else np.int32(out[q] + tmp[r * NR + n])
+
+
+@numba.njit(cache=True)
 def _driver(ap, bp, out, M, N, K2):
     """out (M·N,) int32 = packed a' · packed b' (eq. (1) mod 2^32), blocked over K-pairs, columns, rows."""
     nMP = (M + MR - 1) // MR
@@ -257,6 +287,37 @@ def _driver(ap, bp, out, M, N, K2):
             out[q] = 0
 
 
+@numba.njit(cache=True, parallel=True)
+def _driver_parallel(ap, bp, out, M, N, K2):
+    """Threaded :func:`_driver`: the same tiles, spread over Numba's threads, bit-identical results.
+
+    K blocks run in order; within one, ``prange`` splits the tiles $t = j_p n_{MP} + i_p$
+    (column panel major, so a thread's consecutive tiles share a B slice in L1) into chunks.
+    Each tile of ``out`` is written by exactly one iteration, with its own scratch, and every
+    element sums its K blocks in the same order for any thread count (and int32 wrap addition is
+    associative anyway, eq. (2)): the result does not depend on ``numba.get_num_threads()``.
+    """
+    nMP = (M + MR - 1) // MR
+    nNP = (N + NR - 1) // NR
+    nkb = (K2 + KC2_MAX - 1) // KC2_MAX
+    kc = (K2 + nkb - 1) // max(nkb, 1)  # the K blocks of _driver
+    for kb in range(nkb):              # serial: a tile's K blocks accumulate in order
+        k0 = kb * kc
+        kn = min(kc, K2 - k0)
+        for t in numba.prange(nNP * nMP):
+            _tile(ap, bp, out, M, N, K2, t % nMP, t // nMP, k0, kn)
+    if K2 == 0:
+        for q in range(M * N):
+            out[q] = 0
+
+
+def use_threads(macs: int) -> bool:
+    """True when a call of ``macs`` multiply-adds should run threaded: Numba has more than one
+    thread (``numba.set_num_threads`` / ``NUMBA_NUM_THREADS``) and the work repays the start-up."""
+    # NUMBA_NUM_THREADS bounds set_num_threads: at 1 the threading layer is never launched
+    return macs >= PARALLEL_MIN_MACS and numba.config.NUMBA_NUM_THREADS > 1 and numba.get_num_threads() > 1
+
+
 def packed_b_size(K: int, N: int) -> int:
     """Number of int32 elements of a packed b' (K, N)."""
     return -(-N // NR) * ((K + 1) // 2) * NR
@@ -268,7 +329,8 @@ def gemm_packed_b(a: np.ndarray, za: np.ndarray, bp: np.ndarray, N: int, out: np
     M, K = a.shape
     ap = np.empty(-(-M // MR) * ((K + 1) // 2) * MR, np.int32)
     pack_a(np.ascontiguousarray(a), za.astype(np.int32), ap)
-    _driver(ap, bp, out.reshape(-1), M, N, (K + 1) // 2)
+    driver = _driver_parallel if use_threads(M * N * K) else _driver
+    driver(ap, bp, out.reshape(-1), M, N, (K + 1) // 2)
     return out
 
 
