@@ -112,12 +112,17 @@ class Profile:
 
 
 _RNE_DIV = QuantizeSpec()  # the ONNX specification
-_TORCH_Q = QuantizeSpec(division="multiply_reciprocal", zero_point="before_round_fma", nan="qmax")
-# torch 2.13 fake_quantize_per_tensor_affine (measured, x86): NaN -> quant_min (mask 0), +-inf and
-# 1e10 saturate (mask 0), for zero points of either sign. The per-channel kernel differs on +inf
-# only (static_cast<int64_t>(inf) -> INT64_MIN -> quant_min); that is left to the PyTorch face.
-_TORCH_FQ = QuantizeSpec(division="multiply_reciprocal", zero_point="after_round", nan="qmin",
-                         overflow="saturate")
+# torch 2.13 quantize_per_tensor, quint8/qint8 (fbgemm QuantizeAvx2, measured on x86): RNE of
+# fma(x, 1.0f/s, zp), NaN -> qmax. Per-tensor qint32 and every per-channel quantize take the scalar
+# path (two roundings, zp added as a float32): the PyTorch face selects that spec by dtype/granularity.
+_TORCH_Q = QuantizeSpec(division="multiply_reciprocal", reciprocal="float32", zero_point="before_round_fma",
+                        nan="qmax")
+# torch 2.13 fake_quantize_per_tensor_affine (measured, x86): qval = zp + nearbyint(x * inv) as a
+# float32 sum; NaN -> quant_min (mask 0); +-inf and 1e10 saturate (mask 0); the mask is compared in
+# float. The per-channel kernel differs on +inf (static_cast<int64_t>(inf) -> INT64_MIN ->
+# quant_min) and computes in double: the PyTorch face derives that spec from this one.
+_TORCH_FQ = QuantizeSpec(division="multiply_reciprocal", reciprocal="float32", zero_point="after_round_float",
+                         nan="qmin", overflow="saturate", mask_compare="float")
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("onnx", "ONNX operator specification (QuantizeLinear: RNE of x / y_scale, then + zero point, saturate)",

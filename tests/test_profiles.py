@@ -112,7 +112,7 @@ def test_quantize_choices_match_backends_table():
     for n in ("pytorch_fbgemm", "pytorch_qnnpack"):
         assert (q[n].division, q[n].zero_point, q[n].nan) == ("multiply_reciprocal", "before_round_fma", "qmax")
         fq = PROFILES[n].fake_quantize
-        assert (fq.division, fq.zero_point) == ("multiply_reciprocal", "after_round")
+        assert (fq.division, fq.zero_point, fq.nan) == ("multiply_reciprocal", "after_round_float", "qmin")
     assert (q["gemmlowp"].zero_point, q["gemmlowp"].rounding) == ("before_round", "half_away_from_zero")
 
 

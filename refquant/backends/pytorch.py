@@ -52,6 +52,8 @@ scale tensor (no wrap). See the Conventions page for $r = S(q - Z)$.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .. import _validate as V
@@ -100,15 +102,15 @@ _FQ_LIMIT = 2 ** 32
 _MUL = dict(division="multiply_reciprocal", reciprocal="float32")
 # (vector?, order) -> spec. vector: fbgemm QuantizeAvx2 (per-tensor quint8/qint8);
 # scalar: fbgemm Quantize<T> one value at a time (per-tensor qint32, ATen quantize_val).
+_BASE = get_profile("pytorch_fbgemm")
 _QUANTIZE = {
-    (True, "before"): QuantizeSpec(**_MUL, zero_point="before_round_fma", nan="qmax"),
+    (True, "before"): _BASE.quantize,  # fma(x, 1/s, zp), RNE, NaN -> qmax (the profile's own spec)
     (True, "after"): QuantizeSpec(**_MUL, zero_point="after_round", nan="qmax"),
     (False, "before"): QuantizeSpec(**_MUL, zero_point="before_round", nan="int_cast_truncate"),
     (False, "after"): QuantizeSpec(**_MUL, zero_point="after_round_float", nan="int_cast_truncate"),
 }
 _DEQUANTIZE_PER_TENSOR = DequantizeSpec(subtract="int32_wrap")
 _DEQUANTIZE_PER_CHANNEL = DequantizeSpec(subtract="float", scale_precision="float64")
-_BASE = get_profile("pytorch_fbgemm")
 
 
 def _fq_profile(per_channel: bool, x_dtype: np.dtype):
@@ -119,11 +121,12 @@ def _fq_profile(per_channel: bool, x_dtype: np.dtype):
     output in double. Float64 inputs compute ``x * inv`` in double.
     """
     prec = "float64" if x_dtype == np.float64 else "float32"
+    fq = _BASE.fake_quantize  # per-tensor float32: the profile's own spec
     if per_channel:
-        q = QuantizeSpec(**_MUL, precision=prec, zero_point="after_round_float", nan="qmin", overflow="int64_cast")
+        q = dataclasses.replace(fq, precision=prec, overflow="int64_cast", mask_compare="int")
         d = DequantizeSpec(precision=prec, scale_precision="float64")
     else:
-        q = QuantizeSpec(**_MUL, precision=prec, zero_point="after_round_float", nan="qmin", mask_compare="float")
+        q = dataclasses.replace(fq, precision=prec)
         d = DequantizeSpec(precision="float32")
     return _BASE.replace(fake_quantize=q, dequantize=d)
 
