@@ -119,7 +119,8 @@ def step5_unsigned(a, b, za, zb):
     return out
 
 
-# Step 6: refquant.kernels.gemm: eq. (5) of Learn 3 on a float32 BLAS, exact by a bound on K.
+# Step 6: refquant's fallback (no AVX2, JIT off, or a possible overflow): eq. (5) of Learn 3 on a
+# float32 BLAS, exact by a bound on K.
 def step6_exact_float_blas(a, b, za, zb):
     from refquant.kernels import _exact_blas as eb
     M, N = a.shape[0], b.shape[1]

@@ -26,7 +26,7 @@ print("four terms :", four_terms.tolist())
 assert P.tolist() == [[13, 3], [10, 21]] and r.tolist() == [12, 13] and c.tolist() == [3, 2]
 np.testing.assert_array_equal(four_terms, direct)       # e.g. 13 - 1*12 - 3*3 + 3*3*1 = 1
 
-# refquant: the reference (eq. (3) in int64) and the fast kernel (eq. (4) on an exact BLAS).
+# refquant: the reference (eq. (3) in int64) and the fast kernel (AVX2 vpmaddwd, or eq. (4) on an exact BLAS).
 ref = gemm_reference(a, b, za, zb)
 fast = gemm(a, b, za, zb)
 print("gemm       :", fast.tolist(), fast.dtype)

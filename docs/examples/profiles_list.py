@@ -13,7 +13,7 @@ print("fake_quantize:", p.fake_quantize)
 print("requant:", p.requant, " multiplier:", p.multiplier, " bias:", p.bias, " accumulation:", p.accumulation)
 
 assert p.quantize.division == "multiply_reciprocal" and p.quantize.zero_point == "before_round_fma"
-assert p.fake_quantize.zero_point == "after_round"   # PyTorch's fake-quant adds Z after rounding
+assert p.fake_quantize.zero_point == "after_round_float"   # fake-quant adds Z after rounding, as a float sum
 assert get_profile("tflite_reference").quantize.rounding == "half_away_from_zero"
 assert get_profile("onnxruntime", isa="avx2").accumulation == "pairwise_sat16_u8s8"
 assert get_profile("onnxruntime", isa="vnni").accumulation == "exact_int32"

@@ -308,6 +308,7 @@ def _float32_kernel(acc, m, zp, lo, hi):
 
 @numba.njit(cache=True)
 def _rhaz64(v):
+    """Numba scalar twin of `refquant.rounding.round_half_away_from_zero` (C `std::round` on a double)."""
     t = np.trunc(v)
     if abs(v - t) >= 0.5:  # exact: v - t is exact in float64
         return t + (1.0 if v > 0 else -1.0)
