@@ -53,7 +53,7 @@ def main(argv=None) -> None:
 
     steps = _load("kernel_steps", ROOT / "docs" / "examples" / "kernel_steps.py")
     bench = _load("bench_kernels", ROOT / "benchmarks" / "kernels.py")
-    from refquant.kernels import gemm_reference
+    from refquant.kernels.gemm import gemm_reference
 
     rng = np.random.default_rng(0)
     M, K, N = 256, 1024, 1024

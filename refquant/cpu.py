@@ -13,9 +13,11 @@ import platform
 
 from .errors import QuantizationValueError
 
-__all__ = ["cpu_features", "detect_isa", "ISA_CHOICES", "resolve_isa"]
+__all__ = ["cpu_features", "detect_isa", "detect_isa_class", "ISA_CHOICES", "ISA_CLASS_CHOICES", "resolve_isa",
+           "resolve_isa_class"]
 
 ISA_CHOICES = ("auto", "avx2", "vnni", "exact")
+ISA_CLASS_CHOICES = ("auto", "avx2", "vnni", "avx512_vnni", "avx_vnni", "exact")
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,6 +55,29 @@ def detect_isa() -> str:
 
 def resolve_isa(isa: str) -> str:
     """Validate ``isa`` and replace ``"auto"`` by :func:`detect_isa`'s answer."""
-    if isa not in ISA_CHOICES:
+    if not isinstance(isa, str) or isa not in ISA_CHOICES:
         raise QuantizationValueError(f"isa must be one of {ISA_CHOICES}, got {isa!r}")
     return detect_isa() if isa == "auto" else isa
+
+
+def detect_isa_class() -> str:
+    """Classify the running CPU more finely: ``"avx512_vnni"``, ``"avx_vnni"`` (AVX-VNNI without
+    AVX-512 VNNI), ``"avx2"`` (x86-64 without VNNI) or ``"exact"`` (not x86).
+
+    Backends differ here: ONNX Runtime's MLAS uses ``vpdpbusd`` with either VNNI, fbgemm only
+    with AVX-512 VNNI (its ``fbgemmHasAvx512VnniSupport``).
+    """
+    f = cpu_features()
+    if detect_isa() == "vnni":
+        return "avx512_vnni" if ("avx512_vnni" in f or "avx512vnni" in f) else "avx_vnni"
+    return detect_isa()
+
+
+def resolve_isa_class(isa: str) -> str:
+    """Validate ``isa`` (one of :data:`ISA_CLASS_CHOICES`); ``"auto"`` becomes
+    :func:`detect_isa_class`'s answer and ``"vnni"`` means ``"avx512_vnni"``."""
+    if not isinstance(isa, str) or isa not in ISA_CLASS_CHOICES:
+        raise QuantizationValueError(f"isa must be one of {ISA_CLASS_CHOICES}, got {isa!r}")
+    if isa == "auto":
+        return detect_isa_class()
+    return "avx512_vnni" if isa == "vnni" else isa

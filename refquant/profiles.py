@@ -1,8 +1,9 @@
 """Backend profiles: every arithmetic choice that makes backends disagree, by name.
 
-A :class:`Profile` is a small frozen record of choices (backends.md §4.2); the
-core functions and kernels read them, so a new backend is a new profile, never an
-``if backend == ...`` inside a kernel. The named profiles reproduce:
+A :class:`Profile` is a frozen record of choices built from the specs of :mod:`refquant.specs`
+(whose step names live in :mod:`refquant.modes`); the core functions and the ops layer read
+it, so a new backend is a new profile, never an ``if backend == ...`` below the faces. The
+named profiles reproduce:
 
 | name | backend behaviour |
 |---|---|
@@ -12,17 +13,10 @@ core functions and kernels read them, so a new backend is a new profile, never a
 | ``tflite_reference`` | TFLite/LiteRT builtin reference kernels (``BUILTIN_REF``) |
 | ``tflite_xnnpack`` | TFLite with the XNNPACK delegate (default ``BUILTIN`` resolver) |
 | ``tflite_optimized`` | TFLite builtin optimized kernels on x86 (ruy AVX2), no delegate |
-| ``pytorch_fbgemm`` | PyTorch 2.13 quantized CPU ops, engines ``fbgemm`` / ``x86`` |
+| ``pytorch_fbgemm`` | PyTorch 2.13 quantized CPU ops, engine ``fbgemm`` |
+| ``pytorch_fbgemm_zp_after`` | PyTorch 1.6 - 2.12 quantize (zero point after rounding) |
 | ``pytorch_qnnpack`` | PyTorch 2.13 quantized CPU ops, engine ``qnnpack`` |
 | ``gemmlowp`` | gemmlowp's documented quantization example and fixed-point output stage |
-
-Requantization names (field ``requant``), used by :mod:`refquant.kernels`:
-``fixed_double`` (gemmlowp SRDHM then RoundingDivideByPOT), ``fixed_single``
-(``TFLITE_SINGLE_ROUNDING``), ``fixed_double_up`` (SRDHM then a half-up shift: ruy
-AVX2, NEON 4Rows), ``fixed_int64_reduced16`` (TFLite 16x8), ``float32_rne``
-(``lrintf(float(acc) * m)``: ORT, XNNPACK, fbgemm, qnnpack), ``float64_rhaz`` (TFLite
-reference FullyConnected), ``float64_rne`` (onnx reference evaluator), ``exact_rne``
-(the ONNX specification: exact real product, ties to even).
 """
 
 from __future__ import annotations
@@ -30,144 +24,263 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .cpu import resolve_isa
+from .cpu import resolve_isa_class
 from .errors import QuantizationValueError
-from .quantize import DequantizeSpec, QuantizeSpec
+from .modes import ISAS
+from .specs import Case, Cases, DequantizeSpec, LayerSpec, QuantizeSpec, SimdSplit, select_spec
 
 __all__ = ["Profile", "get_profile", "list_profiles", "PROFILES"]
 
-_REQUANT = ("fixed_double", "fixed_single", "fixed_double_up", "fixed_int64_reduced16",
-            "float32_rne", "float64_rhaz", "float64_rne", "exact_rne")
-_MULTIPLIER = ("f32_ab_div_c", "f64_ab_div_c", "f32_ba_times_recip_c", "f32_ab_then_f64_div", "exact")
-_BIAS = ("int32", "float_over_act_times_w_scale", "runtime_quantized")
-_ACC = ("exact_int32", "wrap_int32", "pairwise_sat16_u8s8", "int64")
+_STEP_TYPES = (QuantizeSpec, DequantizeSpec, Cases, SimdSplit)
+_FAMILIES = ("linear", "conv", "grouped_conv", "depthwise", "integer_conv")
 
 
 @dataclass(frozen=True)
 class Profile:
-    """One backend's arithmetic choices.
+    """One backend's arithmetic choices, per op family.
 
     Attributes:
         name: Registry name.
         description: One line: which backend, version and path.
-        quantize: float -> int (:class:`refquant.quantize.QuantizeSpec`).
-        dequantize: int -> float (:class:`refquant.quantize.DequantizeSpec`).
-        fake_quantize: float -> float simulation used in training (PyTorch adds the
-            zero point after rounding there, unlike its ``quantize_per_tensor``).
-        requant: Requantization of int32 accumulators (see module docstring).
-        multiplier: How the real multiplier $S_x S_w / S_y$ is formed: ``f32_ab_div_c``
-            (float32 ``(a*b)/c``), ``f64_ab_div_c`` (double), ``f32_ba_times_recip_c``
-            (float32 ``(w*x)*(1/y)``, qnnpack), ``f32_ab_then_f64_div`` (TFLite legacy
-            uint8), ``exact``.
-        single_rounding: ``TFLITE_SINGLE_ROUNDING`` build of ``QuantizeMultiplier``.
-        bias: ``int32`` (added to the accumulator), ``float_over_act_times_w_scale``
-            (fbgemm: float bias divided by $S_x S_w$ in float), ``runtime_quantized``
-            (qnnpack: quantized at run time with RNE of ``b * (1/(S_w S_x))``).
-        accumulation: ``exact_int32``, ``wrap_int32``, ``pairwise_sat16_u8s8`` (x86
-            ``vpmaddubsw`` without VNNI) or ``int64``.
-        weight_narrow: Weights use $[-127, 127]$ (TFLite).
-        activation_reduce_range: ``None``, ``"pytorch"`` or ``"onnxruntime"``.
-        clamp_float_before_round: Requant clamps in float before rounding (ORT, XNNPACK).
-        u8s8_follows_isa: The backend runs u8×s8 products through x86 ``vpmaddubsw`` when the
-            CPU has no VNNI (ONNX Runtime MLAS, fbgemm), so :meth:`with_isa` sets ``accumulation``.
-        sources: Where the behaviour was read or measured (backends.md sections).
+        quantize: float -> int: a :class:`~refquant.specs.QuantizeSpec`, or
+            :class:`~refquant.specs.Cases` / :class:`~refquant.specs.SimdSplit` where the
+            backend runs other kernels for other formats, granularities or positions.
+        dequantize: int -> float, likewise with :class:`~refquant.specs.DequantizeSpec`.
+        fake_quantize: float -> float simulation used in training, quantize half (PyTorch
+            adds the zero point after rounding there, unlike its ``quantize_per_tensor``).
+        fake_dequantize: Its dequantize half; ``None``: the same as ``dequantize``.
+        linear: Fully connected / matmul layers (:class:`~refquant.specs.LayerSpec`).
+        conv: Convolutions (groups = 1).
+        grouped_conv: Grouped convolutions that are not depthwise; ``None``: as ``conv``.
+        depthwise: Depthwise convolutions; ``None``: as ``conv``.
+        integer_conv: Convolutions that stop at the int32 accumulator (ONNX ``ConvInteger``),
+            where a backend runs another kernel; ``None``: as ``conv``.
+        isa: The instruction-set class the accumulation models are resolved for (one of
+            ``"avx2"``, ``"avx512_vnni"``, ``"avx_vnni"``, ``"exact"``); set by
+            :meth:`with_isa`. ``"exact"`` (the default) never saturates.
+        sources: Where the behaviour was read or measured.
     """
 
     name: str
     description: str
-    quantize: QuantizeSpec = field(default_factory=QuantizeSpec)
-    dequantize: DequantizeSpec = field(default_factory=DequantizeSpec)
-    fake_quantize: QuantizeSpec = field(default_factory=QuantizeSpec)
-    requant: str = "exact_rne"
-    multiplier: str = "exact"
-    single_rounding: bool = False
-    bias: str = "int32"
-    accumulation: str = "exact_int32"
-    weight_narrow: bool = False
-    activation_reduce_range: str | None = None
-    clamp_float_before_round: bool = False
-    u8s8_follows_isa: bool = False
+    quantize: object = field(default_factory=QuantizeSpec)
+    dequantize: object = field(default_factory=DequantizeSpec)
+    fake_quantize: object = field(default_factory=QuantizeSpec)
+    fake_dequantize: object = None
+    linear: LayerSpec = field(default_factory=LayerSpec)
+    conv: LayerSpec = field(default_factory=LayerSpec)
+    grouped_conv: LayerSpec | None = None
+    depthwise: LayerSpec | None = None
+    integer_conv: LayerSpec | None = None
+    isa: str = "exact"
     sources: str = ""
 
     def __post_init__(self):
-        for name, allowed in (("requant", _REQUANT), ("multiplier", _MULTIPLIER),
-                              ("bias", _BIAS), ("accumulation", _ACC)):
-            if getattr(self, name) not in allowed:
-                raise QuantizationValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("quantize", "dequantize", "fake_quantize"):
+            if not isinstance(getattr(self, name), _STEP_TYPES):
+                raise QuantizationValueError(f"{name} must be a QuantizeSpec, DequantizeSpec, Cases or SimdSplit, "
+                                             f"got {type(getattr(self, name)).__name__}")
+        for name in _FAMILIES:
+            v = getattr(self, name)
+            if not (isinstance(v, LayerSpec) or (v is None and name not in ("linear", "conv"))):
+                raise QuantizationValueError(f"{name} must be a LayerSpec, got {type(v).__name__}")
+        if self.isa not in ISAS:
+            raise QuantizationValueError(f"isa must be one of {ISAS}, got {self.isa!r}")
 
     def replace(self, **changes) -> "Profile":
         """Return a copy with some fields changed (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
     def with_isa(self, isa: str = "auto") -> "Profile":
-        """Return this profile with the u8×s8 accumulation model of an instruction set.
+        """Return this profile with its accumulation models resolved for an instruction set.
 
-        Only profiles with ``u8s8_follows_isa`` (their backend uses ``vpmaddubsw`` on x86) change:
-        ``"avx2"`` gives ``pairwise_sat16_u8s8``, ``"vnni"``/``"exact"`` give ``exact_int32``.
+        Args:
+            isa: ``"auto"`` (the running CPU), ``"avx2"`` (x86 without VNNI), ``"vnni"`` (AVX-512
+                VNNI), ``"avx512_vnni"``, ``"avx_vnni"`` (AVX-VNNI without AVX-512 VNNI) or
+                ``"exact"`` (no saturation model).
+
+        Each layer spec's ``pair_saturation_isas`` says on which of these its backend sums u8×s8
+        products in saturating int16 pairs (x86 ``vpmaddubsw``).
         """
-        isa = resolve_isa(isa)
-        if not self.u8s8_follows_isa or self.accumulation not in ("exact_int32", "pairwise_sat16_u8s8"):
-            return self
-        return self.replace(accumulation="pairwise_sat16_u8s8" if isa == "avx2" else "exact_int32")
+        return self.replace(isa=resolve_isa_class(isa))
+
+    def spec_for(self, step: str, qparams, shape, input_dtype=None):
+        """The spec this profile applies to one tensor in ``step`` (``"quantize"``, ``"dequantize"``,
+        ``"fake_quantize"``, ``"fake_dequantize"``), after its cases (:func:`~refquant.specs.select_spec`).
+
+        Example: ``get_profile("pytorch_fbgemm").spec_for("quantize", make_qparams(0.1, 0, "int32"), (4,))``
+        is the scalar-path spec PyTorch uses for per-tensor qint32.
+        """
+        if step not in ("quantize", "dequantize", "fake_quantize", "fake_dequantize"):
+            raise QuantizationValueError(f"step must be 'quantize', 'dequantize', 'fake_quantize' or "
+                                         f"'fake_dequantize', got {step!r}")
+        entry = getattr(self, step)
+        if entry is None:  # fake_dequantize: the same as dequantize
+            entry = self.dequantize
+        return select_spec(entry, qparams, shape, input_dtype)
+
+    def accumulation(self, family: str = "linear", x_dtype="uint8", w_dtype="int8") -> str:
+        """The accumulation model of ``family`` on this profile's ISA for these operand dtypes.
+
+        Example: ``get_profile("onnxruntime", isa="avx2").accumulation()`` is
+        ``"pairwise_sat16_u8s8"`` (x86 ``vpmaddubsw``); with ``isa="vnni"`` it is ``"exact_int32"``.
+        """
+        return self.layer(family).accumulation_for(self.isa, x_dtype, w_dtype)
+
+    def layer(self, family: str) -> LayerSpec:
+        """The :class:`~refquant.specs.LayerSpec` of a family in :data:`_FAMILIES` (``"linear"``,
+        ``"conv"``, ``"grouped_conv"``, ``"depthwise"``, ``"integer_conv"``; the last three fall back
+        to ``conv``)."""
+        if family not in _FAMILIES:
+            raise QuantizationValueError(f"family must be one of {_FAMILIES}, got {family!r}")
+        return getattr(self, family) or self.conv
 
 
-_RNE_DIV = QuantizeSpec()  # the ONNX specification
+# --------------------------------------------------------------------------- shared specs
+
+_RNE_DIV = QuantizeSpec()  # divide, round half to even, add the zero point, saturate
+_ONNX_Q = QuantizeSpec(precision="scale")  # the ONNX specification: x / y_scale in y_scale's type
+# TFLite reference QUANTIZE: (int32)std::round(x / (float)s) + zp, clamp (float32 division, RHAZ).
+_TFL_REF_Q = QuantizeSpec(rounding="half_away_from_zero", nan="int_cast", overflow="int_cast")
+# TFLite optimized QUANTIZE, 8-wide blocks: vcvtnq_s32_f32(x * (float)(1.0 / (double)s)) + zp (RNE,
+# C-cast specials). (float)(1.0/(double)s) == 1.0f/s for every float32 s: rounding a quotient of
+# 24-bit operands first to 53 bits, then to 24, is innocuous (53 >= 2*24 + 2).
+_TFL_OPT_BLOCK_Q = QuantizeSpec(division="multiply_reciprocal", nan="int_cast", overflow="int_cast")
+# ... and its scalar tail: (int32)TfLiteRound(x / (double)s) + zp (float64 division, RHAZ).
+_TFL_OPT_TAIL_Q = QuantizeSpec(precision="float64", rounding="half_away_from_zero", nan="int_cast",
+                               overflow="int_cast")
+_TFL_OPT_Q = SimdSplit(8, _TFL_OPT_BLOCK_Q, _TFL_OPT_TAIL_Q)
+# XNNPACK f32-qs8-vcvt: lrintf(clamp(x * (1.0f/s), qmin - zp, qmax - zp)) + zp, with FTZ/DAZ set by
+# its thread pool (measured: subnormal x -> 0); a subnormal scale is refused.
+_XNN_Q = QuantizeSpec(division="multiply_reciprocal", clamp="before_round", nan="qmax", denormals="flush",
+                      subnormal_scale="refuse")
+_TFL_DQ = DequantizeSpec()  # float32((q - Z) * s): the exact integer difference, one rounding
+# Optimized DEQUANTIZE, 8-wide blocks: vmlaq_f32(float(-zp*s), float(q), s) = float32(q*s) + float32(-zp*s).
+_TFL_OPT_DQ = SimdSplit(8, DequantizeSpec(subtract="mul_then_sub"), _TFL_DQ)
+# Per-channel and 4-bit QUANTIZE, per-channel DEQUANTIZE: the reference functions serve every kernel.
+_TFL_REF_CASES = (Case(_TFL_REF_Q, granularity="per_axis"), Case(_TFL_REF_Q, formats=("int4", "uint4")))
+# The XNNPACK delegate takes int8/uint8 per-tensor QUANTIZE/DEQUANTIZE of rank <= 6 (XNN_MAX_TENSOR_DIMS)
+# with at least one element; LiteRT runs every other node on the optimized kernel.
+_XNN_TAKES = dict(formats=("int8", "uint8"), granularity="per_tensor", nonempty=True, max_rank=6)
+
 # torch 2.13 quantize_per_tensor, quint8/qint8 (fbgemm QuantizeAvx2, measured on x86): RNE of
 # fma(x, 1.0f/s, zp), NaN -> qmax. Per-tensor qint32 and every per-channel quantize take the scalar
-# path (two roundings, zp added as a float32): the PyTorch face selects that spec by dtype/granularity.
-_TORCH_Q = QuantizeSpec(division="multiply_reciprocal", reciprocal="float32", zero_point="before_round_fma",
-                        nan="qmax")
+# path (ATen quantize_val: two roundings, zp added as a float32; NaN through (T)(double)NaN).
+_MUL32 = dict(division="multiply_reciprocal", reciprocal="float32")
+_TORCH_Q = QuantizeSpec(**_MUL32, zero_point="before_round_fma", nan="qmax")
+_TORCH_Q_SCALAR = QuantizeSpec(**_MUL32, zero_point="before_round", nan="int_cast_truncate")
+_TORCH_QUANTIZE = Cases((Case(_TORCH_Q, formats=("uint8", "int8"), granularity="per_tensor"),), _TORCH_Q_SCALAR)
+# torch 1.6 - 2.12: the zero point is added after rounding (vector path) / as a float (scalar path).
+_TORCH_QUANTIZE_ZP_AFTER = Cases(
+    (Case(QuantizeSpec(**_MUL32, zero_point="after_round", nan="qmax"), formats=("uint8", "int8"),
+          granularity="per_tensor"),),
+    QuantizeSpec(**_MUL32, zero_point="after_round_float", nan="int_cast_truncate"))
+# dequantize: per tensor fbgemm Dequantize (q - Z wraps in int32 for qint32); per channel ATen
+# dequantize_per_channel_affine_kernel: float(q) - float(Z), times the float64 scale, one rounding.
+_TORCH_DEQUANTIZE = Cases((Case(DequantizeSpec(subtract="float", scale_precision="float64"), granularity="per_axis"),),
+                          DequantizeSpec(subtract="int32_wrap"))
 # torch 2.13 fake_quantize_per_tensor_affine (measured, x86): qval = zp + nearbyint(x * inv) as a
-# float32 sum; NaN -> quant_min (mask 0); +-inf and 1e10 saturate (mask 0); the mask is compared in
-# float. The per-channel kernel differs on +inf (static_cast<int64_t>(inf) -> INT64_MIN ->
-# quant_min) and computes in double: the PyTorch face derives that spec from this one.
-_TORCH_FQ = QuantizeSpec(division="multiply_reciprocal", reciprocal="float32", zero_point="after_round_float",
-                         nan="qmin", overflow="saturate", mask_compare="float")
+# float sum; NaN -> quant_min (mask 0); +-inf and 1e10 saturate (mask 0); the mask is compared in
+# float. Float64 inputs compute in double. Per channel: static_cast<int64_t> (NaN, Inf -> INT64_MIN ->
+# quant_min), exact mask, output in the input's precision through the float64 scale.
+_TORCH_FQ32 = QuantizeSpec(**_MUL32, zero_point="after_round_float", nan="qmin", overflow="saturate",
+                           mask_compare="float")
+_TORCH_FQ64 = dataclasses.replace(_TORCH_FQ32, precision="float64")
+_TORCH_FAKE_QUANTIZE = Cases((
+    Case(dataclasses.replace(_TORCH_FQ64, overflow="int64_cast", mask_compare="int"), granularity="per_axis",
+         input_dtypes=("float64",)),
+    Case(dataclasses.replace(_TORCH_FQ32, overflow="int64_cast", mask_compare="int"), granularity="per_axis"),
+    Case(_TORCH_FQ64, input_dtypes=("float64",)),
+), _TORCH_FQ32)
+_TORCH_FAKE_DEQUANTIZE = Cases((
+    Case(DequantizeSpec(precision="float64", scale_precision="float64"), granularity="per_axis",
+         input_dtypes=("float64",)),
+    Case(DequantizeSpec(scale_precision="float64"), granularity="per_axis"),
+), DequantizeSpec())
+
+# Layers.
+_EXACT = LayerSpec()  # the ONNX specification: exact real product, ties to even
+_TFL_REF_FC = LayerSpec("float64_rhaz", "f64_ab_div_c")  # double(acc) * (double(Sx) * double(Sw) / double(Sy))
+_TFL_REF_CONV = LayerSpec("fixed_double", "f64_ab_div_c")
+_XNN_LAYER = LayerSpec("float32_rne", "f32_ab_div_c", activation_bounds="add_zero_point_then_rne",
+                       max_requant_scale=256.0)  # xnn_create_*_qs8: the requantization scale must be < 256
+_ORT_LAYER = LayerSpec("float32_rne", "f32_ab_div_c", pair_saturation_isas=("avx2",))
+# fbgemm: float32 bias / float32(Sx*Sw) added in float (per tensor: times the reciprocal), lrintf of
+# acc * M; a product past 2^31 converts to INT32_MIN, which packing saturates to 0. fbgemm multiplies
+# u8 x s8 with vpmaddubsw unless the CPU has AVX-512 VNNI; its depthwise kernel always does.
+_FBGEMM = dict(requant="float32_rne", multiplier="f32_ab_div_c", bias="float_over_act_times_w_scale",
+               bias_reciprocal_per_tensor=True, overflow_to_zero=True)
+_FBGEMM_LAYER = LayerSpec(**_FBGEMM, pair_saturation_isas=("avx2", "avx_vnni"))
+_FBGEMM_DEPTHWISE = LayerSpec(**_FBGEMM, pair_saturation_isas=("avx2", "avx_vnni", "avx512_vnni"))
+# qnnpack: weights + 128 to uint8 (exact), multiplier float32 (Sw * Sx) * (1 / Sy), bias quantized at
+# run time, a multiplier that is not a positive normal float32 refused.
+_QNNPACK_LAYER = LayerSpec("float32_rne", "f32_ba_times_recip_c", bias="runtime_quantized",
+                           require_normal_multiplier=True, overflow_to_zero=True, dynamic_output="mul_then_add",
+                           dynamic_reduce_range=False)
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("onnx", "ONNX operator specification (QuantizeLinear: RNE of x / y_scale, then + zero point, saturate)",
-            quantize=_RNE_DIV, fake_quantize=_RNE_DIV, requant="exact_rne", multiplier="exact",
-            sources="backends.md §2.1-§2.4"),
+            quantize=_ONNX_Q, fake_quantize=_RNE_DIV, linear=_EXACT, conv=_EXACT,
+            sources="the ONNX operator specification (QuantizeLinear, DequantizeLinear, QLinearMatMul, QLinearConv)"),
     Profile("onnx_reference", "onnx.reference.ReferenceEvaluator (np.rint, int32 cast before the clip)",
             quantize=QuantizeSpec(precision="input", nan="int_cast", overflow="int_cast"),
-            dequantize=DequantizeSpec(subtract="float"),
-            fake_quantize=_RNE_DIV, requant="float64_rne", multiplier="f32_ab_div_c",
-            sources="backends.md §2.1, §2.4, §9"),
+            dequantize=DequantizeSpec(subtract="float"), fake_quantize=_RNE_DIV,
+            linear=LayerSpec("float64_rne", "f32_ab_div_c"), conv=LayerSpec("float64_rne", "f32_ab_div_c"),
+            sources="onnx.reference op implementations (measured, onnx 1.23)"),
     Profile("onnxruntime", "ONNX Runtime CPU EP (MLAS), x86-64: divps, clamp in float, cvtps2dq (RNE)",
-            quantize=QuantizeSpec(clamp="before_round", nan="qmin"), fake_quantize=_RNE_DIV,
-            requant="float32_rne", multiplier="f32_ab_div_c", accumulation="exact_int32",
-            activation_reduce_range=None, clamp_float_before_round=True, u8s8_follows_isa=True,
-            sources="backends.md §2.5, §2.6"),
+            quantize=QuantizeSpec(clamp="before_round", nan="qmin"),
+            dequantize=DequantizeSpec(subtract="int32_wrap"),  # MLAS: (int32)(x - zp) * scale
+            fake_quantize=_RNE_DIV, linear=_ORT_LAYER, conv=_ORT_LAYER,
+            # depthwise with multiplier 1 runs MLAS's exact u8s8 depthwise kernel
+            depthwise=dataclasses.replace(_ORT_LAYER, pair_saturation_isas=()),
+            # ConvInteger: W . im2col(x) through QGEMM, so int8 x with uint8 w pairs (weights unsigned)
+            integer_conv=dataclasses.replace(_ORT_LAYER, pair_operands=(("int8", "uint8"),)),
+            sources="MLAS QuantizeLinear, QGEMM and requantize kernels (measured, ONNX Runtime 1.32)"),
     Profile("tflite_reference", "TFLite/LiteRT reference kernels (BUILTIN_REF): std::round(x / s), gemmlowp double rounding",
-            quantize=QuantizeSpec(rounding="half_away_from_zero", nan="int_cast", overflow="int_cast"),
-            fake_quantize=QuantizeSpec(rounding="half_away_from_zero"),
-            requant="fixed_double", multiplier="f64_ab_div_c", weight_narrow=True,
-            sources="backends.md §1.1-§1.9, §8"),
+            quantize=_TFL_REF_Q, dequantize=_TFL_DQ, fake_quantize=QuantizeSpec(rounding="half_away_from_zero"),
+            linear=_TFL_REF_FC, conv=_TFL_REF_CONV,
+            sources="reference_ops / reference_integer_ops (measured, LiteRT 2.3.0)"),
     Profile("tflite_xnnpack", "TFLite with the XNNPACK delegate: x * (1/s) RNE; fp32 requantization",
-            # XNNPACK's thread pool runs its kernels with FTZ/DAZ set (measured: subnormal x -> 0)
-            quantize=QuantizeSpec(division="multiply_reciprocal", clamp="before_round", nan="qmax",
-                                  denormals="flush"),
-            fake_quantize=QuantizeSpec(division="multiply_reciprocal"),
-            requant="float32_rne", multiplier="f32_ab_div_c", weight_narrow=True,
-            clamp_float_before_round=True, sources="backends.md §1.7, §8"),
+            quantize=Cases(_TFL_REF_CASES + (Case(_XNN_Q, **_XNN_TAKES),), _TFL_OPT_Q),
+            dequantize=Cases((Case(_TFL_DQ, granularity="per_axis"),
+                              Case(DequantizeSpec(subnormal_scale="refuse"), **_XNN_TAKES)), _TFL_OPT_DQ),
+            fake_quantize=QuantizeSpec(division="multiply_reciprocal"), fake_dequantize=_TFL_DQ,
+            linear=_XNN_LAYER, conv=_XNN_LAYER,
+            sources="XNNPACK qs8/qu8 kernels through the LiteRT delegate (measured, LiteRT 2.3.0)"),
     Profile("tflite_optimized", "TFLite builtin optimized kernels on x86 (ruy AVX2: two half-up roundings)",
-            quantize=QuantizeSpec(division="multiply_reciprocal", nan="int_cast", overflow="int_cast"),
-            requant="fixed_double_up", multiplier="f64_ab_div_c", weight_narrow=True,
-            sources="backends.md §1.4, §1.9, §8 (QUANTIZE is position dependent: blocks of 8 vs tail)"),
-    Profile("pytorch_fbgemm", "PyTorch 2.13 CPU, engines fbgemm/x86: fma(x, 1/s, zp) RNE; lrintf requantization",
-            quantize=_TORCH_Q, fake_quantize=_TORCH_FQ, requant="float32_rne", multiplier="f32_ab_div_c",
-            bias="float_over_act_times_w_scale", accumulation="exact_int32", activation_reduce_range="pytorch",
-            u8s8_follows_isa=True, sources="backends.md §3.1-§3.4"),
+            quantize=Cases(_TFL_REF_CASES, _TFL_OPT_Q),
+            dequantize=Cases((Case(_TFL_DQ, granularity="per_axis"),), _TFL_OPT_DQ),
+            fake_quantize=QuantizeSpec(division="multiply_reciprocal", nan="int_cast", overflow="int_cast"),
+            fake_dequantize=_TFL_DQ,
+            # ruy; per-tensor FC: GetQuantizedConvolutionMultipler (float32 product, then double)
+            linear=LayerSpec("fixed_ruy_avx2", "f64_ab_div_c", multiplier_per_tensor="f32_ab_then_f64_div"),
+            conv=LayerSpec("fixed_ruy_avx2", "f64_ab_div_c"),
+            grouped_conv=_TFL_REF_CONV,  # LiteRT runs grouped convolutions on the reference kernel
+            # 8-channel vector blocks round the second step half up (DepthwiseConvOutputRounding
+            # kUpward); the scalar tail of the last O % 8 channels calls the reference MBQM.
+            depthwise=LayerSpec("fixed_double_up", "f64_ab_div_c", tail_block=8, tail_requant="fixed_double"),
+            sources="optimized_ops, ruy AVX2 kernels (measured, LiteRT 2.3.0 x86-64)"),
+    Profile("pytorch_fbgemm", "PyTorch 2.13 CPU, engine fbgemm: fma(x, 1/s, zp) RNE; lrintf requantization",
+            quantize=_TORCH_QUANTIZE, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,
+            fake_dequantize=_TORCH_FAKE_DEQUANTIZE, linear=_FBGEMM_LAYER, conv=_FBGEMM_LAYER,
+            depthwise=_FBGEMM_DEPTHWISE,
+            sources="fbgemm QuantizeAvx2 / requantization, ATen quantized CPU kernels (measured, torch 2.13)"),
+    Profile("pytorch_fbgemm_zp_after", "PyTorch 1.6-2.12 CPU quantize (zero point added after rounding); "
+            "otherwise as pytorch_fbgemm",
+            quantize=_TORCH_QUANTIZE_ZP_AFTER, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,
+            fake_dequantize=_TORCH_FAKE_DEQUANTIZE, linear=_FBGEMM_LAYER, conv=_FBGEMM_LAYER,
+            depthwise=_FBGEMM_DEPTHWISE, sources="fbgemm QuantizeAvx2 before torch 2.13 (read in source)"),
     Profile("pytorch_qnnpack", "PyTorch 2.13 CPU, engine qnnpack: weights +128 to uint8; runtime-quantized bias",
-            quantize=_TORCH_Q, fake_quantize=_TORCH_FQ, requant="float32_rne", multiplier="f32_ba_times_recip_c",
-            bias="runtime_quantized", sources="backends.md §3.5"),
+            quantize=_TORCH_QUANTIZE, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,
+            fake_dequantize=_TORCH_FAKE_DEQUANTIZE, linear=_QNNPACK_LAYER, conv=_QNNPACK_LAYER,
+            sources="qnnpack requantization and PackedLinearWeightsQnnp (measured, torch 2.13)"),
     Profile("gemmlowp", "gemmlowp: quantization_example.cc (round(zp + x/s)) and the fixed-point output stage",
             # NaN -> qmax: std::max(0.f, std::min(255.f, NaN)) is 255 (std::min returns its first
             # argument when the comparison with NaN is false).
             quantize=QuantizeSpec(rounding="half_away_from_zero", zero_point="before_round", clamp="before_round",
                                   nan="qmax"),
             fake_quantize=QuantizeSpec(rounding="half_away_from_zero"),
-            requant="fixed_double", multiplier="f64_ab_div_c", sources="gemmlowp doc/quantization.md"),
+            linear=_TFL_REF_CONV, conv=_TFL_REF_CONV, sources="gemmlowp doc/quantization.md"),
 )}
 
 def get_profile(name, *, isa: str | None = None) -> Profile:
@@ -175,8 +288,8 @@ def get_profile(name, *, isa: str | None = None) -> Profile:
 
     Args:
         name: A key of :data:`PROFILES` or a :class:`Profile`.
-        isa: For profiles with ``u8s8_follows_isa`` (``onnxruntime``, ``pytorch_fbgemm``): ``"auto"`` (the running CPU),
-            ``"avx2"``, ``"vnni"`` or ``"exact"``; ``None`` keeps the stored model.
+        isa: Resolve the accumulation models for an instruction set (see :meth:`Profile.with_isa`);
+            ``None`` keeps the profile's own (``"exact"`` for the registered profiles).
 
     Raises:
         QuantizationValueError: Unknown name.

@@ -31,15 +31,16 @@ $qS - ZS$ (TFLite optimized blocks).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import _validate as V
 from .dtypes import INT32_MIN, wrap_int32
-from .errors import QuantizationValueError
+from .errors import QuantizationTypeError, QuantizationValueError, UnsupportedError
+from .profiles import get_profile
 from .qparams import QParams
-from .rounding import as_rounding_mode, round_by_mode
+from .rounding import round_by_mode
+from .specs import Cases, DequantizeSpec, QuantizeSpec, SimdSplit, select_spec
 
 __all__ = [
     "QuantizeSpec",
@@ -52,115 +53,42 @@ __all__ = [
     "fma_f32",
 ]
 
-_CHOICES = {
-    "division": ("divide", "multiply_reciprocal"),
-    "reciprocal": ("same_precision", "double_then_float", "float32"),
-    "zero_point": ("after_round", "before_round", "before_round_fma", "after_round_float"),
-    "clamp": ("after_round", "before_round"),
-    "nan": ("qmin", "qmax", "zero_point", "int_cast", "int_cast_truncate"),
-    "overflow": ("saturate", "int_cast", "int64_cast"),
-    "mask_compare": ("int", "float"),
-    "denormals": ("keep", "flush"),
-}
-
-
-@dataclass(frozen=True)
-class QuantizeSpec:
-    """How one backend maps float to integer codes (see the module docstring).
-
-    Attributes:
-        division: ``"divide"`` ($x/S$) or ``"multiply_reciprocal"`` ($x \\cdot (1/S)$).
-        precision: ``"float32"``, ``"float64"`` or ``"input"`` (the input's float dtype).
-        reciprocal: how $1/S$ is formed: ``"same_precision"`` (``1.0f / s``),
-            ``"double_then_float"`` (``(float)(1.0 / (double)s)``) or ``"float32"``
-            (``1.0f / s`` in float32 even when the product is in float64: PyTorch
-            fake-quantize of a double tensor multiplies by a float ``inv_scale``).
-        zero_point: ``"after_round"``, ``"before_round"`` (two float roundings),
-            ``"before_round_fma"`` (``fma(x, inv, Z)``, one rounding) or
-            ``"after_round_float"`` (``Z + round(v)`` added in the float precision, so
-            rounded when $|Z + \\mathrm{round}(v)| > 2^{24}$ in float32: PyTorch
-            fake-quantize, whose ``int64 + float`` is a float sum).
-        rounding: a :class:`refquant.rounding.RoundingMode` value.
-        clamp: ``"after_round"`` or ``"before_round"``.
-        nan: where NaN goes: ``"qmin"``, ``"qmax"``, ``"zero_point"``,
-            ``"int_cast"`` (C cast: INT32_MIN, plus Z with int32 wrap, then clamp) or
-            ``"int_cast_truncate"`` (C ``(T)(double)NaN``: ``cvttsd2si`` gives INT32_MIN,
-            truncated to the format's width: 0 for 8- and 16-bit, INT32_MIN for int32;
-            PyTorch's scalar ``quantize_val``).
-        overflow: ``"saturate"``, ``"int_cast"`` for $|v| \\ge 2^{31}$ and $\\pm\\infty$,
-            or ``"int64_cast"`` (``static_cast<int64_t>``: $|v| \\ge 2^{63}$ and
-            $\\pm\\infty$ become INT64_MIN, hence $q_{min}$; PyTorch per-channel fake-quantize).
-        mask_compare: how :func:`fake_quantize_with_mask` tests $q_{min} \\le q_u \\le q_{max}$:
-            ``"int"`` (exact) or ``"float"`` (the bounds rounded to the compute precision,
-            as C++ ``quant_min <= qval_f`` does with a float ``qval_f``: in float32,
-            ``2^31 <= float(2^31 - 1)`` is true).
-        denormals: ``"keep"`` (IEEE subnormals) or ``"flush"``: subnormal operands of the
-            scaling step count as zero and a subnormal result becomes zero (x86 MXCSR
-            FTZ + DAZ, which XNNPACK's thread pool sets while its kernels run: with it,
-            ``1e-39 / 1.2e-38`` quantizes to 0, not 1, and a scale above $2^{126}$ has a
-            reciprocal of 0, so $\\pm\\infty \\cdot 0$ = NaN; measured on LiteRT 2.3.0).
-    """
-
-    division: str = "divide"
-    precision: str = "float32"
-    reciprocal: str = "same_precision"
-    zero_point: str = "after_round"
-    rounding: str = "half_to_even"
-    clamp: str = "after_round"
-    nan: str = "qmin"
-    overflow: str = "saturate"
-    mask_compare: str = "int"
-    denormals: str = "keep"
-
-    def __post_init__(self):
-        for field, allowed in _CHOICES.items():
-            if getattr(self, field) not in allowed:
-                raise QuantizationValueError(f"{field} must be one of {allowed}, got {getattr(self, field)!r}")
-        if self.precision not in ("float16", "float32", "float64", "input"):
-            raise QuantizationValueError(
-                f"precision must be 'float16', 'float32', 'float64' or 'input', got {self.precision!r}")
-        if self.zero_point == "after_round_float" and self.clamp == "before_round":
-            raise QuantizationValueError("zero_point='after_round_float' needs clamp='after_round'")
-        object.__setattr__(self, "rounding", as_rounding_mode(self.rounding).value)
-
-
-@dataclass(frozen=True)
-class DequantizeSpec:
-    """How one backend maps codes back to float: $r = S (q - Z)$.
-
-    Attributes:
-        subtract: ``"int"`` (exact integer $q - Z$, then to float), ``"int32_wrap"``
-            ($q - Z$ wrapped to int32 first), ``"float"`` (float(q) - float(Z) in the
-            output precision) or ``"mul_then_sub"`` ($qS - ZS$, each product rounded).
-        precision: output dtype, ``"float32"``, ``"float64"`` or ``"float16"``.
-        scale_precision: ``None`` (multiply in ``precision``) or ``"float64"``: the
-            difference is converted to float64, multiplied by the float64 scale and the
-            product rounded once to ``precision`` (PyTorch per-channel dequantize, whose
-            scales are a float64 tensor, and per-channel fake-quantize's ``double`` math).
-    """
-
-    subtract: str = "int"
-    precision: str = "float32"
-    scale_precision: str | None = None
-
-    def __post_init__(self):
-        if self.subtract not in ("int", "int32_wrap", "float", "mul_then_sub"):
-            raise QuantizationValueError(
-                f"subtract must be 'int', 'int32_wrap', 'float' or 'mul_then_sub', got {self.subtract!r}")
-        if self.precision not in ("float16", "float32", "float64"):
-            raise QuantizationValueError(f"precision must be a float dtype name, got {self.precision!r}")
-        if self.scale_precision not in (None, "float64"):
-            raise QuantizationValueError(f"scale_precision must be None or 'float64', got {self.scale_precision!r}")
-
-
-def _resolve(profile, attr: str, default):
-    """Accept a Profile, a profile name, a spec object or None."""
+def _entry(profile, attr: str, default):
+    """What the profile holds for one step: accept a Profile, a profile name, a spec or None."""
     if profile is None:
         return default
-    if isinstance(profile, (QuantizeSpec, DequantizeSpec)):
+    if isinstance(profile, (QuantizeSpec, DequantizeSpec, Cases, SimdSplit)):
         return profile
-    from .profiles import get_profile  # local import: profiles imports this module
     return getattr(get_profile(profile), attr)
+
+
+def _check_qparams(qparams) -> QParams:
+    if not isinstance(qparams, QParams):
+        raise QuantizationTypeError(f"qparams must be a refquant.QParams (see refquant.make_qparams), got "
+                                    f"{type(qparams).__name__}")
+    return qparams
+
+
+def _refuse_subnormal_scale(spec, qp: QParams) -> None:
+    if spec.subnormal_scale == "refuse":
+        s = np.asarray(qp.scale, np.float32)
+        if s.size and float(np.min(s)) < np.finfo(np.float32).tiny:
+            raise UnsupportedError(f"scale must be a normal float32 (>= {np.finfo(np.float32).tiny:.9g}) for this "
+                                   f"profile's kernel (the backend rejects a subnormal scale), got "
+                                   f"{float(np.min(s))!r}")
+
+
+def _split_apply(a: np.ndarray, spec, fn) -> np.ndarray:
+    """``fn(a, spec)``, or for a :class:`SimdSplit`: ``fn`` with the body spec on the elements of
+    whole blocks (C order) and with the tail spec on the rest."""
+    if not isinstance(spec, SimdSplit):
+        return fn(a, spec)
+    nb = a.size - a.size % spec.block
+    if nb == a.size or nb == 0:
+        return fn(a, spec.body if nb else spec.tail)
+    body, tail = fn(a, spec.body), fn(a, spec.tail)  # each over the whole tensor: per-axis parameters fit
+    in_body = (np.arange(a.size) < nb).reshape(a.shape)
+    return np.where(in_body, body, tail).astype(body.dtype)
 
 
 def fma_f32(a32: np.ndarray, b32: np.ndarray, c) -> np.ndarray:
@@ -211,7 +139,8 @@ _fma_f32 = fma_f32  # the earlier private name
 
 def _scaled(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, spec: QuantizeSpec) -> np.ndarray:
     """Step 1-3: x/S (or x*inv), in the spec's precision, with Z added if before rounding."""
-    dt = x.dtype if spec.precision == "input" else np.dtype(spec.precision)
+    dt = x.dtype if spec.precision == "input" else scale.dtype if spec.precision == "scale" \
+        else np.dtype(spec.precision)
     xs = x.astype(dt, copy=False)
     s = scale.astype(dt)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -316,9 +245,16 @@ def quantize(x, qparams: QParams, profile=None) -> np.ndarray:
         QuantizationTypeError: ``x`` is not a float array.
         ShapeError: The parameters do not fit ``x``'s shape.
     """
-    spec = _resolve(profile, "quantize", QuantizeSpec())
-    q = _quantize_unclamped(x, qparams, spec)
-    return np.clip(q, qparams.qmin, qparams.qmax).astype(qparams.fmt.dtype)
+    qp = _check_qparams(qparams)
+    x = V.as_float_array(x, "x")
+    spec = select_spec(_entry(profile, "quantize", QuantizeSpec()), qp, x.shape, x.dtype)
+    return _split_apply(x, spec, lambda part, sp: _quantize_one(part, qp, sp))
+
+
+def _quantize_one(x: np.ndarray, qp: QParams, spec: QuantizeSpec) -> np.ndarray:
+    _refuse_subnormal_scale(spec, qp)
+    q = _quantize_unclamped(x, qp, spec)
+    return np.clip(q, qp.qmin, qp.qmax).astype(qp.fmt.dtype)
 
 
 def dequantize(q, qparams: QParams, profile=None) -> np.ndarray:
@@ -334,10 +270,20 @@ def dequantize(q, qparams: QParams, profile=None) -> np.ndarray:
     Returns:
         float32 array (or the spec's precision) of ``q``'s shape.
     """
-    spec = _resolve(profile, "dequantize", DequantizeSpec())
+    qp = _check_qparams(qparams)
     q = V.as_int_array(q, "q")
-    scale, zp = qparams.expand(q.shape)
-    dt = np.dtype(spec.precision)
+    spec = select_spec(_entry(profile, "dequantize", DequantizeSpec()), qp, q.shape)
+    with np.errstate(over="ignore", invalid="ignore"):  # S(q - Z) may overflow to inf: data, not an error
+        return _split_apply(q, spec, lambda part, sp: _dequantize_one(part, qp, sp))
+
+
+def _dequantize_one(q: np.ndarray, qp: QParams, spec: DequantizeSpec, input_dtype=None) -> np.ndarray:
+    _refuse_subnormal_scale(spec, qp)
+    scale, zp = qp.expand(q.shape)
+    if spec.precision == "input":
+        dt = np.dtype(input_dtype) if input_dtype is not None else np.dtype(np.float32)
+    else:
+        dt = np.dtype(spec.precision)
     s = scale.astype(dt)
     if spec.subtract == "mul_then_sub":
         return (q.astype(dt) * s - zp.astype(dt) * s).astype(dt)
@@ -363,20 +309,33 @@ def fake_quantize_with_mask(x, qparams: QParams, profile=None) -> tuple[np.ndarr
     Returns:
         ``(y, mask)``: float array of ``x``'s shape (the dequantize precision), bool mask.
     """
-    qspec = _resolve(profile, "fake_quantize", QuantizeSpec())
-    dspec = _resolve(None if isinstance(profile, QuantizeSpec) else profile, "dequantize", DequantizeSpec())
-    qu = _quantize_unclamped(x, qparams, qspec)
-    lo, hi = qparams.qmin, qparams.qmax
+    qp = _check_qparams(qparams)
+    x = V.as_float_array(x, "x")
+    qspec = select_spec(_entry(profile, "fake_quantize", QuantizeSpec()), qp, x.shape, x.dtype)
+    if isinstance(profile, (QuantizeSpec, Cases)) or profile is None:
+        dentry = DequantizeSpec()
+    elif isinstance(profile, (DequantizeSpec, SimdSplit)):
+        raise QuantizationTypeError(f"profile must be a Profile, a profile name or a QuantizeSpec for "
+                                    f"fake-quantization, got {type(profile).__name__}")
+    else:
+        prof = get_profile(profile)
+        dentry = prof.dequantize if prof.fake_dequantize is None else prof.fake_dequantize
+    dspec = select_spec(dentry, qp, x.shape, x.dtype)
+    if isinstance(qspec, SimdSplit) or isinstance(dspec, SimdSplit):
+        raise UnsupportedError("fake-quantization has no SIMD-position-dependent variant; give the profile a "
+                               "position-free fake_quantize / fake_dequantize spec")
+    _refuse_subnormal_scale(qspec, qp)
+    qu = _quantize_unclamped(x, qp, qspec)
+    lo, hi = qp.qmin, qp.qmax
     if qspec.mask_compare == "float":  # C++ `quant_min <= qval_f`: the bound is converted to float
-        x_dt = np.asarray(x).dtype
-        dt = x_dt if qspec.precision == "input" else np.dtype(qspec.precision)
+        dt = x.dtype if qspec.precision == "input" else np.dtype(qp.scale.dtype) if qspec.precision == "scale" \
+            else np.dtype(qspec.precision)
         lo, hi = int(np.asarray(lo).astype(dt)), int(np.asarray(hi).astype(dt))
     mask = (qu >= lo) & (qu <= hi)
-    x_arr = np.asarray(x)
-    if x_arr.dtype.kind == "f":
-        mask &= ~np.isnan(x_arr)
-    qc = np.clip(qu, qparams.qmin, qparams.qmax)
-    return dequantize(qc, qparams, dspec), mask
+    mask &= ~np.isnan(x)
+    qc = np.clip(qu, qp.qmin, qp.qmax)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _dequantize_one(qc, qp, dspec, x.dtype), mask
 
 
 def fake_quantize(x, qparams: QParams, profile=None) -> np.ndarray:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+
+from refquant.ops import layers
 import pytest
 
 from refquant.backends import _onnx_ops, _onnxruntime_ops
@@ -185,7 +187,8 @@ def no_kernels(monkeypatch):
     def trap(*args, **kwargs):
         raise AssertionError("a kernel ran before the bad input was refused")
 
-    for mod, names in ((_onnx_ops, ("matmul", "gemm", "conv2d", "requantize", "add_bias", "requant_params")),
+    for mod, names in ((_onnx_ops, ("matmul", "gemm", "conv2d", "output_stage")),
+                       (layers, ("requantize", "add_bias", "requant_params")),
                        (_onnxruntime_ops, ("float_add", "global_average_pool", "apply_lut", "rational_logistic_lut"))):
         for name in names:
             monkeypatch.setattr(mod, name, trap)

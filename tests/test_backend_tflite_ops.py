@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import refquant.backends._tflite_ops as ops
+import refquant.ops.layers as ops
 from refquant.backends import tflite
 from refquant.errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from refquant.kernels import elementwise as ew
@@ -141,7 +141,7 @@ def no_kernels(monkeypatch):
     def ran(*_a, **_k):
         raise AssertionError("a kernel ran before the input was validated")
 
-    for mod, names in ((ops, ("_gemm", "_conv_acc", "add_bias", "requantize")),
+    for mod, names in ((ops, ("gemm", "conv_accumulate", "add_bias", "requantize")),
                        (ew, ("fixed_point_add", "rescale_add")), (kpool, ("average_pool2d", "max_pool2d")),
                        (ksoftmax, ("softmax_fixed_point", "softmax_lut")), (klut, ("apply_lut",))):
         for name in names:

@@ -109,7 +109,7 @@ def test_requant_fixed_double_vs_tflite_conv():
         xz, yz = draw_zp(rng, np.int8, kind), draw_zp(rng, np.int8, kind)
         bias = rng.integers(-2000, 2000, o).astype(np.int32)
         acc = np.einsum("nhwc,oc->nhwo", x.astype(np.int64) - xz, w[:, 0, 0, :].astype(np.int64)) + bias
-        p = mult.requant_params(xs, ws, ys, profile="tflite_reference")
+        p = mult.requant_params(xs, ws, ys, mode="fixed_double", derivation="f64_ab_div_c")  # reference CONV_2D
         want = rq.requantize(acc.astype(np.int32), p.multiplier, yz, -128, 127, mode=p.mode, shift=p.shift,
                              dtype=np.int8)
         total += check(tfl.run_conv2d(x, xs, xz, w, ws, bias, ys, yz, resolver="ref"), want, f"conv trial {t}")

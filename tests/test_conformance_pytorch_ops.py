@@ -26,7 +26,10 @@ from support.torch_runner import quantized_engine, require_engine  # noqa: E402
 
 from refquant._validate import as_int_pair  # noqa: E402
 from refquant.backends import _pytorch_add as ADD  # noqa: E402
-from refquant.backends import _pytorch_ops as OPS  # noqa: E402
+from refquant.kernels import conv as kconv  # noqa: E402
+from refquant.kernels import gemm as kgemm  # noqa: E402
+from refquant.ops import layers  # noqa: E402
+from refquant.profiles import get_profile  # noqa: E402
 from refquant.backends import pytorch as P  # noqa: E402
 from refquant.errors import UnsupportedError  # noqa: E402
 from refquant.kernels import bias as B  # noqa: E402
@@ -36,7 +39,7 @@ from refquant.quantize import fma_f32  # noqa: E402
 pytestmark = [pytest.mark.conformance, pytest.mark.filterwarnings("ignore::UserWarning")]
 F32 = np.float32
 ENGINES = ("fbgemm", "x86", "qnnpack")
-AVX2 = OPS._fbgemm_isa("auto") == "avx2"
+AVX2 = get_profile("pytorch_fbgemm").with_isa("auto").isa in ("avx2", "avx_vnni")  # fbgemm pairs u8s8 here
 
 
 def check(ours, theirs, what):
@@ -197,9 +200,10 @@ def test_linear(engine):
                 counts["bias_alternatives_wrong"] += sum(int((alt != got).sum()) for alt in fbgemm_bias_alternatives(
                     acc.astype(np.int32), bias, xs, ws, ys, yz, -1))
             if engine == "qnnpack" and full_range:  # qnnpack is exact: fbgemm's pair saturation would be wrong
-                pairs = OPS._gemm.gemm(x, np.ascontiguousarray(w.T), xz, np.asarray(wz).astype(np.int8),
-                                       acc_model="pairwise_sat16_u8s8")
-                alt = OPS._requantize_output(pairs, bias, xs, np.asarray(ws, F32), per_channel, ys, yz, engine, -1)
+                pairs = kgemm.gemm(x, np.ascontiguousarray(w.T), xz, np.asarray(wz).astype(np.int8),
+                                   acc_model="pairwise_sat16_u8s8")
+                alt = layers.output_stage(pairs, get_profile("pytorch_qnnpack").linear, xs, np.asarray(ws, F32), ys,
+                                          yz, bias=bias, axis=-1, out_dtype=np.uint8)
                 counts["pairwise_model_wrong"] += int((alt != got).sum())
         # a 3-D input, as nnq.Linear accepts (..., K)
         x = rng.integers(0, 256, (2, 5, 9)).astype(np.uint8)
@@ -286,7 +290,7 @@ def test_conv2d(engine):
                 exact = P.conv2d(*args, **geo, engine=engine, isa="exact")
                 counts["pair_saturation_matters"] += int((exact != ours).sum())
                 if t == 2 or targeted:
-                    acc = OPS._conv.conv2d(x, w, xz, np.asarray(wz, np.int64).astype(np.int8), strides=s, pads=p,
+                    acc = kconv.conv2d(x, w, xz, np.asarray(wz, np.int64).astype(np.int8), strides=s, pads=p,
                                            dilations=d, groups=g)  # exact int32 (N, O, OH, OW)
                     counts["cvtps_overflow"] += overflowed(got, acc, np.asarray(xs * np.asarray(ws, F32) / ys, F32))
                 if targeted and engine != "qnnpack":
@@ -425,8 +429,8 @@ def test_dynamic_linear(engine):
                 rr = reduce_range and engine != "qnnpack"
                 sx, zx = P.choose_qparams_dynamic(float(x.min()), float(x.max()), qmin=0, qmax=255, reduce_range=rr)
                 xq = P.quantize_per_tensor(x, sx, zx, "quint8")
-                acc = OPS._gemm.gemm(xq, np.ascontiguousarray(w.T), zx, np.asarray(wz).astype(np.int8),
-                                     acc_model=OPS._acc_model(engine, "avx2" if AVX2 else "exact"))
+                acc = kgemm.gemm(xq, np.ascontiguousarray(w.T), zx, np.asarray(wz).astype(np.int8),
+                                 acc_model="pairwise_sat16_u8s8" if AVX2 and engine != "qnnpack" else "exact")
                 af, mm = acc.astype(F32), (F32(sx) * np.asarray(ws, F32)).astype(F32)
                 alt = ((af * mm).astype(F32) + bias).astype(F32) if engine != "qnnpack" else \
                     fma_f32(af, np.broadcast_to(mm, af.shape).astype(F32), np.broadcast_to(bias, af.shape))

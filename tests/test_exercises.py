@@ -117,7 +117,7 @@ def test_quiz_answers_agree_with_refquant():
 
 def test_quiz_02_answers_agree_with_refquant():
     from refquant import fixedpoint as fp
-    from refquant.kernels import gemm_reference
+    from refquant.kernels.gemm import gemm_reference
     from refquant.kernels.multiplier import activation_range
     from refquant.kernels.requant import requantize
 

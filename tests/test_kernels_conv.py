@@ -11,7 +11,7 @@ import pytest
 
 from refquant.errors import AccumulatorOverflowError, AccumulatorOverflowWarning, QuantizationTypeError
 from refquant.errors import QuantizationValueError, ShapeError
-from refquant.kernels import conv2d, conv2d_reference
+from refquant.kernels.conv import conv2d, conv2d_reference
 from refquant.kernels._conv_args import same_pads
 
 PAIR_MODEL = {(np.uint8, np.int8): "pairwise_sat16_u8s8", (np.int8, np.uint8): "pairwise_sat16_s8u8"}

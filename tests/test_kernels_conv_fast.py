@@ -10,7 +10,7 @@ import pytest
 
 from refquant.kernels import _conv_fast as cf
 from refquant.kernels import conv as conv_mod
-from refquant.kernels import conv2d, conv2d_reference
+from refquant.kernels.conv import conv2d, conv2d_reference
 
 pytestmark = pytest.mark.kernels
 

@@ -17,7 +17,7 @@ from refquant.errors import (
     QuantizationValueError,
     ShapeError,
 )
-from refquant.kernels import gemm, gemm_reference, matmul, matmul_reference
+from refquant.kernels.gemm import gemm, gemm_reference, matmul, matmul_reference
 from refquant.kernels.gemm import pairwise_sat16, pairwise_sat16_reference
 from support import edge_values as ev
 

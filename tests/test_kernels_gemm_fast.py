@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from refquant.kernels import _gemm_fast as gf
-from refquant.kernels import gemm, gemm_reference
+from refquant.kernels.gemm import gemm, gemm_reference
 
 pytestmark = pytest.mark.kernels
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from refquant.kernels import _gemv_fast as gv
-from refquant.kernels import gemm, gemm_reference
+from refquant.kernels.gemm import gemm, gemm_reference
 
 pytestmark = pytest.mark.kernels
 

@@ -213,22 +213,29 @@ def test_real_multiplier_derivations():
 
 
 def test_requant_params_from_profiles():
-    p = mult.requant_params(0.02, [0.001, 0.002], 0.05, profile="tflite_reference")
+    """A profile's layer spec names the mode and derivation; requant_params derives the multiplier."""
+    from refquant.profiles import get_profile
+
+    def from_profile(name, ws):
+        spec = get_profile(name).layer("conv")
+        return mult.requant_params(0.02, ws, 0.05, mode=spec.requant, derivation=spec.derivation(np.ndim(ws) > 0))
+
+    p = from_profile("tflite_reference", [0.001, 0.002])
     assert p.mode == "fixed_double" and p.multiplier.dtype == np.int32 and p.shift.shape == (2,)
     m = 0.02 * float(np.float32(0.001)) / 0.05
     assert (int(p.multiplier[0]), int(p.shift[0])) == quantize_multiplier(
         float(np.float32(0.02)) * float(np.float32(0.001)) / float(np.float32(0.05)))
     assert abs(p.multiplier[0] * 2.0 ** (p.shift[0] - 31) - m) < 1e-9
-    p = mult.requant_params(0.02, 0.001, 0.05, profile="onnxruntime")
+    p = from_profile("onnxruntime", 0.001)
     assert p.mode == "float32_rne" and p.multiplier.dtype == np.float32 and p.shift is None
-    p = mult.requant_params(0.02, 0.001, 0.05, profile="onnx")
+    p = from_profile("onnx", 0.001)
     assert p.mode == "exact_rne" and isinstance(p.multiplier[()], Fraction)
     p = mult.requant_params(0.02, 0.001, 0.05, mode="float64_rhaz", derivation="f64_ab_div_c")
     assert p.multiplier.dtype == np.float64
     p = mult.requant_params(1.0, 1.0, 2.0 ** -40, mode="fixed_single", derivation="f64_ab_div_c")
     assert (int(p.multiplier), int(p.shift)) == (2 ** 31 - 1, 30)  # single-rounding shift saturation
-    with pytest.raises(QuantizationValueError, match="mode and derivation"):
-        mult.requant_params(0.1, 0.1, 0.1)
+    with pytest.raises(TypeError, match="mode"):
+        mult.requant_params(0.1, 0.1, 0.1)  # mode and derivation are required keywords
     with pytest.raises(QuantizationValueError, match="derivation must be one of"):
         mult.requant_params(0.1, 0.1, 0.1, mode="float32_rne", derivation="f16")
 

@@ -10,7 +10,8 @@ import pytest
 
 from refquant.kernels import _conv_fast as cf
 from refquant.kernels import _gemm_fast as gf
-from refquant.kernels import conv2d, conv2d_reference, gemm, gemm_reference
+from refquant.kernels.conv import conv2d, conv2d_reference
+from refquant.kernels.gemm import gemm, gemm_reference
 
 pytestmark = [pytest.mark.kernels,
               pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")]

@@ -7,6 +7,7 @@ and hand-worked values from backends.md for every named profile.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -14,7 +15,8 @@ import numpy as np
 import pytest
 
 import refquant
-from refquant.errors import QuantizationTypeError, QuantizationValueError, ShapeError
+from refquant.errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
+from refquant.specs import SimdSplit
 from refquant.profiles import PROFILES, get_profile
 from refquant.qparams import make_qparams
 from refquant.quantize import (  # the module (refquant.quantize itself is the function)
@@ -160,19 +162,35 @@ def _random_cases(rng, fmt, n=60):
 @pytest.mark.kernels
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_quantize_matches_exact_model(profile):
-    spec = get_profile(profile).quantize
+    """Every element against the exact oracle with the spec the profile picks for it (its cases,
+    and its SIMD blocks and tail where the kernel is position dependent)."""
+    prof = get_profile(profile)
     rng = np.random.default_rng(sum(map(ord, profile)))
     for fmt in FORMATS_UNDER_TEST:
-        for dtype in (np.float32,) + ((np.float64, np.float16) if spec.precision == "input" else ()):
+        for dtype in (np.float32, np.float64, np.float16):
             x, s, z = _random_cases(rng, fmt)
             with np.errstate(over="ignore"):
                 x = x.astype(dtype)
             if dtype == np.float16:
                 x = x[np.isfinite(x)]
             qp = make_qparams(s, z, fmt)
-            got = quantize(x, qp, profile)
+            entry = prof.spec_for("quantize", qp, x.shape, x.dtype)
+            specs = [entry] * x.size
+            if isinstance(entry, SimdSplit):
+                cut = x.size - x.size % entry.block
+                specs = [entry.body if i < cut else entry.tail for i in range(x.size)]
+            specs = [dataclasses.replace(sp, precision=qp.scale.dtype.name) if sp.precision == "scale" else sp
+                     for sp in specs]
+            if dtype != np.float32 and all(sp.precision != "input" for sp in specs):
+                continue  # the input is used as float32 (or float64) whatever its dtype: float32 covers it
+            try:
+                got = quantize(x, qp, profile)
+            except UnsupportedError:
+                assert specs[0].subnormal_scale == "refuse" and float(s) < np.finfo(np.float32).tiny
+                continue
             assert got.dtype == qp.fmt.dtype and got.shape == x.shape
-            want = np.array([oracle_quantize(float(v), dtype, float(s), z, spec, qp.qmin, qp.qmax) for v in x])
+            want = np.array([oracle_quantize(float(v), dtype, float(s), z, sp, qp.qmin, qp.qmax)
+                             for v, sp in zip(x, specs)])
             bad = got.astype(np.int64) != want
             if bad.any():
                 i = np.flatnonzero(bad)[:6]
@@ -217,14 +235,17 @@ def test_ties_per_profile_zp1():
         "onnxruntime": [1, 3, 3, 1, -1, -1],
         "tflite_reference": [2, 3, 4, 0, -1, -2],   # RHAZ(x/s) + zp
         "tflite_xnnpack": [1, 3, 3, 1, -1, -1],
-        "tflite_optimized": [1, 3, 3, 1, -1, -1],   # the 8-wide vector path
+        "tflite_optimized": [2, 3, 4, 0, -1, -2],   # 6 elements: all in the scalar tail (RHAZ in float64)
         "pytorch_fbgemm": [2, 2, 4, 0, 0, -2],      # RNE(x*inv + zp), zp before rounding
         "pytorch_qnnpack": [2, 2, 4, 0, 0, -2],
+        "pytorch_fbgemm_zp_after": [1, 3, 3, 1, -1, -1],  # RNE(x*inv) + zp (torch 1.6 - 2.12)
         "gemmlowp": [2, 3, 4, 1, -1, -2],           # RHAZ(zp + x/s)
     }
     assert set(want) == set(PROFILES)
     for profile, w in want.items():
         assert _q(profile, TIES, 1.0, 1) == w, profile
+    # 8 or more elements: the optimized kernel's vector blocks round half to even
+    assert _q("tflite_optimized", np.concatenate([TIES, TIES[:2]]), 1.0, 1)[:8] == [1, 3, 3, 1, -1, -1, 1, 3]
 
 
 @pytest.mark.kernels
@@ -233,10 +254,12 @@ def test_multiply_vs_divide_example():
     x, s = np.float32(0.273939937), np.float32(0.00214854861)
     assert x * (np.float32(1) / s) == np.float32(127.5)
     assert x / s < np.float32(127.5)
-    for profile in ("pytorch_fbgemm", "pytorch_qnnpack", "tflite_xnnpack", "tflite_optimized"):
+    for profile in ("pytorch_fbgemm", "pytorch_qnnpack", "tflite_xnnpack"):
         assert _q(profile, [x], s, 0, "uint8") == [128], profile
     for profile in ("onnx", "onnxruntime", "onnx_reference", "tflite_reference", "gemmlowp"):
         assert _q(profile, [x], s, 0, "uint8") == [127], profile
+    # TFLite's optimized kernel multiplies in its 8-wide blocks and divides in its scalar tail
+    assert _q("tflite_optimized", [x] * 9, s, 0, "uint8") == [128] * 8 + [127]
 
 
 SPECIALS = [NAN, INF, -INF, 1e10, -1e10]
@@ -471,7 +494,9 @@ def test_dequantize_int32_wrap():
     wrapped = dequantize(q, qp, DequantizeSpec(subtract="int32_wrap", precision="float64"))
     assert wrapped.tolist() == [2147483643.0, 2147483642.0, -5.0]  # INT32_MIN - 5 wraps to INT32_MAX - 4
     assert dequantize(q, qp).tolist() == [np.float32(-2147483653.0), np.float32(2147483642.0), -5.0]
-    assert get_profile("pytorch_fbgemm").dequantize.subtract == "int"  # the face picks wrap per-tensor
+    # the profile holds PyTorch's choice: per-tensor codes wrap, per-channel ones do not
+    assert dequantize(q, qp, "pytorch_fbgemm").tolist() == [np.float32(2147483643.0), np.float32(2147483642.0), -5.0]
+    assert get_profile("pytorch_fbgemm").spec_for("dequantize", qp, q.shape).subtract == "int32_wrap"
 
 
 def _r32(v: Fraction) -> float:

@@ -8,7 +8,7 @@ functions and times them on 256x1024x1024.
 import numba
 import numpy as np
 
-from refquant.kernels import gemm, gemm_reference
+from refquant.kernels.gemm import gemm, gemm_reference
 
 
 # Step 0: the equation, in Python.

@@ -3,7 +3,7 @@ import numpy as np
 
 from refquant import dequantize, make_qparams, quantize
 from refquant.choose_qparams import tflite_activation_qparams, tflite_bias_quantize, tflite_symmetric_weight_quantize
-from refquant.kernels import gemm
+from refquant.kernels.gemm import gemm
 from refquant.kernels.multiplier import requant_params
 from refquant.kernels.bias import add_bias
 from refquant.kernels.requant import requantize

@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 
 from refquant.errors import AccumulatorOverflowError, AccumulatorOverflowWarning
-from refquant.kernels import gemm_reference
+from refquant.kernels.gemm import gemm_reference
 
 # eq. (7): int8 x int8, no zero points: every product is at most (-128)(-128) = 2^14,
 # so K products sum to at most K * 2^14. That reaches 2^31 (one past INT32_MAX) at K = 2^17.

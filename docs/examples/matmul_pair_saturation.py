@@ -1,7 +1,7 @@
 """x86 AVX2 u8 x s8: adjacent products are added with int16 saturation (Learn 3, eqs. (9)-(10))."""
 import numpy as np
 
-from refquant.kernels import gemm_reference
+from refquant.kernels.gemm import gemm_reference
 
 # The smallest example: K = 2, one pair. a is uint8 with zero point 128, b is int8 with zero point 0.
 a = np.array([[255, 255]], dtype=np.uint8)    # a - za = [127, 127]

@@ -1,7 +1,7 @@
 """The zero-point algebra on a 2x3 by 3x2 example you can check by hand (Learn 3, eqs. (3)-(5))."""
 import numpy as np
 
-from refquant.kernels import gemm, gemm_reference
+from refquant.kernels.gemm import gemm, gemm_reference
 
 a = np.array([[5, 3, 4],
               [2, 7, 4]], dtype=np.uint8)   # (M, K) = (2, 3) uint8 activations

@@ -3,10 +3,10 @@ import numpy as np
 
 from refquant import get_profile
 from refquant.cpu import detect_isa
-from refquant.kernels import gemm_reference
+from refquant.kernels.gemm import gemm_reference
 
 print("this CPU:", detect_isa(), "-> ONNX Runtime profile accumulates with",
-      get_profile("onnxruntime", isa="auto").accumulation)
+      get_profile("onnxruntime", isa="auto").accumulation("linear"))
 
 rng = np.random.default_rng(87)
 M, K, N = 64, 256, 64
@@ -49,5 +49,5 @@ print("uint8 weights (zero point 128): same exact accumulators as int8 weights")
 
 # Fix 4: a CPU with VNNI (vpdpbusd adds four u8 x s8 products into int32, no int16 step):
 # the profile then uses the exact model.
-assert get_profile("onnxruntime", isa="vnni").accumulation == "exact_int32"
-assert get_profile("onnxruntime", isa="avx2").accumulation == "pairwise_sat16_u8s8"
+assert get_profile("onnxruntime", isa="vnni").accumulation("linear") == "exact_int32"
+assert get_profile("onnxruntime", isa="avx2").accumulation("linear") == "pairwise_sat16_u8s8"

@@ -2,7 +2,7 @@
 import numpy as np
 
 from refquant.cpu import detect_isa
-from refquant.kernels import gemm_reference
+from refquant.kernels.gemm import gemm_reference
 
 try:
     import onnxruntime as ort

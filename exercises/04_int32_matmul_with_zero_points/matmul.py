@@ -5,7 +5,7 @@ Read first: docs "Learn 3: Quantized matrix multiplication and the zero-point al
 Check your work: ``python -m exercises 04`` from the repository root.
 
 Fill in each function between ``# BEGIN YOUR SOLUTION`` and ``# END YOUR SOLUTION``, with NumPy
-only (the tests compare with ``refquant.kernels.gemm_reference``). Every function takes ``a``,
+only (the tests compare with ``refquant.kernels.gemm.gemm_reference``). Every function takes ``a``,
 an (M, K) uint8 or int8 array, and ``b``, a (K, N) uint8 or int8 array, and returns an (M, N)
 **int32** array. The zero points are Python ints, except ``b_zero_point``, which may also be a
 1-D array of N values (one per column of ``b``: per-output-channel weights). The tests keep every

@@ -1,14 +1,14 @@
 """Tests for exercise 04. DO NOT EDIT: edit matmul.py, then run ``python -m exercises 04``.
 
 First the cases of Learn 3 that you can check by hand, then fresh matrices compared with
-``refquant.kernels.gemm_reference``, bit for bit.
+``refquant.kernels.gemm.gemm_reference``, bit for bit.
 """
 
 import numpy as np
 import pytest
 
 from exercises._loader import load_exercise
-from refquant.kernels import gemm_reference
+from refquant.kernels.gemm import gemm_reference
 
 ex = load_exercise(__file__, "matmul.py")
 

@@ -9,7 +9,7 @@ import pytest
 
 from exercises._loader import load_exercise
 from refquant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
-from refquant.kernels import gemm
+from refquant.kernels.gemm import gemm
 from refquant.kernels.bias import add_bias
 from refquant.kernels.multiplier import activation_range
 from refquant.kernels.requant import requantize

@@ -4,10 +4,9 @@
 
 Each op is a thin binding: the int32 accumulators come from :func:`refquant.kernels.gemm.matmul`
 / :func:`refquant.kernels.conv.conv2d` (exact accumulation; a value outside int32 warns and
-wraps, the kernels' overflow rule), the multiplier from
-:func:`refquant.kernels.multiplier.requant_params` with the ``onnx`` profile (the exact
-rational $S_a S_b / S_y$ of the float32 scales) and the rounding from
-:func:`refquant.kernels.requant.requantize` in mode ``exact_rne``:
+wraps, the kernels' overflow rule), the output stage
+from :func:`refquant.ops.layers.output_stage` under the ``onnx`` profile (the exact rational
+$S_a S_b / S_y$ of the float32 scales, rounded in mode ``exact_rne``):
 
 $$ y = \\operatorname{saturate}\\big(\\mathrm{RNE}(\\mathrm{acc} \\cdot S_a S_b / S_y) + Z_y\\big) $$
 
@@ -19,11 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import QuantizationTypeError, ShapeError
-from ..kernels.bias import add_bias
 from ..kernels.conv import conv2d
 from ..kernels.gemm import gemm, matmul
-from ..kernels.multiplier import requant_params
-from ..kernels.requant import requantize
+from ..ops.layers import output_stage
+from ..profiles import get_profile
 from . import _onnx_op_args as A
 
 __all__ = ["matmul_integer", "qlinear_matmul", "conv_integer", "qlinear_conv"]
@@ -78,10 +76,10 @@ def requant_matmul(acc, sa, sb, sy, zy: int, fmt, profile: str) -> np.ndarray:
     sa_b = np.broadcast_to(sa.reshape(sa.shape or (1, 1)), pb + (sa.shape[-2] if sa.ndim else 1, 1))
     sb_b = np.broadcast_to(sb.reshape(sb.shape or (1, 1)), pb + (1, sb.shape[-1] if sb.ndim else 1))
 
+    spec = get_profile(profile).layer("linear")
+
     def run(sel, s_in, s_w, axis):
-        p = requant_params(s_in, s_w, sy, profile=profile)
-        out[sel] = requantize(acc[sel], p.multiplier, zy, fmt.qmin, fmt.qmax, mode=p.mode, axis=axis,
-                              dtype=fmt.dtype)
+        out[sel] = output_stage(acc[sel], spec, s_in, s_w, sy, zy, axis=axis, out_dtype=fmt.dtype)
 
     for pidx in np.ndindex(*pb):
         sel = (slice(None),) * lead + tuple(i if d > 1 else slice(None) for i, d in zip(pidx, pb))
@@ -118,12 +116,10 @@ def integer_conv(g: A.ConvGeometry, xz: int, wz, acc_model: str = "exact", k_ord
                   k_order=k_order)
 
 
-def requant_conv(acc, B, sx, sw, sy, zy: int, fmt, profile: str) -> np.ndarray:
+def requant_conv(acc, B, sx, sw, sy, zy: int, fmt, profile: str, family: str = "conv") -> np.ndarray:
     """$\\mathrm{acc} + B$ (int32, exact; overflow rule), then requantize per output channel (axis 1)."""
-    if B is not None:
-        acc = add_bias(acc, B, axis=1)
-    p = requant_params(sx, sw if sw.size > 1 else sw.reshape(()), sy, profile=profile)
-    return requantize(acc, p.multiplier, zy, fmt.qmin, fmt.qmax, mode=p.mode, axis=1, dtype=fmt.dtype)
+    return output_stage(acc, get_profile(profile).layer(family), sx, sw if sw.size > 1 else sw.reshape(()), sy, zy,
+                        bias=B, axis=1, out_dtype=fmt.dtype)
 
 
 def conv_zero_points(x, w, x_zero_point, w_zero_point):

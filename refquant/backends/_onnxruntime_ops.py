@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cpu import resolve_isa
+from ..profiles import get_profile
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..kernels.elementwise_float import float_add
 from ..kernels.lut import apply_lut, rational_logistic_lut
@@ -23,12 +24,13 @@ _U8, _S8 = np.dtype(np.uint8), np.dtype(np.int8)
 _QLINEAR_TYPES = {(_U8, _U8): _U8, (_U8, _S8): _U8, (_S8, _S8): _S8}  # (a or x, b or w) -> y, ORT's kernels
 
 
-def _pairwise(isa: str) -> bool:
-    return resolve_isa(isa) == "avx2"
+_PROFILE = "onnxruntime"
 
 
-def _matmul_model(a, b, isa) -> str:
-    return "pairwise_sat16_u8s8" if (a.dtype, b.dtype) == (_U8, _S8) and _pairwise(isa) else "exact"
+def _accumulation(family: str, x, w, isa) -> str:
+    """The accumulation model of the profile's ``family`` spec, resolved for ``isa``, for these operands."""
+    prof = get_profile(_PROFILE).with_isa(resolve_isa(isa))  # auto, avx2, vnni or exact (ORT: any VNNI is exact)
+    return prof.layer(family).accumulation_for(prof.isa, x.dtype, w.dtype)
 
 
 def _ort_scalar(v: np.ndarray, name: str, op: str) -> None:
@@ -84,7 +86,7 @@ def matmul_integer(a, b, a_zero_point=None, b_zero_point=None, *, isa="auto"):
     za, zb = A.row_param(za_raw, a2, "a_zero_point"), A.col_param(zb_raw, b2, "b_zero_point")
     _ort_scalar(za_raw, "a_zero_point", "MatMulInteger")
     _ort_b_param(zb_raw, b, "b_zero_point", "MatMulInteger")
-    return X.squeeze_matmul(X.integer_matmul(a2, b2, za, zb, _matmul_model(a, b, isa)), a, b)
+    return X.squeeze_matmul(X.integer_matmul(a2, b2, za, zb, _accumulation("linear", a, b, isa)), a, b)
 
 
 def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, isa="auto"):
@@ -121,8 +123,8 @@ def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, 
         _ort_scalar(raw[name], name, "QLinearMatMul")
     for name in ("b_scale", "b_zero_point"):
         _ort_b_param(raw[name], b, name, "QLinearMatMul")
-    acc = X.integer_matmul(a2, b2, za, zb, _matmul_model(a, b, isa))
-    y = X.requant_matmul(acc, sa, sb, raw["y_scale"].reshape(()), zy, fmt, "onnxruntime")
+    acc = X.integer_matmul(a2, b2, za, zb, _accumulation("linear", a, b, isa))
+    y = X.requant_matmul(acc, sa, sb, raw["y_scale"].reshape(()), zy, fmt, _PROFILE)
     return X.squeeze_matmul(y, a, b)
 
 
@@ -150,8 +152,7 @@ def conv_integer(x, w, x_zero_point=None, w_zero_point=None, *, auto_pad="NOTSET
     if wz.size > 1:
         raise UnsupportedError(f"ONNX Runtime's ConvInteger refuses a per-channel w_zero_point ('Non per-tensor "
                                f"quantization is not supported now'), got shape {wz.shape}")
-    pair = (x.dtype, w.dtype) == (_S8, _U8) and _pairwise(isa)
-    return g.restore(X.integer_conv(g, xz, wz, "pairwise_sat16_s8u8" if pair else "exact", "chw"))
+    return g.restore(X.integer_conv(g, xz, wz, _accumulation("integer_conv", x, w, isa), "chw"))
 
 
 def qlinear_conv(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, B=None, *,
@@ -189,9 +190,9 @@ def qlinear_conv(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_
     bq = X.bias(B, w.shape[0])
     C, M = x.shape[1], w.shape[0]
     depthwise_m1 = g.group == C == M and np.all(wz == wz.flat[0])  # MLAS's exact depthwise kernel: one w zp
-    pair = (x.dtype, w.dtype) == (_U8, _S8) and _pairwise(isa) and not depthwise_m1
-    acc = X.integer_conv(g, xz, wz, "pairwise_sat16_u8s8" if pair else "exact", "hwc")
-    return g.restore(X.requant_conv(acc, bq, sx.reshape(()), sw, sy.reshape(()), zy, fmt, "onnxruntime"))
+    family = "depthwise" if depthwise_m1 else "conv"
+    acc = X.integer_conv(g, xz, wz, _accumulation(family, x, w, isa), "hwc")
+    return g.restore(X.requant_conv(acc, bq, sx.reshape(()), sw, sy.reshape(()), zy, fmt, _PROFILE, family))
 
 
 # ----------------------------------------------------------------------------------------

@@ -14,7 +14,11 @@ arithmetic of its own. Activations are quint8 (``uint8``), weights qint8 (``int8
 | output | $\mathrm{clamp}(\mathrm{RNE}(\mathrm{fl}(\mathrm{acc}_f M_c)) + Z_y, 0, 255)$ | same with the int32 accumulator |
 
 In both engines ``cvtps2dq`` turns a product $|\mathrm{acc}_f M_c| \ge 2^{31}$ into INT32_MIN,
-which the packing saturates to **0** (not 255): :func:`_cvtps_overflow` models it.
+which the packing saturates to **0** (not 255): the profiles' ``overflow_to_zero`` models it.
+
+``engine`` selects a profile (``ENGINE_PROFILES``) and ``isa`` resolves its accumulation model
+(:meth:`refquant.profiles.Profile.with_isa`); the arithmetic above is that profile's data, run by
+:mod:`refquant.ops.layers`.
 
 ``dynamic_linear`` (float in, float out): $S_x, Z_x$ from :func:`choose_qparams_dynamic` of
 $\min(x), \max(x)$ (fbgemm honours ``reduce_range``, i.e. $[0, 127]$; qnnpack ignores it and
@@ -41,54 +45,43 @@ Added in 0.1.0.
 
 from __future__ import annotations
 
-import importlib
 import numbers
 
 import numpy as np
 
 from .. import _validate as V
-from ..cpu import ISA_CHOICES, cpu_features, detect_isa
+from ..cpu import ISA_CHOICES
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
-from ..profiles import get_profile
+from ..kernels.gemm import gemm
+from ..ops import layers
+from ..profiles import Profile, get_profile
 from ..qparams import make_qparams
 from ..quantize import fma_f32, quantize as _quantize
 from ._pytorch_observers import choose_qparams_dynamic
 
-# refquant.kernels re-exports functions under the module names: import the modules themselves.
-_gemm = importlib.import_module("refquant.kernels.gemm")
-_conv = importlib.import_module("refquant.kernels.conv")
-_bias = importlib.import_module("refquant.kernels.bias")
-_mult = importlib.import_module("refquant.kernels.multiplier")
-_requant = importlib.import_module("refquant.kernels.requant")
+__all__ = ["ENGINES", "ENGINE_PROFILES", "linear", "conv2d", "dynamic_linear", "fbgemm_conv_path"]
 
-__all__ = ["ENGINES", "linear", "conv2d", "dynamic_linear", "fbgemm_conv_path"]
-
-ENGINES = ("fbgemm", "x86", "qnnpack")
+# engine= selects a profile; x86 runs fbgemm's kernels except where it dispatches to oneDNN (conv2d)
+ENGINE_PROFILES = {"fbgemm": "pytorch_fbgemm", "x86": "pytorch_fbgemm", "qnnpack": "pytorch_qnnpack"}
+ENGINES = tuple(ENGINE_PROFILES)
 _F32 = np.float32
 _U8, _I8 = np.dtype(np.uint8), np.dtype(np.int8)
-_QUANTIZE_X = get_profile("pytorch_fbgemm").quantize  # fbgemm QuantizeAvx2<uint8_t, LEGACY>: RNE(fma(x, 1/S, Z))
 
 
 # --------------------------------------------------------------------------- argument checks
 
 
 def _engine(engine) -> str:
-    if engine not in ENGINES:
+    if not isinstance(engine, str) or engine not in ENGINES:
         raise QuantizationValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     return engine
 
 
-def _fbgemm_isa(isa) -> str:
-    """``isa`` for fbgemm: ``"auto"`` -> ``"vnni"`` only with AVX512-VNNI (fbgemm's own test)."""
-    if isa not in ISA_CHOICES:
+def _profile(engine, isa) -> Profile:
+    """The engine's profile with its accumulation resolved for ``isa`` (``"auto"``: this CPU)."""
+    if not isinstance(isa, str) or isa not in ISA_CHOICES:
         raise QuantizationValueError(f"isa must be one of {ISA_CHOICES}, got {isa!r}")
-    if isa != "auto":
-        return isa
-    flags = cpu_features()
-    if "avx512_vnni" in flags or "avx512vnni" in flags:
-        return "vnni"
-    found = detect_isa()
-    return "avx2" if found == "vnni" else found  # AVX-VNNI alone: fbgemm stays on vpmaddubsw
+    return get_profile(ENGINE_PROFILES[_engine(engine)]).with_isa(isa)
 
 
 def _codes(x, name: str, dtype, min_ndim: int, exact_ndim=None) -> np.ndarray:
@@ -169,53 +162,6 @@ def _bias_arg(bias, n: int):
     return b
 
 
-# --------------------------------------------------------------------------- output stages
-
-
-def _cvtps_overflow(y, acc_f, multiplier, axis: int):
-    """``cvtps2dq`` of $|\\mathrm{fl}(\\mathrm{acc}_f M_c)| \\ge 2^{31}$ gives INT32_MIN ("integer
-    indefinite"); ``packs``/``adds``/``packus`` then saturate it to 0. Overwrites those outputs."""
-    m = np.asarray(multiplier, _F32)
-    if m.ndim == 1 and acc_f.ndim:
-        shape = [1] * acc_f.ndim
-        shape[axis] = m.size
-        m = m.reshape(shape)
-    with np.errstate(over="ignore", invalid="ignore"):
-        v = (np.asarray(acc_f).astype(_F32) * m).astype(np.float64)  # the float32 product requantize rounds
-    y[~(np.abs(v) < 2.0 ** 31)] = 0
-    return y
-
-
-def _requantize_output(acc, bias, x_scale, w_scale, per_channel, y_scale, y_zero_point, engine, axis):
-    """int32 accumulators (zero points applied) -> uint8 outputs, per engine (module table)."""
-    if engine == "qnnpack":
-        m = _mult.real_multiplier(x_scale, w_scale, y_scale, derivation="f32_ba_times_recip_c")
-        if not np.all(np.isfinite(m) & (m >= np.finfo(_F32).tiny)):  # generate_requantization_scales
-            raise UnsupportedError(f"qnnpack needs a positive normal requantization scale (w_scale * x_scale / "
-                                   f"y_scale in float32), got {np.asarray(m).ravel()[0]!r}")
-        if bias is not None:  # PackedLinearWeightsQnnp / PackedConvWeightsQnnp: bias quantized at run time
-            acc = _bias.add_bias(acc, _bias.quantize_bias_runtime(bias, x_scale, w_scale), axis=axis)
-        acc_f = acc
-    else:
-        atws = (x_scale * w_scale.astype(_F32)).astype(_F32)  # act_times_w_scale[c] = (float)in_scale * w_scale[c]
-        m = _mult.real_multiplier(x_scale, w_scale, y_scale, derivation="f32_ab_div_c")
-        if not np.all((atws > 0) & np.isfinite(m) & (m > 0)):
-            raise UnsupportedError("x_scale * w_scale / y_scale over- or underflows float32; fbgemm's result "
-                                   "would be inf or NaN, which refquant does not model")
-        acc_f = acc if bias is None else _bias.float_bias_accumulator(acc, bias, atws, axis=axis,
-                                                                       reciprocal=not per_channel)
-    y = _requant.requantize(acc_f, m, y_zero_point, 0, 255, mode="float32_rne", axis=axis, dtype=np.uint8)
-    return _cvtps_overflow(y, acc_f, m, axis)
-
-
-def _acc_model(engine: str, isa: str, avx2_only_kernel: bool = False) -> str:
-    """``"pairwise_sat16_u8s8"`` where fbgemm multiplies with ``vpmaddubsw``: every kernel on AVX2,
-    and on AVX512-VNNI only the AVX2-only depthwise kernel; else ``"exact"``."""
-    if engine == "qnnpack" or isa == "exact" or (isa == "vnni" and not avx2_only_kernel):
-        return "exact"
-    return "pairwise_sat16_u8s8"
-
-
 # --------------------------------------------------------------------------- linear
 
 
@@ -246,8 +192,7 @@ def linear(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_
         QuantizationTypeError, QuantizationValueError, ShapeError: bad arguments (named).
         UnsupportedError: a requantization scale that the engine rejects or that leaves float32.
     """
-    engine = _engine(engine)
-    isa = _fbgemm_isa(isa)
+    prof = _profile(engine, isa)
     x = _codes(x, "x", _U8, 2)
     w = _codes(w, "w", _I8, 2, exact_ndim=2)
     n, k = w.shape
@@ -255,10 +200,8 @@ def linear(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_
         raise ShapeError(f"x must have K = w.shape[1] = {k} features in its last dimension, got x.shape = {x.shape}")
     xs, xz, ws, wz, per_channel, b, ys, yz = _layer_qparams(x_scale, x_zero_point, w_scale, w_zero_point, bias,
                                                            y_scale, y_zero_point, n)
-    x2 = x.reshape(-1, k)  # (M, K)
-    acc = _gemm.gemm(x2, np.ascontiguousarray(w.T), int(xz), wz.astype(np.int8),
-                     acc_model=_acc_model(engine, isa))  # (M, N) int32
-    y = _requantize_output(acc, b, xs, ws, per_channel, ys, int(yz), engine, axis=-1)
+    y = layers.linear(x.reshape(-1, k), xs, int(xz), w, ws, wz, b, ys, int(yz), profile=prof,
+                      out_dtype=np.uint8)  # (M, N)
     return y.reshape(x.shape[:-1] + (n,))
 
 
@@ -306,8 +249,7 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_
         UnsupportedError: ``engine="x86"`` on an AVX512-VNNI CPU (``isa="vnni"``) with
             symmetric weights and ``groups <= 100``: PyTorch runs oneDNN there.
     """
-    engine = _engine(engine)
-    isa = _fbgemm_isa(isa)
+    prof = _profile(engine, isa)
     x = _codes(x, "x", _U8, 4, exact_ndim=4)
     w = _codes(w, "w", _I8, 4, exact_ndim=4)
     stride, dilation = V.as_int_pair(stride, "stride"), V.as_int_pair(dilation, "dilation")
@@ -322,14 +264,14 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_
         raise ShapeError(f"w must have C / groups = {c // groups} input channels per group, got w.shape = {w.shape}")
     xs, xz, ws, wz, per_channel, b, ys, yz = _layer_qparams(x_scale, x_zero_point, w_scale, w_zero_point, bias,
                                                            y_scale, y_zero_point, o)
-    path = fbgemm_conv_path(c, o, w.shape[2:], stride, padding, dilation, groups)
-    if engine == "x86" and isa == "vnni" and groups <= 100 and not wz.any():
+    if engine == "x86" and prof.isa == "avx512_vnni" and groups <= 100 and not wz.any():
         raise UnsupportedError("engine 'x86' on an AVX512-VNNI CPU runs this conv (symmetric weights, groups <= 100) "
                                "with oneDNN, which refquant does not model; use engine='fbgemm'")
-    acc = _conv.conv2d(x, w, int(xz), wz.astype(np.int8), strides=stride, dilations=dilation, pads=padding,
-                       groups=groups, acc_model=_acc_model(engine, isa, path == "depthwise"),
-                       k_order="hwc")  # (N, O, OH, OW) int32; fbgemm im2col is NHWC: k = (i kW + j) C_g + c
-    return _requantize_output(acc, b, xs, ws, per_channel, ys, int(yz), engine, axis=1)
+    # which fbgemm kernel runs decides the layer spec: its depthwise kernel keeps vpmaddubsw on VNNI
+    path = fbgemm_conv_path(c, o, w.shape[2:], stride, padding, dilation, groups)
+    return layers.conv2d(x, xs, int(xz), w, ws, wz, b, ys, int(yz), profile=prof, strides=stride, dilations=dilation,
+                         pads=padding, groups=groups, k_order="hwc",  # fbgemm im2col is NHWC: k = (i kW + j) C_g + c
+                         family="depthwise" if path == "depthwise" else "conv", out_dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------- dynamic_linear
@@ -357,8 +299,8 @@ def dynamic_linear(x, w, w_scale, w_zero_point, bias, *, reduce_range=True, engi
     Returns:
         float32 array ``(..., N)``.
     """
-    engine = _engine(engine)
-    isa = _fbgemm_isa(isa)
+    prof = _profile(engine, isa)
+    spec = prof.layer("linear")
     xf = V.as_float_array(x, "x")
     if xf.ndim < 2:
         raise ShapeError(f"x must have rank >= 2 (as in PyTorch), got shape {xf.shape}")
@@ -377,17 +319,17 @@ def dynamic_linear(x, w, w_scale, w_zero_point, bias, *, reduce_range=True, engi
     out_shape = xf.shape[:-1] + (n,)
     if xf.size == 0:
         return np.zeros(out_shape, _F32)
-    rr = bool(reduce_range) and engine != "qnnpack"  # qnnpack: "incorrectly ignores reduce_range" (torch warns)
+    rr = bool(reduce_range) and spec.dynamic_reduce_range  # qnnpack "incorrectly ignores reduce_range" (torch warns)
     sx, zx = choose_qparams_dynamic(float(xf.min()), float(xf.max()), qmin=0, qmax=255, reduce_range=rr)  # offline
-    xq = _quantize(xf.reshape(-1, k), make_qparams(sx, zx, "uint8"), _QUANTIZE_X)  # (M, K) uint8
-    acc = _gemm.gemm(xq, np.ascontiguousarray(w.T), int(zx), wz.astype(np.int8),
-                     acc_model=_acc_model(engine, isa))  # (M, N) int32
+    xq = _quantize(xf.reshape(-1, k), make_qparams(sx, zx, "uint8"), prof)  # (M, K) uint8, quantize_per_tensor
+    acc = gemm(xq, np.ascontiguousarray(w.T), xq.dtype.type(zx), wz.astype(np.int8),
+               acc_model=spec.accumulation_for(prof.isa, xq.dtype, w.dtype))  # (M, N) int32
     m = (_F32(sx) * ws.astype(_F32)).astype(_F32)  # (N,) or (): A_scale * B_scale[c] in float32
     acc_f = acc.astype(_F32)  # cvtdq2ps, RNE beyond 2^24
     bb = np.zeros(n, _F32) if b is None else b
     with np.errstate(over="ignore", invalid="ignore"):
-        if engine == "qnnpack":
+        if spec.dynamic_output == "mul_then_add":
             y = ((acc_f * m).astype(_F32) + bb).astype(_F32)
-        else:
+        else:  # fma
             y = fma_f32(acc_f, np.broadcast_to(m, acc_f.shape).astype(_F32), np.broadcast_to(bb, acc_f.shape))
     return np.asarray(y, _F32).reshape(out_shape)

@@ -37,20 +37,16 @@ import numpy as np
 from .. import _validate as V
 from ..dtypes import get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
-from ..kernels.bias import add_bias
-from ..kernels.conv import conv2d as _conv_acc
-from ..kernels.gemm import gemm as _gemm
-from ..kernels.multiplier import ACTIVATION_FLOAT_RANGES, activation_range, real_multiplier, requant_params
-from ..kernels.requant import requantize
-from ..kernels.xnnpack_params import xnnpack_activation_range
+from ..kernels.multiplier import ACTIVATION_FLOAT_RANGES
+from ..ops import layers
 
 __all__ = ["fully_connected", "conv2d", "depthwise_conv2d"]
 
-KERNELS = ("reference", "xnnpack", "optimized")
+# kernel= selects a profile: every arithmetic choice of that kernel set is in it
+PROFILE_OF_KERNEL = {"reference": "tflite_reference", "xnnpack": "tflite_xnnpack", "optimized": "tflite_optimized"}
+KERNELS = tuple(PROFILE_OF_KERNEL)
 ACTIVATIONS = tuple(ACTIVATION_FLOAT_RANGES)  # None, "NONE", "RELU", "RELU6", "RELU_N1_TO_1"
 PADDINGS = ("SAME", "VALID")
-_XNN_MAX_REQUANT_SCALE = 256.0  # xnn_create_*_qs8: requantization scale must be < 256
-_SIMD_CHANNELS = 8  # optimized depthwise: 8-channel vector blocks, then a scalar tail
 
 
 # --------------------------------------------------------------------------- validation (shared)
@@ -60,6 +56,11 @@ def check_kernel(kernel) -> str:
     if not isinstance(kernel, str) or kernel not in KERNELS:
         raise QuantizationValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     return kernel
+
+
+def kernel_profile(kernel) -> str:
+    """Validate ``kernel``; return the name of the profile that holds its arithmetic."""
+    return PROFILE_OF_KERNEL[check_kernel(kernel)]
 
 
 def check_activation(activation):
@@ -152,32 +153,6 @@ def _geometry(x, kh, kw, stride, padding, dilation):
     return st, dl, ("SAME_UPPER" if pad == "SAME" else "VALID")
 
 
-# --------------------------------------------------------------------------- requantization (shared)
-
-
-def _clamp_range(activation, y_scale, y_zero_point, kernel):
-    if kernel == "xnnpack":
-        return xnnpack_activation_range(activation, y_scale, y_zero_point, -128, 127)
-    return activation_range(activation, y_scale, y_zero_point, -128, 127)
-
-
-def _check_xnnpack_scale(x_scale, w_scale, y_scale, op):
-    m = real_multiplier(x_scale, w_scale, y_scale, derivation="f32_ab_div_c")
-    if np.any(m >= _XNN_MAX_REQUANT_SCALE):
-        bad = float(np.max(m))
-        raise UnsupportedError(f"kernel='xnnpack': {op} requantization scale x_scale*w_scale/y_scale = {bad!r} "
-                               f"is >= 256; the XNNPACK delegate fails to prepare (LiteRT raises)")
-
-
-def _requantize(acc, x_scale, w_scale, y_scale, y_zero_point, lo, hi, mode, derivation):
-    p = requant_params(x_scale, w_scale, y_scale, mode=mode, derivation=derivation)
-    return requantize(acc, p.multiplier, y_zero_point, lo, hi, mode=mode, shift=p.shift, axis=-1, dtype=np.int8)
-
-
-_CONV_MODES = {"reference": ("fixed_double", "f64_ab_div_c"), "optimized": ("fixed_ruy_avx2", "f64_ab_div_c"),
-               "xnnpack": ("float32_rne", "f32_ab_div_c")}
-
-
 # --------------------------------------------------------------------------- ops
 
 
@@ -207,25 +182,14 @@ def fully_connected(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_poi
         QuantizationTypeError, QuantizationValueError, ShapeError: bad input (named).
         UnsupportedError: uint8/int16 activations; under XNNPACK a requantization scale >= 256.
     """
-    kernel, activation = check_kernel(kernel), check_activation(activation)
+    profile, activation = kernel_profile(kernel), check_activation(activation)
     x = _int8_activations(x)
     w = check_tensor(w, "w", ("int8",), 2)
     n, k = w.shape
     if x.ndim < 1 or x.shape[-1] != k:
         raise ShapeError(f"x must have shape (..., K) with K = w.shape[1] = {k}, got {x.shape}")
-    xs, xz, ws, per_channel, bias, ys, yz = _layer_params(x_scale, x_zero_point, w_scale, b, y_scale, y_zero_point, n)
-    if kernel == "reference":
-        mode, derivation = "float64_rhaz", "f64_ab_div_c"  # double(acc) * (double(Sx) * double(Sw) / double(Sy))
-    elif kernel == "optimized":  # ruy; per-tensor: GetQuantizedConvolutionMultipler (float32 product)
-        mode, derivation = "fixed_ruy_avx2", ("f64_ab_div_c" if per_channel else "f32_ab_then_f64_div")
-    else:
-        _check_xnnpack_scale(xs, ws, ys, "FULLY_CONNECTED")
-        mode, derivation = "float32_rne", "f32_ab_div_c"
-    lo, hi = _clamp_range(activation, ys, yz, kernel)
-    # --- runtime: integers only
-    acc = _gemm(x.reshape(-1, k), np.ascontiguousarray(w.T), xz, 0)  # (M, N) int32
-    acc = add_bias(acc, bias)
-    return _requantize(acc, xs, ws, ys, yz, lo, hi, mode, derivation)
+    xs, xz, ws, _, bias, ys, yz = _layer_params(x_scale, x_zero_point, w_scale, b, y_scale, y_zero_point, n)
+    return layers.linear(x.reshape(-1, k), xs, xz, w, ws, 0, bias, ys, yz, profile=profile, activation=activation)
 
 
 def conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_point, *, stride=1, padding="VALID",
@@ -257,7 +221,7 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_point, *, st
             channels not divisible by the weights' channels and a kernel larger than the input (VALID).
         UnsupportedError: uint8/int16 activations; under XNNPACK a requantization scale >= 256.
     """
-    kernel, activation = check_kernel(kernel), check_activation(activation)
+    profile, activation = kernel_profile(kernel), check_activation(activation)
     x = _int8_activations(x, ndim=4)
     w = check_tensor(w, "w", ("int8",), 4)
     o, kh, kw, cg = w.shape
@@ -271,17 +235,10 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_point, *, st
         raise ShapeError(f"output channels w.shape[0] = {o} must be divisible by groups = {groups}")
     st, dl, pads = _geometry(x, kh, kw, stride, padding, dilation)
     xs, xz, ws, _, bias, ys, yz = _layer_params(x_scale, x_zero_point, w_scale, b, y_scale, y_zero_point, o)
-    mode, derivation = _CONV_MODES[kernel]
-    if kernel == "optimized" and groups > 1:
-        mode = "fixed_double"  # LiteRT runs grouped convolutions on the reference kernel
-    if kernel == "xnnpack":
-        _check_xnnpack_scale(xs, ws, ys, "CONV_2D")
-    lo, hi = _clamp_range(activation, ys, yz, kernel)
-    # --- runtime: integers only
-    acc = _conv_acc(x, w, xz, 0, strides=st, dilations=dl, pads=pads, groups=groups, layout="NHWC",
-                    w_layout="OHWI")  # (N, OH, OW, O) int32
-    acc = add_bias(acc, bias)
-    return _requantize(acc, xs, ws, ys, yz, lo, hi, mode, derivation)
+    # a CONV_2D node is never depthwise: grouped convolutions run the profile's grouped kernel
+    return layers.conv2d(x, xs, xz, w, ws, 0, bias, ys, yz, profile=profile, strides=st, dilations=dl, pads=pads,
+                         groups=groups, layout="NHWC", w_layout="OHWI",
+                         family="conv" if groups == 1 else "grouped_conv", activation=activation)
 
 
 def depthwise_conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_point, *, stride=1, padding="VALID",
@@ -308,7 +265,7 @@ def depthwise_conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_po
         QuantizationTypeError, QuantizationValueError, ShapeError: bad input (named).
         UnsupportedError: uint8/int16 activations; under XNNPACK a requantization scale >= 256.
     """
-    kernel, activation = check_kernel(kernel), check_activation(activation)
+    profile, activation = kernel_profile(kernel), check_activation(activation)
     x = _int8_activations(x, ndim=4)
     w = check_tensor(w, "w", ("int8",), 4)
     if w.shape[0] != 1 or min(w.shape) < 1:
@@ -320,19 +277,5 @@ def depthwise_conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_po
                          f"output channels, got w.shape[3] = {o}")
     st, dl, pads = _geometry(x, kh, kw, stride, padding, dilation)
     xs, xz, ws, _, bias, ys, yz = _layer_params(x_scale, x_zero_point, w_scale, b, y_scale, y_zero_point, o)
-    if kernel == "xnnpack":
-        _check_xnnpack_scale(xs, ws, ys, "DEPTHWISE_CONV_2D")
-    lo, hi = _clamp_range(activation, ys, yz, kernel)
-    # --- runtime: integers only
-    acc = _conv_acc(x, w, xz, 0, strides=st, dilations=dl, pads=pads, layout="NHWC", w_layout="1HWO")
-    acc = add_bias(acc, bias)  # (N, OH, OW, O) int32
-    if kernel != "optimized":
-        return _requantize(acc, xs, ws, ys, yz, lo, hi, *_CONV_MODES[kernel])
-    # Optimized: 8-channel vector blocks round the second step half up (DepthwiseConvOutputRounding
-    # kUpward); the scalar tail of the last O % 8 channels calls the reference MBQM.
-    y = _requantize(acc, xs, ws, ys, yz, lo, hi, "fixed_double", "f64_ab_div_c")
-    cut = o - o % _SIMD_CHANNELS
-    if cut:
-        ws_head = ws[:cut] if ws.ndim else ws
-        y[..., :cut] = _requantize(acc[..., :cut], xs, ws_head, ys, yz, lo, hi, "fixed_double_up", "f64_ab_div_c")
-    return y
+    return layers.conv2d(x, xs, xz, w, ws, 0, bias, ys, yz, profile=profile, strides=st, dilations=dl, pads=pads,
+                         layout="NHWC", w_layout="1HWO", family="depthwise", activation=activation)

@@ -39,7 +39,6 @@ See the Conventions page for $r = S(q - Z)$ and the rounding names.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 
 import numpy as np
@@ -48,7 +47,6 @@ from .. import _validate as V
 from ..choose_qparams import onnx_dynamic_qparams
 from ..dtypes import FORMATS, IntFormat
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
-from ..profiles import get_profile
 from ..qparams import QParams, make_qparams
 from ..quantize import DequantizeSpec, dequantize, quantize
 from ._onnx_op_args import is_python_int
@@ -280,9 +278,8 @@ def quantize_linear(x, y_scale, y_zero_point=None, *, axis=1, block_size=0, satu
         a = a.astype(scale.dtype)
     a = _float_input(a)
     qp = _qparams(a.shape, scale, y_zero_point, fmt, axis, block_size, "y_scale", "y_zero_point")
-    spec = dataclasses.replace(get_profile("onnx").quantize, precision=scale.dtype.name)
     with np.errstate(over="ignore"):  # x/S overflowing to inf is data: it saturates
-        return quantize(a, qp, spec)
+        return quantize(a, qp, "onnx")  # divides in the scale's type
 
 
 def dequantize_linear(x, x_scale, x_zero_point=None, *, axis=1, block_size=0):

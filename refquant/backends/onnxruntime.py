@@ -76,9 +76,8 @@ import numpy as np
 from ..choose_qparams import onnx_dynamic_qparams
 from ..dtypes import FORMATS
 from ..errors import QuantizationTypeError, UnsupportedError
-from ..profiles import get_profile
 from ..qparams import QParams
-from ..quantize import DequantizeSpec, dequantize, quantize
+from ..quantize import dequantize, quantize
 from .onnx import (
     _as_scale,
     _check_saturate,
@@ -92,8 +91,7 @@ from .onnx import (
 __all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "matmul_integer", "qlinear_matmul",
            "conv_integer", "qlinear_conv", "qlinear_add", "qlinear_global_average_pool", "qlinear_sigmoid"]
 
-_QUANTIZE = get_profile("onnxruntime").quantize  # divide f32, clamp in float, RNE, NaN -> qmin
-_DEQUANTIZE = DequantizeSpec(subtract="int32_wrap", precision="float32")
+_PROFILE = "onnxruntime"  # quantize: divide f32, clamp in float, RNE, NaN -> qmin; dequantize: int32 difference
 
 
 def _ort_input(x) -> np.ndarray:
@@ -143,7 +141,7 @@ def quantize_linear(x, y_scale, y_zero_point=None, *, axis=1, block_size=0, satu
     scale = _ort_scale(y_scale, a.dtype, "y_scale")
     qp = _qparams(a.shape, scale, y_zero_point, fmt, axis, block_size, "y_scale", "y_zero_point")
     with np.errstate(over="ignore"):
-        return quantize(a, qp, _QUANTIZE)  # precision float32: float16 widens exactly
+        return quantize(a, qp, _PROFILE)  # precision float32: float16 widens exactly
 
 
 def dequantize_linear(x, x_scale, x_zero_point=None, *, axis=1, block_size=0):
@@ -164,7 +162,7 @@ def dequantize_linear(x, x_scale, x_zero_point=None, *, axis=1, block_size=0):
     scale = _as_scale(x_scale, "x_scale")
     zp = _dequantize_zero_point(x_zero_point, q.dtype, fmt)
     qp = _qparams(q.shape, scale, zp, fmt, axis, block_size, "x_scale", "x_zero_point")
-    y = dequantize(q, qp, _DEQUANTIZE)  # float32
+    y = dequantize(q, qp, _PROFILE)  # float32
     with np.errstate(over="ignore"):
         return y.astype(scale.dtype)  # float16 output: the float32 result, rounded (RNE)
 
@@ -196,7 +194,7 @@ def dynamic_quantize_linear(x):
     # Not make_qparams: ORT goes on with a degenerate scale (0, inf or NaN) where make_qparams would refuse it.
     qp = QParams(scale, zp, FORMATS["uint8"], qmin=0, qmax=255)
     with np.errstate(all="ignore"):
-        y = quantize(a, qp, _QUANTIZE)
+        y = quantize(a, qp, _PROFILE)
     return y, scale, zp.astype(np.uint8)
 
 

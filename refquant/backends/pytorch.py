@@ -52,17 +52,15 @@ scale tensor (no wrap). See the Conventions page for $r = S(q - Z)$.
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 
 from .. import _validate as V
 from ..dtypes import IntFormat, get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
-from ..profiles import get_profile
 from ..qparams import make_qparams
-from ..quantize import (DequantizeSpec, QuantizeSpec, dequantize as _dequantize, fake_quantize_backward,
-                        fake_quantize_with_mask, fma_f32, quantize as _quantize)
+from ..quantize import (dequantize as _dequantize, fake_quantize_backward, fake_quantize_with_mask, fma_f32,
+                        quantize as _quantize)
 from ._pytorch_add import add
 from ._pytorch_observers import choose_qparams, choose_qparams_dynamic, observer_qmin_qmax
 from ._pytorch_ops import ENGINES, conv2d, dynamic_linear, fbgemm_conv_path, linear
@@ -83,6 +81,7 @@ __all__ = [
     "choose_qparams_dynamic",
     "observer_qmin_qmax",
     "ZERO_POINT_ORDERS",
+    "PROFILE_OF_ZERO_POINT_ORDER",
     # op level (refquant.backends._pytorch_ops, _pytorch_add)
     "linear",
     "conv2d",
@@ -99,36 +98,10 @@ _BY_NUMPY = {np.dtype(np.uint8): "quint8", np.dtype(np.int8): "qint8", np.dtype(
 _FQ_FORMAT = IntFormat("int64", 64, True, -(2 ** 63), 2 ** 63 - 1, np.dtype(np.int64))
 _FQ_LIMIT = 2 ** 32
 
-_MUL = dict(division="multiply_reciprocal", reciprocal="float32")
-# (vector?, order) -> spec. vector: fbgemm QuantizeAvx2 (per-tensor quint8/qint8);
-# scalar: fbgemm Quantize<T> one value at a time (per-tensor qint32, ATen quantize_val).
-_BASE = get_profile("pytorch_fbgemm")
-_QUANTIZE = {
-    (True, "before"): _BASE.quantize,  # fma(x, 1/s, zp), RNE, NaN -> qmax (the profile's own spec)
-    (True, "after"): QuantizeSpec(**_MUL, zero_point="after_round", nan="qmax"),
-    (False, "before"): QuantizeSpec(**_MUL, zero_point="before_round", nan="int_cast_truncate"),
-    (False, "after"): QuantizeSpec(**_MUL, zero_point="after_round_float", nan="int_cast_truncate"),
-}
-_DEQUANTIZE_PER_TENSOR = DequantizeSpec(subtract="int32_wrap")
-_DEQUANTIZE_PER_CHANNEL = DequantizeSpec(subtract="float", scale_precision="float64")
-
-
-def _fq_profile(per_channel: bool, x_dtype: np.dtype):
-    """Fake-quantize specs: ``qval = zp + nearbyint(x * inv)`` (a float sum), then clamp.
-
-    Per tensor: clamp and mask in float (``fmin/fmax``; NaN -> quant_min), output
-    ``float(qval - zp) * scale``. Per channel: ``static_cast<int64_t>`` (NaN, Inf -> INT64_MIN),
-    output in double. Float64 inputs compute ``x * inv`` in double.
-    """
-    prec = "float64" if x_dtype == np.float64 else "float32"
-    fq = _BASE.fake_quantize  # per-tensor float32: the profile's own spec
-    if per_channel:
-        q = dataclasses.replace(fq, precision=prec, overflow="int64_cast", mask_compare="int")
-        d = DequantizeSpec(precision=prec, scale_precision="float64")
-    else:
-        q = dataclasses.replace(fq, precision=prec)
-        d = DequantizeSpec(precision="float32")
-    return _BASE.replace(fake_quantize=q, dequantize=d)
+# zero_point_order= selects a profile (torch 2.13 adds the zero point before rounding, 1.6 - 2.12 after);
+# the profile's quantize cases pick the vector (per-tensor quint8/qint8) or scalar kernel.
+PROFILE_OF_ZERO_POINT_ORDER = {"before": "pytorch_fbgemm", "after": "pytorch_fbgemm_zp_after"}
+_PROFILE = "pytorch_fbgemm"  # quantize, dequantize and fake-quantize are the same on every engine
 
 
 def _qdtype(dtype) -> IntFormat:
@@ -198,7 +171,7 @@ def quantize_per_tensor(x, scale, zero_point, dtype, *, zero_point_order="before
     fmt = _qdtype(dtype)
     x = _x_float32(x)
     qp = make_qparams(scale, _scalar_zp(zero_point), fmt)
-    return _quantize(x, qp, _QUANTIZE[(fmt.bits == 8, _order(zero_point_order))])
+    return _quantize(x, qp, PROFILE_OF_ZERO_POINT_ORDER[_order(zero_point_order)])
 
 
 def quantize_per_channel(x, scales, zero_points, axis, dtype, *, zero_point_order="before") -> np.ndarray:
@@ -226,7 +199,7 @@ def quantize_per_channel(x, scales, zero_points, axis, dtype, *, zero_point_orde
         raise ShapeError("x must have rank >= 1 for per-channel quantization, got a scalar")
     axis, s, z = _per_channel_params(x, scales, zero_points, axis)
     qp = make_qparams(s, z, fmt, axis=axis)
-    return _quantize(x, qp, _QUANTIZE[(False, _order(zero_point_order))])
+    return _quantize(x, qp, PROFILE_OF_ZERO_POINT_ORDER[_order(zero_point_order)])
 
 
 def dequantize(q, scale, zero_point, *, axis=None) -> np.ndarray:
@@ -254,12 +227,12 @@ def dequantize(q, scale, zero_point, *, axis=None) -> np.ndarray:
     fmt = _qdtype(_BY_NUMPY[q.dtype])
     if axis is None:
         qp = make_qparams(scale, _scalar_zp(zero_point), fmt)
-        return _dequantize(q, qp, _DEQUANTIZE_PER_TENSOR)
+        return _dequantize(q, qp, _PROFILE)
     if q.ndim == 0:
         raise ShapeError("q must have rank >= 1 for per-channel dequantization, got a scalar")
     axis, s, z = _per_channel_params(q, scale, zero_point, axis, "scale", "zero_point")
     qp = make_qparams(s, z, fmt, axis=axis, scale_dtype=np.float64)
-    return _dequantize(q, qp, _DEQUANTIZE_PER_CHANNEL)
+    return _dequantize(q, qp, _PROFILE)
 
 
 def _fq_range(quant_min, quant_max) -> tuple[int, int]:
@@ -306,7 +279,7 @@ def fake_quantize_per_tensor_affine_cachemask(x, scale, zero_point, quant_min, q
     lo, hi = _fq_range(quant_min, quant_max)
     z = _fq_zero_points(_scalar_zp(zero_point), lo, hi)
     qp = make_qparams(scale, z, _FQ_FORMAT, qmin=lo, qmax=hi)
-    y, mask = fake_quantize_with_mask(x, qp, _fq_profile(False, x.dtype))
+    y, mask = fake_quantize_with_mask(x, qp, _PROFILE)
     with np.errstate(over="ignore"):  # float16: past 65504 is inf, as torch returns it
         return y.astype(x.dtype), mask
 
@@ -342,7 +315,7 @@ def fake_quantize_per_channel_affine_cachemask(x, scale, zero_point, axis, quant
     axis, s, z = _per_channel_params(x, scale, zero_point, axis, "scale", "zero_point")
     z = _fq_zero_points(z, lo, hi)
     qp = make_qparams(s, z, _FQ_FORMAT, axis=axis, qmin=lo, qmax=hi)
-    y, mask = fake_quantize_with_mask(x, qp, _fq_profile(True, x.dtype))
+    y, mask = fake_quantize_with_mask(x, qp, _PROFILE)
     with np.errstate(over="ignore"):  # float16: past 65504 is inf, as torch returns it
         return y.astype(x.dtype), mask
 

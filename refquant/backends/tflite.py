@@ -65,39 +65,18 @@ import numpy as np
 from .. import _validate as V
 from ..dtypes import IntFormat, get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
-from ..profiles import get_profile
 from ..qparams import QParams, make_qparams
-from ..quantize import DequantizeSpec, QuantizeSpec
 from ..quantize import dequantize as _dequantize
 from ..quantize import quantize as _quantize
-from ._tflite_ops import KERNELS, check_kernel, conv2d, depthwise_conv2d, fully_connected  # ops re-exported
+from ._tflite_ops import KERNELS, PROFILE_OF_KERNEL, conv2d, depthwise_conv2d, fully_connected, kernel_profile
 from ._tflite_ops_misc import add, average_pool2d, logistic, max_pool2d, softmax
 
-__all__ = ["KERNELS", "QUANTIZE_DTYPES", "DEQUANTIZE_DTYPES", "quantize", "dequantize",
+__all__ = ["KERNELS", "PROFILE_OF_KERNEL", "QUANTIZE_DTYPES", "DEQUANTIZE_DTYPES", "quantize", "dequantize",
            "fully_connected", "conv2d", "depthwise_conv2d", "add", "average_pool2d", "max_pool2d",
            "softmax", "logistic"]
 
 QUANTIZE_DTYPES = ("int8", "uint8", "int16", "int4", "uint4")
 DEQUANTIZE_DTYPES = ("int8", "uint8", "int16")
-
-_SIMD_BLOCK = 8  # optimized_ops: `for (; i <= flat_size - 8; i += 8)`, then a scalar tail
-_XNNPACK_MAX_RANK = 6  # XNN_MAX_TENSOR_DIMS: higher-rank nodes stay on the builtin kernels
-
-# Reference kernels: (int32)std::round(x / (float)s) + zp, clamp (float32 division, RHAZ).
-_REF_Q = get_profile("tflite_reference").quantize
-# XNNPACK: lrintf(clamp(x * (1.0f/s), qmin - zp, qmax - zp)) + zp, FTZ/DAZ.
-_XNN_Q = get_profile("tflite_xnnpack").quantize
-# Optimized, 8-wide blocks: vcvtnq_s32_f32(x * (float)(1.0 / (double)s)) + zp (RNE, C-cast specials).
-# (float)(1.0/(double)s) == 1.0f/s for every float32 s: rounding a quotient of 24-bit operands
-# first to 53 bits, then to 24, is innocuous (53 >= 2*24 + 2), so the profile's 1.0f/s serves.
-_OPT_BLOCK_Q = get_profile("tflite_optimized").quantize
-# Optimized, scalar tail: (int32)TfLiteRound(x / (double)s) + zp (float64 division, RHAZ).
-_OPT_TAIL_Q = QuantizeSpec(division="divide", precision="float64", rounding="half_away_from_zero",
-                           nan="int_cast", overflow="int_cast")
-# float32(double(s) * (q - zp)): the exact integer difference, one rounding.
-_REF_DQ = get_profile("tflite_reference").dequantize
-# Optimized, 8-wide blocks: vmlaq_f32(float(-zp*s), float(q), s): float32(q*s) + float32(-zp*s).
-_OPT_BLOCK_DQ = DequantizeSpec(subtract="mul_then_sub")
 
 
 def _qparams(scale, zero_point, fmt: IntFormat, axis, shape) -> QParams:
@@ -126,26 +105,6 @@ def _qparams(scale, zero_point, fmt: IntFormat, axis, shape) -> QParams:
         raise ShapeError(f"scale must have {shape[ax]} elements to match x.shape[{ax}] = {shape[ax]}, "
                          f"got {s.size}")
     return make_qparams(s, z, fmt, axis=ax)
-
-
-def _xnnpack_takes(fmt: IntFormat, qp: QParams, shape) -> bool:
-    """Whether the XNNPACK delegate takes a QUANTIZE/DEQUANTIZE node (measured, LiteRT 2.3.0)."""
-    return (fmt.name in ("int8", "uint8") and qp.axis is None
-            and int(np.prod(shape)) > 0 and len(shape) <= _XNNPACK_MAX_RANK)
-
-
-def _check_xnnpack_scale(qp: QParams) -> None:
-    if float(qp.scale) < np.finfo(np.float32).tiny:
-        raise UnsupportedError(
-            f"kernel='xnnpack' needs a normal float32 scale (>= {np.finfo(np.float32).tiny:.9g}): XNNPACK "
-            f"rejects a subnormal scale (LiteRT fails or crashes), got {float(qp.scale)!r}")
-
-
-def _blocks_then_tail(a: np.ndarray, fn, block_spec, tail_spec) -> np.ndarray:
-    """Apply ``fn(part, spec)`` to the 8-wide SIMD blocks and to the scalar tail (C order)."""
-    flat = a.reshape(-1)
-    nb = flat.size - flat.size % _SIMD_BLOCK
-    return np.concatenate([fn(flat[:nb], block_spec), fn(flat[nb:], tail_spec)]).reshape(a.shape)
 
 
 def quantize(x, scale, zero_point, *, dtype="int8", axis=0, kernel="reference") -> np.ndarray:
@@ -177,7 +136,7 @@ def quantize(x, scale, zero_point, *, dtype="int8", axis=0, kernel="reference") 
         ShapeError: scale / zero point shapes do not fit ``x`` and ``axis``.
         UnsupportedError: per-channel 4-bit; a subnormal scale where XNNPACK takes the op.
     """
-    kernel = check_kernel(kernel)
+    profile = kernel_profile(kernel)
     fmt = get_format(dtype, name="dtype")
     if fmt.name not in QUANTIZE_DTYPES:
         raise QuantizationValueError(
@@ -186,19 +145,9 @@ def quantize(x, scale, zero_point, *, dtype="int8", axis=0, kernel="reference") 
     with np.errstate(over="ignore"):
         x32 = x.astype(np.float32)  # the op's float32 input tensor
     qp = _qparams(scale, zero_point, fmt, axis, x32.shape)
-    if qp.axis is not None or fmt.bits == 4:
-        if qp.axis is not None and fmt.bits == 4:
-            raise UnsupportedError(f"TFLite has no per-channel QUANTIZE to {fmt.name} (Eval error); "
-                                   f"pass a scalar scale")
-        spec = _REF_Q  # PerChannelQuantize / AffineQuantizeToInt4 serve every kernel
-    elif kernel == "reference":
-        spec = _REF_Q
-    elif kernel == "xnnpack" and _xnnpack_takes(fmt, qp, x32.shape):
-        _check_xnnpack_scale(qp)
-        spec = _XNN_Q
-    else:  # optimized, or what XNNPACK leaves to it
-        return _blocks_then_tail(x32, lambda part, sp: _quantize(part, qp, sp), _OPT_BLOCK_Q, _OPT_TAIL_Q)
-    return _quantize(x32, qp, spec)
+    if qp.axis is not None and fmt.bits == 4:
+        raise UnsupportedError(f"TFLite has no per-channel QUANTIZE to {fmt.name} (Eval error); pass a scalar scale")
+    return _quantize(x32, qp, profile)  # the profile picks the kernel by format, granularity, size, rank
 
 
 def dequantize(q, scale, zero_point, *, axis=0, kernel="reference") -> np.ndarray:
@@ -226,7 +175,7 @@ def dequantize(q, scale, zero_point, *, axis=0, kernel="reference") -> np.ndarra
         ShapeError: scale / zero point shapes do not fit ``q`` and ``axis``.
         UnsupportedError: per-channel int16; a subnormal scale where XNNPACK takes the op.
     """
-    kernel = check_kernel(kernel)
+    profile = kernel_profile(kernel)
     q = V.as_int_array(q, "q")
     if q.dtype.name not in DEQUANTIZE_DTYPES:
         raise QuantizationTypeError(
@@ -236,13 +185,6 @@ def dequantize(q, scale, zero_point, *, axis=0, kernel="reference") -> np.ndarra
     if fmt.name == "int16" and np.any(qp.zero_point != 0):
         raise QuantizationValueError(
             f"zero_point must be 0 for int16 (TFLite DEQUANTIZE), got {int(qp.zero_point[qp.zero_point != 0].flat[0])}")
-    if qp.axis is not None:
-        if fmt.name == "int16":
-            raise UnsupportedError("TFLite has no per-channel DEQUANTIZE of int16 (Eval error); pass a scalar scale")
-    elif kernel == "xnnpack" and _xnnpack_takes(fmt, qp, q.shape):
-        _check_xnnpack_scale(qp)  # XNNPACK computes (float)(q - zp) * s: the reference formula
-    elif kernel != "reference":  # optimized, or what XNNPACK leaves to it (int16: Z = 0, both agree)
-        with np.errstate(over="ignore", invalid="ignore"):  # s*q may overflow to inf, inf - inf = NaN
-            return _blocks_then_tail(q, lambda part, sp: _dequantize(part, qp, sp), _OPT_BLOCK_DQ, _REF_DQ)
-    with np.errstate(over="ignore"):  # (q - Z) * s may overflow to inf: data, not an error
-        return _dequantize(q, qp, _REF_DQ)  # PerChannelDequantize too serves every kernel
+    if qp.axis is not None and fmt.name == "int16":
+        raise UnsupportedError("TFLite has no per-channel DEQUANTIZE of int16 (Eval error); pass a scalar scale")
+    return _dequantize(q, qp, profile)  # the profile picks the kernel by format, granularity, size, rank

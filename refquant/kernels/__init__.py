@@ -3,7 +3,9 @@
 Each kernel exists twice in its module: a plain NumPy ``*_reference`` that reads like the
 equation (the spec), and a fast version (Numba, or an exactness-proven BLAS/``vpmaddwd``
 path) that a test proves equal bit for bit. Kernels know arithmetic, not backends: the
-faces in :mod:`refquant.backends` pick the mode a backend uses from its profile.
+ops layer (:mod:`refquant.ops`) picks the mode a backend uses from its profile. Import a
+kernel from its module (``from refquant.kernels.gemm import gemm``): this package re-exports
+nothing, so every module stays reachable under its own name.
 
 * :mod:`refquant.kernels.gemm` — :func:`gemm`, :func:`matmul`: int8/uint8 → int32 with zero
   points per tensor / row / column; accumulation models ``exact``, ``wrap``,
@@ -22,37 +24,5 @@ faces in :mod:`refquant.backends` pick the mode a backend uses from its profile.
   tanh, softmax (TFLite float table and gemmlowp fixed point), ORT QLinearSigmoid.
 """
 
-from .bias import add_bias
-from .conv import conv2d, conv2d_reference
-from .elementwise import fixed_point_add, rescale_add
-from .elementwise_float import float_add, float_mul
-from .gemm import gemm, gemm_reference, matmul, matmul_reference
-from .lut import apply_lut
-from .multiplier import activation_range, requant_params
-from .pool import average_pool2d, global_average_pool, max_pool2d
-from .requant import requantize, requantize_reference
-from .softmax import softmax_fixed_point, softmax_lut
-
-__all__ = [
-    "activation_range",
-    "add_bias",
-    "apply_lut",
-    "average_pool2d",
-    "conv2d",
-    "conv2d_reference",
-    "fixed_point_add",
-    "float_add",
-    "float_mul",
-    "gemm",
-    "gemm_reference",
-    "global_average_pool",
-    "matmul",
-    "matmul_reference",
-    "max_pool2d",
-    "requant_params",
-    "requantize",
-    "requantize_reference",
-    "rescale_add",
-    "softmax_fixed_point",
-    "softmax_lut",
-]
+__all__ = ["bias", "conv", "elementwise", "elementwise_float", "gemm", "lut", "multiplier", "pool", "requant",
+           "softmax"]

@@ -34,6 +34,7 @@ import numpy as np
 from .. import _validate as V
 from ..errors import QuantizationValueError
 from ..fixedpoint_multiplier import quantize_multiplier
+from ..modes import ACTIVATION_BOUNDS, DERIVATIONS, REQUANT_MODES
 from ..rounding import round_half_away_from_zero
 from ._checks import int_scalar
 
@@ -44,18 +45,16 @@ __all__ = [
     "real_multiplier",
     "requant_params",
     "activation_range",
+    "activation_range_rne",
+    "activation_bounds",
+    "quantize_bound_rne",
     "ACTIVATION_FLOAT_RANGES",
 ]
 
-DERIVATIONS = ("f32_ab_div_c", "f64_ab_div_c", "f32_ba_times_recip_c", "f32_ab_then_f64_div", "exact")
-# requant mode -> kind of multiplier it consumes
-REQUANT_MODES = {
-    "fixed_double": "fixed", "fixed_single": "fixed", "fixed_double_up": "fixed",
-    "fixed_ruy_avx2": "fixed", "fixed_int64_reduced16": "fixed",
-    "float32_rne": "float32", "float64_rhaz": "float64", "float64_rne": "float64", "exact_rne": "exact",
-}
+# The names live in refquant.modes, the one table of arithmetic choices.
 # The real-valued range [f_lo, f_hi] each fused activation clamps to (TFLite's ActivationFunctionType);
-# TFLite's kernels (activation_range) and XNNPACK (xnnpack_params) quantize its ends differently.
+# Its ends become integers in one of two ways (ACTIVATION_BOUNDS): activation_range (Z + RHAZ(f/S))
+# or activation_range_rne (RNE(f/S + Z) in float32).
 ACTIVATION_FLOAT_RANGES = {
     None: (-np.inf, np.inf),
     "NONE": (-np.inf, np.inf),
@@ -68,7 +67,11 @@ _F32 = np.float32
 
 
 def _check_name(value, name: str, allowed) -> str:
-    if value not in allowed:
+    try:
+        ok = value in allowed
+    except TypeError:  # unhashable, e.g. a list
+        ok = False
+    if not ok:
         raise QuantizationValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
     return value
 
@@ -139,7 +142,7 @@ class RequantParams:
     real: np.ndarray
 
 
-def requant_params(input_scale, weight_scale, output_scale, *, mode=None, derivation=None, profile=None,
+def requant_params(input_scale, weight_scale, output_scale, *, mode, derivation,
                    single_rounding=None) -> RequantParams:
     """Derive the requantization multiplier(s) for a mode. Offline code.
 
@@ -154,26 +157,17 @@ def requant_params(input_scale, weight_scale, output_scale, *, mode=None, deriva
 
     Args:
         input_scale, weight_scale, output_scale: As in :func:`real_multiplier`.
-        mode: A key of :data:`REQUANT_MODES`; default ``profile.requant``.
-        derivation: A key of :data:`DERIVATIONS`; default ``profile.multiplier``.
-        profile: A :class:`refquant.profiles.Profile` or its name; supplies the defaults.
-        single_rounding: Default ``profile.single_rounding``, or ``True`` for ``fixed_single``.
+        mode: A key of :data:`refquant.modes.REQUANT_MODES` (a profile's layer spec gives it).
+        derivation: A name of :data:`refquant.modes.DERIVATIONS`.
+        single_rounding: Quantize the multiplier for single-rounding builds; default ``True``
+            for ``fixed_single`` only.
 
     Returns:
         A :class:`RequantParams`.
 
     Raises:
-        QuantizationValueError: neither an explicit value nor a profile for ``mode`` or
-            ``derivation``; unknown names; invalid scales.
+        QuantizationValueError: unknown names; invalid scales.
     """
-    prof = None
-    if profile is not None:
-        from ..profiles import get_profile  # local import: profiles is above kernels
-        prof = get_profile(profile)
-    mode = mode if mode is not None else (prof.requant if prof else None)
-    derivation = derivation if derivation is not None else (prof.multiplier if prof else None)
-    if mode is None or derivation is None:
-        raise QuantizationValueError("requant_params needs mode and derivation, or a profile that sets them")
     _check_name(mode, "mode", REQUANT_MODES)
     real = real_multiplier(input_scale, weight_scale, output_scale, derivation=derivation)
     kind = REQUANT_MODES[mode]
@@ -185,7 +179,7 @@ def requant_params(input_scale, weight_scale, output_scale, *, mode=None, deriva
     if kind == "float64":
         return RequantParams(mode, np.asarray(as_float, dtype=np.float64), None, real)
     if single_rounding is None:
-        single_rounding = mode == "fixed_single" or bool(prof and prof.single_rounding)
+        single_rounding = mode == "fixed_single"
     flat = np.asarray(as_float, dtype=np.float64).ravel()
     qs = [quantize_multiplier(float(m), single_rounding=single_rounding) for m in flat]
     shape = np.shape(as_float)
@@ -251,3 +245,61 @@ def activation_range(activation, output_scale, output_zero_point, qmin: int, qma
     act_max = qmax if f_hi == np.inf else min(qmax, quantize(f_hi))
     return act_min, act_max
 
+
+
+def quantize_bound_rne(value, output_scale, output_zero_point, qmin: int, qmax: int) -> int:
+    """One float bound quantized with the zero point added before a ties-to-even rounding.
+
+    ``lrintf(fminf(fmaxf(value / scale + (float) zero_point, qmin), qmax))``: float32
+    division and addition (one rounding each), clamp, round half to even. Mirrors XNNPACK's
+    ``xnn_qs8_quantize`` / ``xnn_qu8_quantize``. Offline code.
+
+    Args:
+        value: The float bound ($\\pm\\infty$ allowed).
+        output_scale: $S_y$ (float32).
+        output_zero_point: $Z_y$ (int).
+        qmin, qmax: The output format's range.
+
+    Returns:
+        The quantized bound as a Python int in ``[qmin, qmax]``.
+    """
+    s = V.as_scale(output_scale, "output_scale")
+    if s.size != 1:
+        raise QuantizationValueError(f"output_scale must be a scalar, got shape {s.shape}")
+    s = _F32(s.reshape(()))
+    zp = int_scalar(output_zero_point, "output_zero_point")
+    with np.errstate(over="ignore"):
+        v = _F32(_F32(_F32(value) / s) + _F32(zp))  # float32 ops, one rounding each
+    v = min(max(v, _F32(qmin)), _F32(qmax))
+    return int(np.rint(v))  # RNE (half to even), as lrintf in the default rounding mode
+
+
+def activation_range_rne(activation, output_scale, output_zero_point, qmin: int, qmax: int) -> tuple[int, int]:
+    """The fused-activation clamp with each float bound quantized by :func:`quantize_bound_rne`.
+
+    $q(f) = \\operatorname{RNE}(\\operatorname{clamp}(\\mathrm{fl}(\\mathrm{fl}(f / S_y) + Z_y), q_{min}, q_{max}))$
+    for the ends of :data:`ACTIVATION_FLOAT_RANGES`; mirrors the XNNPACK delegate of TFLite
+    (every quantized operator it creates). It differs from :func:`activation_range` on ties:
+    RELU6 with $S_y = 4$, $Z_y = 1$ gives $\\mathrm{RNE}(2.5) = 2$ here, $1 + \\mathrm{RHAZ}(1.5) = 3$ there.
+
+    Same arguments and result as :func:`activation_range`.
+    """
+    _check_name(activation, "activation", _ACTIVATIONS)
+    lo, hi = ACTIVATION_FLOAT_RANGES[activation]
+    return (quantize_bound_rne(lo, output_scale, output_zero_point, qmin, qmax),
+            quantize_bound_rne(hi, output_scale, output_zero_point, qmin, qmax))
+
+
+def activation_bounds(activation, output_scale, output_zero_point, qmin: int, qmax: int, *,
+                      rounding: str = "round_then_add_zero_point") -> tuple[int, int]:
+    """The fused-activation clamp ``(act_min, act_max)`` by the rule ``rounding`` names.
+
+    Args:
+        rounding: ``"round_then_add_zero_point"`` (:func:`activation_range`) or
+            ``"add_zero_point_then_rne"`` (:func:`activation_range_rne`); the names of
+            :data:`refquant.modes.ACTIVATION_BOUNDS`.
+        Others: As :func:`activation_range`.
+    """
+    _check_name(rounding, "rounding", ACTIVATION_BOUNDS)
+    fn = activation_range if rounding == "round_then_add_zero_point" else activation_range_rne
+    return fn(activation, output_scale, output_zero_point, qmin, qmax)

@@ -58,7 +58,6 @@ from collections import OrderedDict
 
 import ml_dtypes
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 __all__ = [

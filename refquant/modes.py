@@ -1,0 +1,80 @@
+"""The names of every arithmetic choice, in one table.
+
+A backend profile (:mod:`refquant.profiles`) is a record of these names; the kernels
+(:mod:`refquant.kernels`) dispatch on them. Each name says what the arithmetic does, never
+which backend does it: the profiles say that.
+
+| table | names |
+|---|---|
+| :data:`REQUANT_MODES` | how an int32 accumulator is scaled to the output format (``fixed_*``: a fixed-point multiplier and shift; ``float*``: a float multiplier and one rounding; ``exact_rne``: the exact real product) |
+| :data:`DERIVATIONS` | how the real multiplier $S_x S_w / S_y$ is formed from the three float32 scales |
+| :data:`BIAS_MODES` | how a layer's bias reaches the accumulator |
+| :data:`ACCUMULATIONS` | how u8×s8 products are summed (exact, wrapping, or x86 ``vpmaddubsw`` pair saturation) |
+| :data:`ACTIVATION_BOUNDS` | how a fused activation's float range becomes integer clamp bounds |
+| :data:`ISAS` | the instruction-set classes a profile may resolve its accumulation for |
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import QuantizationValueError
+
+__all__ = ["REQUANT_MODES", "DERIVATIONS", "BIAS_MODES", "ACCUMULATIONS", "ACTIVATION_BOUNDS", "ISAS",
+           "check_name"]
+
+# requant mode -> kind of multiplier it consumes
+REQUANT_MODES = {
+    "fixed_double": "fixed",           # SRDHM, then RoundingDivideByPOT (two roundings, half away / half up)
+    "fixed_single": "fixed",           # one rounding of the 64-bit product (single-rounding builds)
+    "fixed_double_up": "fixed",        # SRDHM, then a half-up shift
+    "fixed_ruy_avx2": "fixed",         # fixed_double_up, except where acc << l = q = INT32_MIN
+    "fixed_int64_reduced16": "fixed",  # 64-bit product with a 16-bit-reduced multiplier (16x8 kernels)
+    "float32_rne": "float32",          # lrintf(float(acc) * m), m float32
+    "float64_rhaz": "float64",         # round half away of double(acc) * m, m float64
+    "float64_rne": "float64",          # rint(double(acc) * m)
+    "exact_rne": "exact",              # the exact real product, ties to even
+}
+
+DERIVATIONS = (
+    "f32_ab_div_c",          # float32 (S_x * S_w) / S_y
+    "f64_ab_div_c",          # double(S_x) * double(S_w) / double(S_y)
+    "f32_ba_times_recip_c",  # float32 (S_w * S_x) * (1 / S_y)
+    "f32_ab_then_f64_div",   # double(float32(S_x * S_w)) / double(S_y)
+    "exact",                 # the exact rational value
+)
+
+BIAS_MODES = (
+    "int32",                         # int32 bias of scale S_x S_w[c], added to the accumulator
+    "float_over_act_times_w_scale",  # float32 bias divided by float32(S_x S_w[c]), added in float
+    "runtime_quantized",             # float32 bias quantized at run time: RNE(b * (1 / (S_w S_x)))
+)
+
+ACCUMULATIONS = ("exact_int32", "wrap_int32", "pairwise_sat16_u8s8", "pairwise_sat16_s8u8")
+
+ACTIVATION_BOUNDS = (
+    "round_then_add_zero_point",  # Z + round_half_away(f / S), clamped to the format
+    "add_zero_point_then_rne",    # RNE(Z + f / S) in float32, clamped to the format
+)
+
+ISAS = ("avx2", "avx512_vnni", "avx_vnni", "exact")
+
+
+def check_name(value, name: str, allowed) -> str:
+    """Return ``value`` if it is one of ``allowed`` (a tuple or a dict's keys), else raise.
+
+    A NumPy array is never a name (comparing it with a tuple's items is elementwise).
+
+    Raises:
+        QuantizationValueError: ``value`` is not a string in ``allowed``.
+    """
+    keys = tuple(allowed)
+    if isinstance(value, np.ndarray):
+        raise QuantizationValueError(f"{name} must be one of {keys}, got an array")
+    try:
+        ok = value in keys
+    except TypeError:  # an unhashable value, e.g. a list or an array
+        ok = False
+    if not ok or isinstance(value, bool):
+        raise QuantizationValueError(f"{name} must be one of {keys}, got {value!r}")
+    return value

@@ -1,0 +1,219 @@
+r"""Quantized linear and convolution layers under a profile.
+
+A layer is four steps, each read from the profile's :class:`~refquant.specs.LayerSpec`:
+
+1. **accumulate** $\mathrm{acc}_c = \sum_k (x_k - Z_x)(w_{ck} - Z_w[c])$ in int32
+   (:func:`refquant.kernels.gemm.gemm`, :func:`refquant.kernels.conv.conv2d`), with the
+   accumulation model the spec gives for the profile's ISA (x86 ``vpmaddubsw`` pair
+   saturation where the backend has it);
+2. **bias**: an int32 bias added to the accumulator, or a float32 bias divided by
+   $S_x S_w[c]$ and added in float, or a float bias quantized at run time;
+3. **requantize** with $M_c = S_x S_w[c] / S_y$ formed as the spec says, in the spec's
+   requantization mode (fixed point or float), plus $Z_y$;
+4. **clamp** to the fused activation's range, its bounds rounded as the spec says.
+
+Internal convention (the faces translate to it; the integer model calls it directly):
+scales are float32 (``w_scale`` shape ``()`` or ``(O,)``), zero points are Python ints or int64
+arrays (``w_zero_point`` ``()`` or ``(O,)``), the output format comes from ``out_dtype``, and the
+bias has the dtype its mode needs (int32 for ``int32``, float32 otherwise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..kernels.bias import add_bias, float_bias_accumulator, quantize_bias_runtime
+from ..kernels.conv import conv2d as conv_accumulate
+from ..kernels.gemm import gemm
+from ..kernels.multiplier import activation_bounds, real_multiplier, requant_params
+from ..kernels.requant import requantize
+from ..profiles import Profile, get_profile
+from ..specs import LayerSpec
+
+__all__ = ["output_stage", "linear", "conv2d", "conv_family"]
+
+_F32 = np.float32
+
+
+def _check_limits(spec: LayerSpec, xs, ws, ys) -> None:
+    """The backend's refusals of a requantization scale (see the spec's fields)."""
+    if spec.max_requant_scale is not None:
+        m = real_multiplier(xs, ws, ys, derivation="f32_ab_div_c")
+        if np.any(m >= spec.max_requant_scale):
+            raise UnsupportedError(f"x_scale * w_scale / y_scale = {float(np.max(m))!r} must be below "
+                                   f"{spec.max_requant_scale!r} for this profile's kernels (the backend refuses it)")
+    if spec.require_normal_multiplier:
+        m = real_multiplier(xs, ws, ys, derivation=spec.derivation(np.ndim(ws) > 0))
+        ok = np.isfinite(m) & (m >= np.finfo(_F32).tiny)
+        if not np.all(ok):
+            raise UnsupportedError(f"this profile's kernels need a positive normal requantization scale "
+                                   f"(x_scale * w_scale / y_scale in float32), got {float(np.asarray(m)[~ok].ravel()[0])!r}")
+
+
+def _float_multiplier_ok(m, what: str) -> None:
+    if not np.all(np.isfinite(m) & (np.asarray(m) > 0)):
+        raise UnsupportedError(f"{what} over- or underflows float32: the backend's result would be inf or NaN, "
+                               f"which refquant does not model")
+
+
+def output_stage(acc, spec: LayerSpec, x_scale, w_scale, y_scale, y_zero_point: int, *, bias=None,
+                 activation=None, axis: int = -1, out_dtype=np.int8) -> np.ndarray:
+    """Steps 2-4 of the module docstring: int32 accumulators to output codes.
+
+    Args:
+        acc: int32 accumulators (zero points already applied), output channels along ``axis``.
+        spec: The layer's :class:`~refquant.specs.LayerSpec`.
+        x_scale, y_scale: float32 scalars. w_scale: float32 ``()`` or ``(O,)``.
+        y_zero_point: Output zero point (int).
+        bias: ``None``, or ``(O,)``: int32 for ``bias="int32"``, else float32.
+        activation: A fused activation name (``None``, ``"NONE"``, ``"RELU"``, ``"RELU6"``,
+            ``"RELU_N1_TO_1"``); its float range is clamped as ``spec.activation_bounds`` says.
+        axis: The output-channel axis of ``acc``.
+        out_dtype: ``np.int8``, ``np.uint8`` or ``np.int16``.
+
+    Returns:
+        Codes of ``acc``'s shape and ``out_dtype``.
+
+    Raises:
+        UnsupportedError: A requantization scale the backend refuses.
+    """
+    out_dtype = np.dtype(out_dtype)
+    info = np.iinfo(out_dtype)
+    per_channel = np.ndim(w_scale) > 0
+    _check_limits(spec, x_scale, w_scale, y_scale)
+    lo, hi = activation_bounds(activation, y_scale, y_zero_point, int(info.min), int(info.max),
+                               rounding=spec.activation_bounds)
+    if bias is not None:
+        if spec.bias == "int32":
+            acc = add_bias(acc, bias, axis=axis)
+        elif spec.bias == "runtime_quantized":
+            acc = add_bias(acc, quantize_bias_runtime(bias, x_scale, w_scale), axis=axis)
+        else:  # float_over_act_times_w_scale
+            atws = (_F32(x_scale) * np.asarray(w_scale, _F32)).astype(_F32)  # fl(S_x S_w[c])
+            _float_multiplier_ok(atws, "x_scale * w_scale")
+            acc = float_bias_accumulator(acc, bias, atws, axis=axis,
+                                         reciprocal=spec.bias_reciprocal_per_tensor and not per_channel)
+    p = requant_params(x_scale, w_scale, y_scale, mode=spec.requant, derivation=spec.derivation(per_channel),
+                       single_rounding=spec.single_rounding)
+    if p.mode == "float32_rne":
+        _float_multiplier_ok(p.multiplier, "x_scale * w_scale / y_scale")
+    y = requantize(acc, p.multiplier, y_zero_point, lo, hi, mode=p.mode, shift=p.shift, axis=axis, dtype=out_dtype)
+    if spec.tail_block:
+        y = _tail_channels(y, acc, spec, x_scale, w_scale, y_scale, y_zero_point, lo, hi, axis, out_dtype)
+    if spec.overflow_to_zero and p.mode == "float32_rne":
+        y = _overflow_to_zero(y, acc, p.multiplier, axis)
+    return y
+
+
+def _tail_channels(y, acc, spec, xs, ws, ys, yz, lo, hi, axis, out_dtype):
+    """The last ``O % tail_block`` channels requantized in ``spec.tail_requant``."""
+    o = acc.shape[axis]
+    cut = o - o % spec.tail_block
+    if cut == o:
+        return y
+    tail = [slice(None)] * acc.ndim
+    tail[axis] = slice(cut, o)
+    tail = tuple(tail)
+    ws_tail = ws[cut:] if np.ndim(ws) else ws
+    p = requant_params(xs, ws_tail, ys, mode=spec.tail_requant, derivation=spec.derivation(np.ndim(ws) > 0),
+                       single_rounding=spec.single_rounding)
+    y[tail] = requantize(acc[tail], p.multiplier, yz, lo, hi, mode=p.mode, shift=p.shift, axis=axis,
+                         dtype=out_dtype)
+    return y
+
+
+def _overflow_to_zero(y, acc_f, multiplier, axis: int):
+    """``cvtps2dq`` of $|\\mathrm{fl}(\\mathrm{acc}\\cdot M_c)| \\ge 2^{31}$ gives INT32_MIN ("integer
+    indefinite"); ``packs``/``adds``/``packus`` then saturate it to 0. Overwrites those outputs."""
+    m = np.asarray(multiplier, _F32)
+    if m.ndim == 1 and np.ndim(acc_f):
+        shape = [1] * np.ndim(acc_f)
+        shape[axis] = m.size
+        m = m.reshape(shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = (np.asarray(acc_f).astype(_F32) * m).astype(np.float64)  # the float32 product requantize rounds
+    y[~(np.abs(v) < 2.0 ** 31)] = 0
+    return y
+
+
+def _profile(profile) -> Profile:
+    return get_profile(profile)
+
+
+def linear(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scale, y_zero_point: int, *,
+           profile, activation=None, out_dtype=np.int8) -> np.ndarray:
+    """A quantized fully connected layer: $y = \\mathrm{clamp}(\\mathrm{requant}(x W^T + b) + Z_y)$.
+
+    Args:
+        x: int8/uint8 ``(M, K)``.
+        x_scale, x_zero_point: Input parameters (float32 scalar, int).
+        w: int8/uint8 ``(N, K)``, one row per output channel.
+        w_scale: float32 ``()`` or ``(N,)``. w_zero_point: int or int64 ``(N,)``.
+        bias: ``None`` or ``(N,)`` (dtype per the profile's bias mode).
+        y_scale, y_zero_point: Output parameters.
+        profile: A :class:`~refquant.profiles.Profile` or its name (its ``linear`` spec and ``isa``).
+        activation, out_dtype: As :func:`output_stage`.
+
+    Returns:
+        ``(M, N)`` codes of ``out_dtype``.
+    """
+    prof = _profile(profile)
+    spec = prof.layer("linear")
+    _check_limits(spec, x_scale, w_scale, y_scale)  # before any kernel runs
+    acc = gemm(x, np.ascontiguousarray(w.T), x.dtype.type(x_zero_point), _w_zero_point(w_zero_point, w.dtype),
+               acc_model=spec.accumulation_for(prof.isa, x.dtype, w.dtype))  # (M, N) int32
+    return output_stage(acc, spec, x_scale, w_scale, y_scale, y_zero_point, bias=bias, activation=activation,
+                        axis=-1, out_dtype=out_dtype)
+
+
+def _w_zero_point(w_zero_point, dtype):
+    z = np.asarray(w_zero_point, np.int64)
+    return (z.reshape(-1) if z.size > 1 else z.reshape(())).astype(dtype)
+
+
+def conv_family(groups: int, in_channels: int, w_channels: int) -> str:
+    """``"conv"`` (groups 1), ``"depthwise"`` (one input channel per group) or ``"grouped_conv"``."""
+    if groups == 1:
+        return "conv"
+    return "depthwise" if w_channels == 1 and groups == in_channels else "grouped_conv"
+
+
+def conv2d(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scale, y_zero_point: int, *,
+           profile, strides=1, dilations=1, pads=0, groups=None, layout="NCHW", w_layout=None, k_order="chw",
+           family=None, activation=None, out_dtype=np.int8) -> np.ndarray:
+    """A quantized 2-D convolution (groups and depthwise included) under a profile.
+
+    The accumulator is eq. (1) of :mod:`refquant.kernels.conv` (out-of-image taps count as
+    $Z_x$, i.e. contribute nothing), then :func:`output_stage` along the channel axis.
+
+    Args:
+        x: int8/uint8 ``(N, C, H, W)`` (``layout="NCHW"``) or ``(N, H, W, C)`` (``"NHWC"``).
+        w: int8/uint8 weights in ``w_layout`` (``"OIHW"``, ``"OHWI"`` or ``"1HWO"``).
+        strides, dilations, pads, groups, layout, w_layout, k_order: As
+            :func:`refquant.kernels.conv.conv2d` (``k_order`` orders the pairs of the
+            pair-saturation model).
+        family: The profile's layer spec to use (``"conv"``, ``"grouped_conv"``,
+            ``"depthwise"``); ``None``: from ``groups`` (:func:`conv_family`). A face passes it
+            when its backend picks kernels by other rules.
+        Others: As :func:`linear`.
+
+    Returns:
+        Codes ``(N, O, OH, OW)`` or ``(N, OH, OW, O)`` (the input's layout) of ``out_dtype``.
+    """
+    prof = _profile(profile)
+    if family is None:
+        c = x.shape[1] if layout == "NCHW" else x.shape[3]
+        if w_layout == "1HWO":
+            family = "depthwise"
+        else:
+            cg = w.shape[1] if (w_layout or ("OIHW" if layout == "NCHW" else "OHWI")) == "OIHW" else w.shape[3]
+            family = conv_family(groups or c // cg, c, cg)
+    spec = prof.layer(family)
+    _check_limits(spec, x_scale, w_scale, y_scale)  # before any kernel runs
+    acc = conv_accumulate(x, w, x.dtype.type(x_zero_point), _w_zero_point(w_zero_point, w.dtype), strides=strides,
+                          dilations=dilations, pads=pads, groups=groups, layout=layout, w_layout=w_layout,
+                          acc_model=spec.accumulation_for(prof.isa, x.dtype, w.dtype), k_order=k_order)
+    axis = 1 if layout == "NCHW" else -1
+    return output_stage(acc, spec, x_scale, w_scale, y_scale, y_zero_point, bias=bias, activation=activation,
+                        axis=axis, out_dtype=out_dtype)

@@ -1,0 +1,315 @@
+"""Specifications: every step on which backends differ, as data.
+
+A backend profile (:mod:`refquant.profiles`) is built from these records; the core functions
+(:mod:`refquant.quantize`) and the ops layer (:mod:`refquant.ops`) read them. Nothing here
+names a backend: a record says *what* the arithmetic does.
+
+* :class:`QuantizeSpec` / :class:`DequantizeSpec` — float to codes and back, step by step.
+* :class:`Case` / :class:`Cases` — which spec applies to which tensor (format, granularity,
+  emptiness, rank, input dtype): backends run different kernels for, say, per-channel or
+  16-bit tensors. The first case whose conditions all hold wins.
+* :class:`SimdSplit` — a position-dependent kernel: elements in whole SIMD blocks (C order)
+  take one spec, the remaining tail another.
+* :class:`LayerSpec` — linear and convolution layers: accumulation, bias, multiplier,
+  requantization, fused-activation bounds and the backend's limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import QuantizationValueError
+from .modes import ACCUMULATIONS, ACTIVATION_BOUNDS, BIAS_MODES, DERIVATIONS, ISAS, REQUANT_MODES, check_name
+from .rounding import as_rounding_mode
+
+__all__ = ["QuantizeSpec", "DequantizeSpec", "Case", "Cases", "SimdSplit", "LayerSpec", "select_spec"]
+
+_CHOICES = {
+    "division": ("divide", "multiply_reciprocal"),
+    "reciprocal": ("same_precision", "double_then_float", "float32"),
+    "zero_point": ("after_round", "before_round", "before_round_fma", "after_round_float"),
+    "clamp": ("after_round", "before_round"),
+    "nan": ("qmin", "qmax", "zero_point", "int_cast", "int_cast_truncate"),
+    "overflow": ("saturate", "int_cast", "int64_cast"),
+    "mask_compare": ("int", "float"),
+    "denormals": ("keep", "flush"),
+    "subnormal_scale": ("allow", "refuse"),
+}
+
+
+@dataclass(frozen=True)
+class QuantizeSpec:
+    """How one backend maps float to integer codes (see the module docstring).
+
+    Attributes:
+        division: ``"divide"`` ($x/S$) or ``"multiply_reciprocal"`` ($x \\cdot (1/S)$).
+        precision: ``"float32"``, ``"float64"``, ``"input"`` (the input's float dtype) or
+            ``"scale"`` (the scale's float dtype: ONNX QuantizeLinear divides in the type of
+            ``y_scale``, float16 included).
+        reciprocal: how $1/S$ is formed: ``"same_precision"`` (``1.0f / s``),
+            ``"double_then_float"`` (``(float)(1.0 / (double)s)``) or ``"float32"``
+            (``1.0f / s`` in float32 even when the product is in float64: PyTorch
+            fake-quantize of a double tensor multiplies by a float ``inv_scale``).
+        zero_point: ``"after_round"``, ``"before_round"`` (two float roundings),
+            ``"before_round_fma"`` (``fma(x, inv, Z)``, one rounding) or
+            ``"after_round_float"`` (``Z + round(v)`` added in the float precision, so
+            rounded when $|Z + \\mathrm{round}(v)| > 2^{24}$ in float32: PyTorch
+            fake-quantize, whose ``int64 + float`` is a float sum).
+        rounding: a :class:`refquant.rounding.RoundingMode` value.
+        clamp: ``"after_round"`` or ``"before_round"``.
+        nan: where NaN goes: ``"qmin"``, ``"qmax"``, ``"zero_point"``,
+            ``"int_cast"`` (C cast: INT32_MIN, plus Z with int32 wrap, then clamp) or
+            ``"int_cast_truncate"`` (C ``(T)(double)NaN``: ``cvttsd2si`` gives INT32_MIN,
+            truncated to the format's width: 0 for 8- and 16-bit, INT32_MIN for int32;
+            PyTorch's scalar ``quantize_val``).
+        overflow: ``"saturate"``, ``"int_cast"`` for $|v| \\ge 2^{31}$ and $\\pm\\infty$,
+            or ``"int64_cast"`` (``static_cast<int64_t>``: $|v| \\ge 2^{63}$ and
+            $\\pm\\infty$ become INT64_MIN, hence $q_{min}$; PyTorch per-channel fake-quantize).
+        mask_compare: how :func:`fake_quantize_with_mask` tests $q_{min} \\le q_u \\le q_{max}$:
+            ``"int"`` (exact) or ``"float"`` (the bounds rounded to the compute precision,
+            as C++ ``quant_min <= qval_f`` does with a float ``qval_f``: in float32,
+            ``2^31 <= float(2^31 - 1)`` is true).
+        denormals: ``"keep"`` (IEEE subnormals) or ``"flush"``: subnormal operands of the
+            scaling step count as zero and a subnormal result becomes zero (x86 MXCSR
+            FTZ + DAZ, which XNNPACK's thread pool sets while its kernels run: with it,
+            ``1e-39 / 1.2e-38`` quantizes to 0, not 1, and a scale above $2^{126}$ has a
+            reciprocal of 0, so $\\pm\\infty \\cdot 0$ = NaN; measured on LiteRT 2.3.0).
+        subnormal_scale: ``"allow"`` or ``"refuse"``: the backend rejects a subnormal float32
+            scale (:class:`~refquant.errors.UnsupportedError`).
+    """
+
+    division: str = "divide"
+    precision: str = "float32"
+    reciprocal: str = "same_precision"
+    zero_point: str = "after_round"
+    rounding: str = "half_to_even"
+    clamp: str = "after_round"
+    nan: str = "qmin"
+    overflow: str = "saturate"
+    mask_compare: str = "int"
+    denormals: str = "keep"
+    subnormal_scale: str = "allow"
+
+    def __post_init__(self):
+        for field, allowed in _CHOICES.items():
+            if getattr(self, field) not in allowed:
+                raise QuantizationValueError(f"{field} must be one of {allowed}, got {getattr(self, field)!r}")
+        if self.precision not in ("float16", "float32", "float64", "input", "scale"):
+            raise QuantizationValueError(
+                f"precision must be 'float16', 'float32', 'float64', 'input' or 'scale', got {self.precision!r}")
+        if self.zero_point == "after_round_float" and self.clamp == "before_round":
+            raise QuantizationValueError("zero_point='after_round_float' needs clamp='after_round'")
+        object.__setattr__(self, "rounding", as_rounding_mode(self.rounding).value)
+
+
+@dataclass(frozen=True)
+class DequantizeSpec:
+    """How one backend maps codes back to float: $r = S (q - Z)$.
+
+    Attributes:
+        subtract: ``"int"`` (exact integer $q - Z$, then to float), ``"int32_wrap"``
+            ($q - Z$ wrapped to int32 first), ``"float"`` (float(q) - float(Z) in the
+            output precision) or ``"mul_then_sub"`` ($qS - ZS$, each product rounded).
+        precision: output dtype, ``"float32"``, ``"float64"``, ``"float16"`` or ``"input"``
+            (the float dtype of the input that was fake-quantized; float32 when there is none).
+        scale_precision: ``None`` (multiply in ``precision``) or ``"float64"``: the
+            difference is converted to float64, multiplied by the float64 scale and the
+            product rounded once to ``precision`` (PyTorch per-channel dequantize, whose
+            scales are a float64 tensor, and per-channel fake-quantize's ``double`` math).
+        subnormal_scale: ``"allow"`` or ``"refuse"`` (as in :class:`QuantizeSpec`).
+    """
+
+    subtract: str = "int"
+    precision: str = "float32"
+    scale_precision: str | None = None
+    subnormal_scale: str = "allow"
+
+    def __post_init__(self):
+        if self.subtract not in ("int", "int32_wrap", "float", "mul_then_sub"):
+            raise QuantizationValueError(
+                f"subtract must be 'int', 'int32_wrap', 'float' or 'mul_then_sub', got {self.subtract!r}")
+        if self.precision not in ("float16", "float32", "float64", "input"):
+            raise QuantizationValueError(
+                f"precision must be 'float16', 'float32', 'float64' or 'input', got {self.precision!r}")
+        if self.subnormal_scale not in ("allow", "refuse"):
+            raise QuantizationValueError(f"subnormal_scale must be 'allow' or 'refuse', got {self.subnormal_scale!r}")
+        if self.scale_precision not in (None, "float64"):
+            raise QuantizationValueError(f"scale_precision must be None or 'float64', got {self.scale_precision!r}")
+
+
+GRANULARITIES = ("per_tensor", "per_axis", "per_block")
+# operand dtypes -> the pair-saturation accumulation model that sums their products
+_PAIRS = {("uint8", "int8"): "pairwise_sat16_u8s8", ("int8", "uint8"): "pairwise_sat16_s8u8"}
+
+
+@dataclass(frozen=True)
+class SimdSplit:
+    """A position-dependent kernel: whole blocks of ``block`` elements (C order) use ``body``,
+    the last ``n % block`` elements use ``tail`` (a vector loop, then its scalar remainder).
+
+    Attributes:
+        block: Elements per SIMD block (>= 1).
+        body: The spec of the elements ``0 .. block * floor(n / block) - 1``.
+        tail: The spec of the remaining elements.
+    """
+
+    block: int
+    body: object
+    tail: object
+
+    def __post_init__(self):
+        if not isinstance(self.block, int) or self.block < 1:
+            raise QuantizationValueError(f"block must be an int >= 1, got {self.block!r}")
+
+
+@dataclass(frozen=True)
+class Case:
+    """``spec`` applies to a tensor when every condition that is set holds.
+
+    Attributes:
+        spec: A :class:`QuantizeSpec`, :class:`DequantizeSpec` or :class:`SimdSplit`.
+        formats: Format names (``"int8"``, ``"uint8"``, ...) the case covers; ``None``: any.
+        granularity: ``"per_tensor"``, ``"per_axis"`` or ``"per_block"``; ``None``: any.
+        nonempty: Only tensors with at least one element.
+        max_rank: Only tensors of at most this rank.
+        input_dtypes: Float input dtype names (``"float64"``, ...); ``None``: any.
+    """
+
+    spec: object
+    formats: tuple | None = None
+    granularity: str | None = None
+    nonempty: bool = False
+    max_rank: int | None = None
+    input_dtypes: tuple | None = None
+
+    def __post_init__(self):
+        if self.granularity is not None:
+            check_name(self.granularity, "granularity", GRANULARITIES)
+
+    def matches(self, fmt_name: str, granularity: str, shape: tuple, input_dtype) -> bool:
+        """Whether this case covers a tensor of that format, granularity, shape and input dtype."""
+        return ((self.formats is None or fmt_name in self.formats)
+                and (self.granularity is None or granularity == self.granularity)
+                and (not self.nonempty or int(np.prod(shape)) > 0)
+                and (self.max_rank is None or len(shape) <= self.max_rank)
+                and (self.input_dtypes is None or (input_dtype is not None
+                                                   and np.dtype(input_dtype).name in self.input_dtypes)))
+
+
+@dataclass(frozen=True)
+class Cases:
+    """An ordered list of :class:`Case`; the first that matches gives the spec, else ``default``."""
+
+    cases: tuple
+    default: object
+
+
+def select_spec(entry, qparams, shape, input_dtype=None):
+    """The spec of ``entry`` (a spec, :class:`SimdSplit` or :class:`Cases`) for one tensor.
+
+    Args:
+        entry: What a profile holds for a step.
+        qparams: The tensor's :class:`~refquant.qparams.QParams` (its format and granularity).
+        shape: The tensor's shape.
+        input_dtype: The float input's dtype (quantize, fake-quantize), or ``None``.
+
+    Returns:
+        A :class:`QuantizeSpec`, :class:`DequantizeSpec` or :class:`SimdSplit`.
+    """
+    if not isinstance(entry, Cases):
+        return entry
+    granularity = ("per_tensor" if qparams.axis is None
+                   else "per_block" if qparams.block_size else "per_axis")
+    for case in entry.cases:
+        if case.matches(qparams.fmt.name, granularity, tuple(shape), input_dtype):
+            return case.spec
+    return entry.default
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """How one backend computes a quantized linear or convolution layer.
+
+    $y_c = \\mathrm{clamp}(\\mathrm{requant}(\\mathrm{acc}_c + \\mathrm{bias}_c, M_c) + Z_y, lo, hi)$, where
+    each step is a field:
+
+    Attributes:
+        requant: A key of :data:`refquant.modes.REQUANT_MODES`.
+        multiplier: A :data:`refquant.modes.DERIVATIONS` name for $M_c = S_x S_w[c] / S_y$.
+        multiplier_per_tensor: Another derivation used when the weights are per-tensor
+            (``None``: the same as ``multiplier``).
+        single_rounding: Quantize fixed-point multipliers for single-rounding builds.
+        bias: A :data:`refquant.modes.BIAS_MODES` name.
+        bias_reciprocal_per_tensor: With a float bias, per-tensor weights divide the bias by
+            multiplying with the float32 reciprocal of $S_x S_w$ (per-channel: a true division).
+        accumulation: A :data:`refquant.modes.ACCUMULATIONS` name (u8×s8 products on an ISA
+            outside ``pair_saturation_isas``, and every other operand pair).
+        pair_saturation_isas: ISA classes (:data:`refquant.modes.ISAS`) on which the products
+            of ``pair_operands`` are summed in saturating int16 pairs (x86 ``vpmaddubsw``).
+        pair_operands: The (activation dtype, weight dtype) name pairs that take that path:
+            ``("uint8", "int8")`` and/or ``("int8", "uint8")``.
+        activation_bounds: A :data:`refquant.modes.ACTIVATION_BOUNDS` name.
+        tail_block: Output channels come in vector blocks of this many; the last
+            ``O % tail_block`` channels use ``tail_requant`` (0: no split).
+        tail_requant: The requantization mode of those tail channels.
+        max_requant_scale: The backend refuses a float32 $\\mathrm{fl}(\\mathrm{fl}(S_x S_w)/S_y)$ at or
+            above this (``None``: no limit).
+        require_normal_multiplier: The backend refuses a multiplier that is not a positive
+            normal float32.
+        overflow_to_zero: ``float32_rne``: a product $|\\mathrm{acc}\\cdot M| \\ge 2^{31}$ converts to
+            INT32_MIN (x86 ``cvtps2dq``), which the int16/uint8 packing then saturates to 0.
+        dynamic_output: Dynamic quantization (float out): $y = \\mathrm{fma}(\\mathrm{fl}(\\mathrm{acc}),
+            \\mathrm{fl}(S_x S_w[c]), b_c)$ (``"fma"``, one rounding) or the product and the sum
+            rounded separately (``"mul_then_add"``).
+        dynamic_reduce_range: Dynamic quantization honours ``reduce_range`` (activations in
+            $[0, 127]$); ``False``: the backend ignores it.
+    """
+
+    requant: str = "exact_rne"
+    multiplier: str = "exact"
+    multiplier_per_tensor: str | None = None
+    single_rounding: bool = False
+    bias: str = "int32"
+    bias_reciprocal_per_tensor: bool = False
+    accumulation: str = "exact_int32"
+    pair_saturation_isas: tuple = ()
+    pair_operands: tuple = (("uint8", "int8"),)
+    activation_bounds: str = "round_then_add_zero_point"
+    tail_block: int = 0
+    tail_requant: str | None = None
+    max_requant_scale: float | None = None
+    require_normal_multiplier: bool = False
+    overflow_to_zero: bool = False
+    dynamic_output: str = "fma"
+    dynamic_reduce_range: bool = True
+
+    def __post_init__(self):
+        check_name(self.requant, "requant", REQUANT_MODES)
+        check_name(self.multiplier, "multiplier", DERIVATIONS)
+        if self.multiplier_per_tensor is not None:
+            check_name(self.multiplier_per_tensor, "multiplier_per_tensor", DERIVATIONS)
+        check_name(self.bias, "bias", BIAS_MODES)
+        check_name(self.accumulation, "accumulation", ACCUMULATIONS)
+        for isa in self.pair_saturation_isas:
+            check_name(isa, "pair_saturation_isas", ISAS)
+        for pair in self.pair_operands:
+            check_name(pair, "pair_operands", _PAIRS)
+        check_name(self.activation_bounds, "activation_bounds", ACTIVATION_BOUNDS)
+        check_name(self.dynamic_output, "dynamic_output", ("fma", "mul_then_add"))
+        if self.tail_block:
+            check_name(self.tail_requant, "tail_requant", REQUANT_MODES)
+
+    def derivation(self, per_channel: bool) -> str:
+        """The multiplier derivation for per-channel or per-tensor weights."""
+        if per_channel or self.multiplier_per_tensor is None:
+            return self.multiplier
+        return self.multiplier_per_tensor
+
+    def accumulation_for(self, isa: str, x_dtype, w_dtype) -> str:
+        """The accumulation model on ISA class ``isa`` for activations and weights of these dtypes."""
+        pair = (np.dtype(x_dtype).name, np.dtype(w_dtype).name)
+        if isa in self.pair_saturation_isas and pair in self.pair_operands:
+            return _PAIRS[pair]
+        return self.accumulation
