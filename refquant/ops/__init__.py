@@ -16,4 +16,4 @@ node run under the same profile can never disagree.
 
 from __future__ import annotations
 
-__all__ = ["layers"]
+__all__ = ["layers", "reference_loops"]
