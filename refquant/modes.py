@@ -12,6 +12,9 @@ which backend does it: the profiles say that.
 | :data:`ACCUMULATIONS` | how u8×s8 products are summed (exact, wrapping, or x86 ``vpmaddubsw`` pair saturation) |
 | :data:`ACTIVATION_BOUNDS` | how a fused activation's float range becomes integer clamp bounds |
 | :data:`ISAS` | the instruction-set classes a profile may resolve its accumulation for |
+| :data:`ADD_KERNELS` | the arithmetic of a quantized element-wise add |
+| :data:`SOFTMAX_KERNELS`, :data:`LOGISTIC_KERNELS` | the arithmetic of quantized softmax and sigmoid |
+| :data:`POOL_BOUNDS_WHEN` | which max pools a pointwise spec's kernels take |
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 from .errors import QuantizationValueError
 
 __all__ = ["REQUANT_MODES", "DERIVATIONS", "BIAS_MODES", "ACCUMULATIONS", "ACTIVATION_BOUNDS", "ISAS",
-           "check_name"]
+           "ADD_KERNELS", "SOFTMAX_KERNELS", "LOGISTIC_KERNELS", "POOL_BOUNDS_WHEN", "check_name"]
 
 # requant mode -> kind of multiplier it consumes
 REQUANT_MODES = {
@@ -58,6 +61,33 @@ ACTIVATION_BOUNDS = (
 )
 
 ISAS = ("avx2", "avx512_vnni", "avx_vnni", "exact")
+
+ADD_KERNELS = (
+    "fixed_point_shift20",  # inputs << 20, three fixed-point multipliers, double rounding (8-bit)
+    "fixed_point_shift15",  # the same with << 15 (16-bit, zero points 0)
+    "rescale",              # two 21-bit multipliers, one rounding shift; declines ratios outside [2^-10, 2^8)
+    "float32_fma",          # float32 multiply-adds of the dequantized codes, RNE (no SIMD position effects)
+    "float32_blocks",       # float32, zero point after rounding in 64-element blocks, before in the tail
+    "pot_shift",            # power-of-two multipliers, RDBPOT, int16-saturating zero point (uint8)
+    "not_modelled",         # the backend runs a kernel refquant does not model: refused
+)
+
+SOFTMAX_KERNELS = (
+    "fixed_point",  # gemmlowp fixed-point exp and reciprocal
+    "float_table",  # a float32 table of exp(beta * S * (x - max)), float sum, rounded quotient
+)
+
+LOGISTIC_KERNELS = (
+    "float_table_rhaz",  # 256-entry table of float32 1/(1+expf(-d)), round half away, + Z_y
+    "double_table_rne",  # 256-entry table of the double-precision sigmoid, + Z_y, ties to even
+    "rational_float32",  # 256-entry table of a rational float32 approximation, RNE
+)
+
+POOL_BOUNDS_WHEN = (
+    "always",                 # every max pool
+    "8bit_stride_in_filter",  # only 8-bit max pools whose stride does not exceed the filter (and not a
+                              # 1x1 filter with stride > 1)
+)
 
 
 def check_name(value, name: str, allowed) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from .cpu import resolve_isa_class
 from .errors import QuantizationValueError
 from .modes import ISAS
-from .specs import Case, Cases, DequantizeSpec, LayerSpec, QuantizeSpec, SimdSplit, select_spec
+from .specs import Case, Cases, DequantizeSpec, LayerSpec, PointwiseSpec, QuantizeSpec, SimdSplit, select_spec
 
 __all__ = ["Profile", "get_profile", "list_profiles", "PROFILES"]
 
@@ -53,6 +53,8 @@ class Profile:
         conv: Convolutions (groups = 1).
         grouped_conv: Grouped convolutions that are not depthwise; ``None``: as ``conv``.
         depthwise: Depthwise convolutions; ``None``: as ``conv``.
+        pointwise: The weight-free ops: add, pooling, softmax, sigmoid
+            (:class:`~refquant.specs.PointwiseSpec`).
         integer_conv: Convolutions that stop at the int32 accumulator (ONNX ``ConvInteger``),
             where a backend runs another kernel; ``None``: as ``conv``.
         isa: The instruction-set class the accumulation models are resolved for (one of
@@ -72,6 +74,7 @@ class Profile:
     grouped_conv: LayerSpec | None = None
     depthwise: LayerSpec | None = None
     integer_conv: LayerSpec | None = None
+    pointwise: PointwiseSpec = field(default_factory=PointwiseSpec)
     isa: str = "exact"
     sources: str = ""
 
@@ -84,6 +87,8 @@ class Profile:
             v = getattr(self, name)
             if not (isinstance(v, LayerSpec) or (v is None and name not in ("linear", "conv"))):
                 raise QuantizationValueError(f"{name} must be a LayerSpec, got {type(v).__name__}")
+        if not isinstance(self.pointwise, PointwiseSpec):
+            raise QuantizationValueError(f"pointwise must be a PointwiseSpec, got {type(self.pointwise).__name__}")
         if self.isa not in ISAS:
             raise QuantizationValueError(f"isa must be one of {ISAS}, got {self.isa!r}")
 
@@ -218,6 +223,22 @@ _QNNPACK_LAYER = LayerSpec("float32_rne", "f32_ba_times_recip_c", bias="runtime_
                            require_normal_multiplier=True, overflow_to_zero=True, dynamic_output="mul_then_add",
                            dynamic_reduce_range=False)
 
+# Weight-free ops. TFLite's builtin optimized kernels: the 8-bit ADD (NEON intrinsics through NEON_2_SSE,
+# int16 narrowing in blocks of 16) is not modelled; SOFTMAX uses a float32 exp table. The XNNPACK delegate
+# takes 8-bit ADD (up to rank 6, scale ratios in [2^-10, 2^8)) and 8-bit MAX_POOL_2D with stride <= filter
+# (never AVERAGE_POOL_2D),
+# quantizing fused-activation bounds with RNE after adding Z_y; the builtin kernels run what it declines.
+_TFL_OPT_POINTWISE = PointwiseSpec(add=(("int8", "not_modelled"), ("uint8", "not_modelled"),
+                                        ("int16", "fixed_point_shift15")), softmax="float_table")
+_XNN_POINTWISE = PointwiseSpec(add=(("int8", "rescale"), ("uint8", "rescale")), add_max_rank=6,
+                               activation_bounds="add_zero_point_then_rne", average_pool=False,
+                               max_pool_when="8bit_stride_in_filter",
+                               softmax="float_table", logistic="double_table_rne", fallback=_TFL_OPT_POINTWISE)
+# ATen's qadd_kernel in float32 (vector blocks and tail); qnnpack's q8vadd for quint8.
+_TORCH_POINTWISE = PointwiseSpec(add=(("uint8", "float32_blocks"), ("int8", "float32_blocks")))
+_QNNPACK_POINTWISE = PointwiseSpec(add=(("uint8", "pot_shift"), ("int8", "float32_blocks")))
+_ORT_POINTWISE = PointwiseSpec(add=(("uint8", "float32_fma"), ("int8", "float32_fma")), logistic="rational_float32")
+
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("onnx", "ONNX operator specification (QuantizeLinear: RNE of x / y_scale, then + zero point, saturate)",
             quantize=_ONNX_Q, fake_quantize=_RNE_DIV, linear=_EXACT, conv=_EXACT,
@@ -235,6 +256,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             depthwise=dataclasses.replace(_ORT_LAYER, pair_saturation_isas=()),
             # ConvInteger: W . im2col(x) through QGEMM, so int8 x with uint8 w pairs (weights unsigned)
             integer_conv=dataclasses.replace(_ORT_LAYER, pair_operands=(("int8", "uint8"),)),
+            pointwise=_ORT_POINTWISE,
             sources="MLAS QuantizeLinear, QGEMM and requantize kernels (measured, ONNX Runtime 1.32)"),
     Profile("tflite_reference", "TFLite/LiteRT reference kernels (BUILTIN_REF): std::round(x / s), gemmlowp double rounding",
             quantize=_TFL_REF_Q, dequantize=_TFL_DQ, fake_quantize=QuantizeSpec(rounding="half_away_from_zero"),
@@ -245,7 +267,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             dequantize=Cases((Case(_TFL_DQ, granularity="per_axis"),
                               Case(DequantizeSpec(subnormal_scale="refuse"), **_XNN_TAKES)), _TFL_OPT_DQ),
             fake_quantize=QuantizeSpec(division="multiply_reciprocal"), fake_dequantize=_TFL_DQ,
-            linear=_XNN_LAYER, conv=_XNN_LAYER,
+            linear=_XNN_LAYER, conv=_XNN_LAYER, pointwise=_XNN_POINTWISE,
             sources="XNNPACK qs8/qu8 kernels through the LiteRT delegate (measured, LiteRT 2.3.0)"),
     Profile("tflite_optimized", "TFLite builtin optimized kernels on x86 (ruy AVX2: two half-up roundings)",
             quantize=Cases(_TFL_REF_CASES, _TFL_OPT_Q),
@@ -259,20 +281,23 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             # 8-channel vector blocks round the second step half up (DepthwiseConvOutputRounding
             # kUpward); the scalar tail of the last O % 8 channels calls the reference MBQM.
             depthwise=LayerSpec("fixed_double_up", "f64_ab_div_c", tail_block=8, tail_requant="fixed_double"),
+            pointwise=_TFL_OPT_POINTWISE,
             sources="optimized_ops, ruy AVX2 kernels (measured, LiteRT 2.3.0 x86-64)"),
     Profile("pytorch_fbgemm", "PyTorch 2.13 CPU, engine fbgemm: fma(x, 1/s, zp) RNE; lrintf requantization",
             quantize=_TORCH_QUANTIZE, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,
             fake_dequantize=_TORCH_FAKE_DEQUANTIZE, linear=_FBGEMM_LAYER, conv=_FBGEMM_LAYER,
-            depthwise=_FBGEMM_DEPTHWISE,
+            depthwise=_FBGEMM_DEPTHWISE, pointwise=_TORCH_POINTWISE,
             sources="fbgemm QuantizeAvx2 / requantization, ATen quantized CPU kernels (measured, torch 2.13)"),
     Profile("pytorch_fbgemm_zp_after", "PyTorch 1.6-2.12 CPU quantize (zero point added after rounding); "
             "otherwise as pytorch_fbgemm",
             quantize=_TORCH_QUANTIZE_ZP_AFTER, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,
             fake_dequantize=_TORCH_FAKE_DEQUANTIZE, linear=_FBGEMM_LAYER, conv=_FBGEMM_LAYER,
-            depthwise=_FBGEMM_DEPTHWISE, sources="fbgemm QuantizeAvx2 before torch 2.13 (read in source)"),
+            depthwise=_FBGEMM_DEPTHWISE, pointwise=_TORCH_POINTWISE,
+            sources="fbgemm QuantizeAvx2 before torch 2.13 (read in source)"),
     Profile("pytorch_qnnpack", "PyTorch 2.13 CPU, engine qnnpack: weights +128 to uint8; runtime-quantized bias",
             quantize=_TORCH_QUANTIZE, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,
             fake_dequantize=_TORCH_FAKE_DEQUANTIZE, linear=_QNNPACK_LAYER, conv=_QNNPACK_LAYER,
+            pointwise=_QNNPACK_POINTWISE,
             sources="qnnpack requantization and PackedLinearWeightsQnnp (measured, torch 2.13)"),
     Profile("gemmlowp", "gemmlowp: quantization_example.cc (round(zp + x/s)) and the fixed-point output stage",
             # NaN -> qmax: std::max(0.f, std::min(255.f, NaN)) is 255 (std::min returns its first

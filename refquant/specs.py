@@ -12,6 +12,7 @@ names a backend: a record says *what* the arithmetic does.
   take one spec, the remaining tail another.
 * :class:`LayerSpec` — linear and convolution layers: accumulation, bias, multiplier,
   requantization, fused-activation bounds and the backend's limits.
+* :class:`PointwiseSpec` — the weight-free ops: add, pooling, softmax, sigmoid.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import QuantizationValueError
-from .modes import ACCUMULATIONS, ACTIVATION_BOUNDS, BIAS_MODES, DERIVATIONS, ISAS, REQUANT_MODES, check_name
+from .modes import (ACCUMULATIONS, ACTIVATION_BOUNDS, ADD_KERNELS, BIAS_MODES, DERIVATIONS, ISAS, LOGISTIC_KERNELS,
+                    POOL_BOUNDS_WHEN, REQUANT_MODES, SOFTMAX_KERNELS, check_name)
 from .rounding import as_rounding_mode
 
-__all__ = ["QuantizeSpec", "DequantizeSpec", "Case", "Cases", "SimdSplit", "LayerSpec", "select_spec"]
+__all__ = ["QuantizeSpec", "DequantizeSpec", "Case", "Cases", "SimdSplit", "LayerSpec", "PointwiseSpec", "select_spec"]
 
 _CHOICES = {
     "division": ("divide", "multiply_reciprocal"),
@@ -313,3 +315,48 @@ class LayerSpec:
         if isa in self.pair_saturation_isas and pair in self.pair_operands:
             return _PAIRS[pair]
         return self.accumulation
+
+
+@dataclass(frozen=True)
+class PointwiseSpec:
+    """How one backend computes the weight-free quantized ops.
+
+    Attributes:
+        add: ``(dtype name, kernel)`` pairs: the :data:`refquant.modes.ADD_KERNELS` name of the
+            add for each operand dtype (``"int8"``, ``"uint8"``, ``"int16"``).
+        add_max_rank: The highest rank the ``rescale`` kernel takes (``None``: any).
+        activation_bounds: How a fused activation's float range becomes integer bounds
+            (:data:`refquant.modes.ACTIVATION_BOUNDS`), for add and pooling.
+        average_pool: Whether this spec's kernels take average pooling (else the fallback's do).
+        max_pool_when: When this spec's kernels take a max pool
+            (:data:`refquant.modes.POOL_BOUNDS_WHEN`); otherwise the fallback's bounds apply.
+        softmax: A :data:`refquant.modes.SOFTMAX_KERNELS` name.
+        logistic: A :data:`refquant.modes.LOGISTIC_KERNELS` name.
+        fallback: The spec of the kernels that run what this one declines: a dtype ``add`` does
+            not list, scales or ranks ``rescale`` refuses, a max pool outside ``max_pool_when``
+            (a delegate hands such nodes back to the builtin kernels). ``None``: refused.
+    """
+
+    add: tuple = (("int8", "fixed_point_shift20"), ("uint8", "fixed_point_shift20"), ("int16", "fixed_point_shift15"))
+    add_max_rank: int | None = None
+    activation_bounds: str = "round_then_add_zero_point"
+    average_pool: bool = True
+    max_pool_when: str = "always"
+    softmax: str = "fixed_point"
+    logistic: str = "float_table_rhaz"
+    fallback: "PointwiseSpec | None" = None
+
+    def __post_init__(self):
+        for dtype, kernel in self.add:
+            check_name(dtype, "add dtype", ("int8", "uint8", "int16"))
+            check_name(kernel, "add", ADD_KERNELS)
+        check_name(self.activation_bounds, "activation_bounds", ACTIVATION_BOUNDS)
+        check_name(self.max_pool_when, "max_pool_when", POOL_BOUNDS_WHEN)
+        check_name(self.softmax, "softmax", SOFTMAX_KERNELS)
+        check_name(self.logistic, "logistic", LOGISTIC_KERNELS)
+        if self.fallback is not None and not isinstance(self.fallback, PointwiseSpec):
+            raise QuantizationValueError(f"fallback must be a PointwiseSpec or None, got {type(self.fallback).__name__}")
+
+    def add_kernel(self, dtype) -> str | None:
+        """This spec's add kernel for operands of ``dtype`` (``None``: not listed)."""
+        return dict(self.add).get(np.dtype(dtype).name)

@@ -18,7 +18,9 @@ from refquant.kernels import elementwise as ew
 from refquant.kernels import lut as klut
 from refquant.kernels import pool as kpool
 from refquant.kernels import softmax as ksoftmax
-from refquant.kernels.xnnpack_params import xnnpack_activation_range, xnnpack_logistic_lut, xnnpack_quantize_bound
+from refquant.kernels.lut import logistic_lut_double_rne as xnnpack_logistic_lut
+from refquant.kernels.multiplier import activation_range_rne as xnnpack_activation_range
+from refquant.kernels.multiplier import quantize_bound_rne as xnnpack_quantize_bound
 
 pytestmark = pytest.mark.kernels
 

@@ -27,6 +27,7 @@ from support.torch_runner import quantized_engine, require_engine  # noqa: E402
 from refquant._validate import as_int_pair  # noqa: E402
 from refquant.backends import _pytorch_add as ADD  # noqa: E402
 from refquant.kernels import conv as kconv  # noqa: E402
+from refquant.kernels.elementwise_blocks import float_add_blocks  # noqa: E402
 from refquant.kernels import gemm as kgemm  # noqa: E402
 from refquant.ops import layers  # noqa: E402
 from refquant.profiles import get_profile  # noqa: E402
@@ -375,10 +376,10 @@ def test_add(engine, dtype):
                 if engine == "qnnpack" and dtype == np.uint8:  # QNNPACK's fixed point, not ATen's float kernel
                     counts["aten_model_wrong"] += int((ADD.aten_add(*args, relu=relu) != got).sum())
                 if not (engine == "qnnpack" and dtype == np.uint8):  # vector lanes vs scalar tail, same data
-                    vec = ADD._aten_block(np.resize(a.ravel(), 64), sa, za, np.resize(b.ravel(), 64), sb,
-                                                     zb, sy, zy, relu, info)
-                    tail = ADD._aten_block(np.resize(a.ravel(), 63), sa, za, np.resize(b.ravel(), 63),
-                                                      sb, zb, sy, zy, relu, info)
+                    vec = float_add_blocks(np.resize(a.ravel(), 64), sa, za, np.resize(b.ravel(), 64), sb, zb,
+                                           sy, zy, relu=relu)
+                    tail = float_add_blocks(np.resize(a.ravel(), 63), sa, za, np.resize(b.ravel(), 63), sb, zb,
+                                            sy, zy, relu=relu)
                     counts["vector_vs_tail_differ"] += int((vec[:63] != tail).sum())
             # large tensors: each at::parallel_for chunk ends in its own scalar tail
             for threads in (1, 2):

@@ -32,12 +32,13 @@ from ai_edge_litert import schema_py_generated as sch  # noqa: E402
 from support import tflite_builder as tfl  # noqa: E402
 
 from refquant.backends import tflite  # noqa: E402
-from refquant.backends._tflite_ops_misc import _xnnpack_takes_max_pool  # noqa: E402
+from refquant.ops.pointwise import _takes_max_pool  # noqa: E402
+from refquant.profiles import get_profile  # noqa: E402
 from refquant.errors import UnsupportedError  # noqa: E402
 from refquant.kernels import lut as klut  # noqa: E402
 from refquant.kernels import multiplier as mult  # noqa: E402
 from refquant.kernels import requant as rq  # noqa: E402
-from refquant.kernels.xnnpack_params import xnnpack_logistic_lut  # noqa: E402
+from refquant.kernels.lut import logistic_lut_double_rne as xnnpack_logistic_lut  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 
@@ -360,7 +361,9 @@ def test_pooling(dtype):
             check("MAX_POOL_2D", kernel, got, tflite.max_pool2d(x, s, z, **kw, kernel=kernel))
             if kernel == "xnnpack":
                 sh_sw = (fh, fw) if stride is None else stride
-                assert delegated == _xnnpack_takes_max_pool(np.dtype(dtype), (fh, fw), sh_sw), (fh, fw, stride)
+                sh_sw = (sh_sw, sh_sw) if np.ndim(sh_sw) == 0 else tuple(sh_sw)
+                takes = _takes_max_pool(get_profile("tflite_xnnpack").pointwise, np.dtype(dtype), (fh, fw), sh_sw)
+                assert delegated == takes, (fh, fw, stride)
                 taken[delegated] += 1
     assert min(COUNTS[(op, k)] for op in ("AVERAGE_POOL_2D", "MAX_POOL_2D") for k in KERNELS) > 3000
     if dtype != np.int16:

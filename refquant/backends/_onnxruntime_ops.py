@@ -11,9 +11,7 @@ import numpy as np
 from ..cpu import resolve_isa
 from ..profiles import get_profile
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
-from ..kernels.elementwise_float import float_add
-from ..kernels.lut import apply_lut, rational_logistic_lut
-from ..kernels.pool import global_average_pool
+from ..ops import pointwise
 from . import _onnx_op_args as A
 from . import _onnx_ops as X
 
@@ -240,7 +238,7 @@ def qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, c_z
                                                                    (b_zero_point, "b_zero_point"),
                                                                    (c_zero_point, "c_zero_point")))
     sa, sb, sc = (_scalar_scale(s, n) for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (c_scale, "c_scale")))
-    return float_add(a, sa, za, b, sb, zb, sc, zc)
+    return pointwise.add(a, sa, int(za), b, sb, int(zb), sc, int(zc), profile=_PROFILE)
 
 
 def qlinear_global_average_pool(x, x_scale, x_zero_point, y_scale, y_zero_point, *, channels_last=0):
@@ -271,7 +269,7 @@ def qlinear_global_average_pool(x, x_scale, x_zero_point, y_scale, y_zero_point,
     zx = _same_type_zero_point(x_zero_point, x, "x_zero_point")
     zy = _same_type_zero_point(y_zero_point, x, "y_zero_point")
     sx, sy = _scalar_scale(x_scale, "x_scale"), _scalar_scale(y_scale, "y_scale")
-    return global_average_pool(x, sx, zx, sy, zy, channels_last=channels_last)
+    return pointwise.global_average_pool(x, sx, int(zx), sy, int(zy), profile=_PROFILE, channels_last=channels_last)
 
 
 def qlinear_sigmoid(x, x_scale, x_zero_point, y_scale, y_zero_point):
@@ -291,4 +289,4 @@ def qlinear_sigmoid(x, x_scale, x_zero_point, y_scale, y_zero_point):
     zx = _same_type_zero_point(x_zero_point, x, "x_zero_point")
     zy = _same_type_zero_point(y_zero_point, x, "y_zero_point")
     sx, sy = _scalar_scale(x_scale, "x_scale"), _scalar_scale(y_scale, "y_scale")
-    return apply_lut(x, rational_logistic_lut(sx, zx, sy, zy, dtype=x.dtype))
+    return pointwise.logistic(x, sx, int(zx), sy, int(zy), profile=_PROFILE)

@@ -1,13 +1,14 @@
 r"""PyTorch ``quantized::add`` / ``quantized::add_relu`` (torch 2.13, x86-64): two kernels.
 
 Re-exported by :mod:`refquant.backends.pytorch` as :func:`add`. Which kernel runs
-(``BinaryOps.cpp::qadd``):
+(``BinaryOps.cpp::qadd``) is profile data (the ``add`` of each profile's pointwise spec):
 
 * engine ``qnnpack`` with quint8 inputs of one shape: QNNPACK's fixed-point ``q8vadd``
-  (:func:`qnnpack_add`);
+  (:func:`qnnpack_add`, kernel ``pot_shift``: :mod:`refquant.kernels.elementwise_pot`);
 * everything else (``fbgemm``, ``x86``; qnnpack with qint8, whose ``xnnp_add`` branch needs
   ``USE_XNNPACK``, absent from the 2.13 x86-64 CPU wheel's build flags, ``torch.__config__.show()``;
-  measured): ATen's ``qadd_kernel`` in float32 (:func:`aten_add`).
+  measured): ATen's ``qadd_kernel`` in float32 (:func:`aten_add`, kernel ``float32_blocks``:
+  :mod:`refquant.kernels.elementwise_blocks`).
 
 **ATen** (``QuantizedOpKernels.cpp``, AVX2 build). ``cpu_kernel_vec`` runs the vector lambda on
 blocks of $2 \times 32$ elements and the scalar lambda on the rest of each thread's range. With
@@ -42,70 +43,25 @@ Added in 0.1.0.
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
 
-from .. import fixedpoint as fp
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
-from ..quantize import fma_f32
-from ._pytorch_ops import _engine, _scalar_scale, _zero_point
+from ..ops import pointwise
+from ..profiles import get_profile
+from ._pytorch_ops import ENGINE_PROFILES, _engine, _scalar_scale, _zero_point
 
 __all__ = ["add", "aten_add", "qnnpack_add"]
-
-_F32 = np.float32
-_GRAIN = 32768  # at::internal::GRAIN_SIZE
-_BLOCK = 64  # cpu_kernel_vec: two Vectorized<quint8/qint8> of 32 lanes per step
-_I32_FLOAT_MAX = _F32(2147483520.0)  # QuantizeAvx2's int32_float_max_val: largest float below 2^31
-
-
-def _aten_block(a, sa, za, b, sb, zb, sy, zy, relu, info):
-    """``cpu_kernel_vec`` on one contiguous range: vector blocks, then the scalar tail."""
-    n = a.size
-    nv = n // _BLOCK * _BLOCK
-    r = _F32(_F32(1) / sy)  # inv_scale = 1.0f / scale
-    out = np.empty(n, np.int64)
-    # vector lambda: Vectorized<T>::dequantize = fmadd(scale, float(q), scale * -zp)
-    qa, qb = a[:nv].astype(_F32), b[:nv].astype(_F32)
-    pa, pb = _F32(sa * _F32(-za)), _F32(sb * _F32(-zb))
-    da = fma_f32(np.full(nv, sa), qa, np.float64(pa))
-    db = fma_f32(np.full(nv, sb), qb, np.float64(pb))
-    c = (da + db).astype(_F32)
-    if relu:
-        c = np.maximum(c, _F32(0))
-    with np.errstate(over="ignore"):
-        v = np.minimum((c * r).astype(_F32), _I32_FLOAT_MAX).astype(np.float64)  # QuantizeAvx2 (ATen)
-    rounded = np.where(v >= -(2.0 ** 31), np.rint(v), -(2.0 ** 31)).astype(np.int64)  # cvtps2dq, RNE
-    wrapped = ((rounded + zy + 2 ** 31) % 2 ** 32) - 2 ** 31  # _mm256_add_epi32
-    out[:nv] = np.clip(wrapped, info.min, info.max)  # packs_epi32, packus/packs_epi16, min/max
-    # scalar lambda: dequantize_val = scale * (q - zp); quantize_val = fbgemm::Quantize (LEGACY)
-    da = (sa * (a[nv:].astype(np.int64) - za).astype(_F32)).astype(_F32)
-    db = (sb * (b[nv:].astype(np.int64) - zb).astype(_F32)).astype(_F32)
-    c = (da + db).astype(_F32)
-    if relu:
-        c = np.maximum(c, _F32(0))
-    with np.errstate(over="ignore", invalid="ignore"):
-        t = ((c * r).astype(_F32) + _F32(zy)).astype(_F32).astype(np.float64)  # zp + x * inv, two roundings
-    out[nv:] = np.clip(np.rint(t), info.min, info.max)  # nearbyint (RNE), clamp in double
-    return out
 
 
 def aten_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, relu=False,
              num_threads=1):
     """ATen ``qadd_kernel`` (module docstring): arguments as :func:`add`; returns ``a.dtype``."""
-    a, b, info, (sa, za), (sb, zb), (sy, zy) = _args(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
-                                                     y_zero_point, relu)
-    threads = _threads(num_threads)
-    fa, fb = a.ravel(), b.ravel()
-    n = fa.size
-    tasks = 1 if n <= _GRAIN or threads == 1 else min(threads, math.ceil(n / _GRAIN))
-    chunk = max(math.ceil(n / tasks), 1)
-    out = np.empty(n, np.int64)
-    for start in range(0, n, chunk):  # one at::parallel_for task each
-        stop = min(start + chunk, n)
-        out[start:stop] = _aten_block(fa[start:stop], sa, za, fb[start:stop], sb, zb, sy, zy, relu, info)
-    return out.astype(a.dtype).reshape(a.shape)
+    a, b, (sa, za), (sb, zb), (sy, zy) = _args(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
+                                               y_zero_point, relu)
+    return pointwise.add(a, sa, za, b, sb, zb, sy, zy, profile="pytorch_fbgemm",
+                         activation="RELU" if relu else None, num_threads=_threads(num_threads))
 
 
 def qnnpack_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, relu=False):
@@ -115,32 +71,24 @@ def qnnpack_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_z
         UnsupportedError: a scale ratio outside $[2^{-14}, 2^8)$, a 0-d input, or ``relu``
             with $Z_y = 255$ (QNNPACK refuses to create the operator; torch raises).
     """
-    a, b, info, (sa, za), (sb, zb), (sy, zy) = _args(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
-                                                     y_zero_point, relu)
+    a, b, (sa, za), (sb, zb), (sy, zy) = _args(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
+                                               y_zero_point, relu)
     if a.dtype != np.uint8:
         raise QuantizationTypeError(f"qnnpack's add takes quint8 (uint8) inputs, got {a.dtype}")
+    return _qnnpack(a, sa, za, b, sb, zb, sy, zy, relu)
+
+
+def _qnnpack(a, sa, za, b, sb, zb, sy, zy, relu):
     if a.ndim == 0:
         raise UnsupportedError("qnnpack_add() needs inputs of rank >= 1 (torch: 'Got empty input tensor')")
-    lo = zy if relu else 0  # activationLimits<uint8_t>(RELU) = (zero_point, 255)
-    if lo >= 255:
-        raise UnsupportedError(f"qnnpack's add needs output_min < output_max, got [{lo}, 255] (relu with "
+    if relu and zy >= 255:  # activationLimits<uint8_t>(RELU) = (zero_point, 255)
+        raise UnsupportedError(f"qnnpack's add needs output_min < output_max, got [{zy}, 255] (relu with "
                                f"y_zero_point = {zy})")
-    ratios = (_F32(sa / sy), _F32(sb / sy))  # a_scale / sum_scale in float32 (offline)
-    for rho, name in zip(ratios, ("a_scale / y_scale", "b_scale / y_scale")):
-        if not 2.0 ** -14 <= float(rho) < 2.0 ** 8:
-            raise UnsupportedError(f"{name} = {float(rho)!r} must be in [2^-14, 2^8) for qnnpack's add")
-    exponent = int(np.frexp(max(ratios))[1]) - 1  # (bits >> 23) - 127 of a normal float
-    shift = 21 - exponent  # in [13, 35]
-    if shift > 31:  # QNNPACK asserts shift < 32 (asserts are off in release builds)
-        raise UnsupportedError(f"qnnpack's add with both scale ratios below 2^-10 shifts by {shift} >= 32 "
-                               f"(undefined in QNNPACK's C; torch returns Z_y or Z_y - 1), not modelled")
-    ma, mb = (int(np.rint(np.ldexp(np.float64(rho), shift))) for rho in ratios)  # lrintf(rho * 2^shift), exact
-    # |m (q - Z)| sums stay below 2 * 255 * 2^22 < 2^31: the int32 lanes (which wrap on the
-    # pre-folded zero-point product) hold the exact value
-    acc = ma * (a.astype(np.int64) - za) + mb * (b.astype(np.int64) - zb)  # int64, exact
-    q = fp.rounding_divide_by_pot(acc, shift).astype(np.int64)  # (acc & mask) - (acc < 0) > mask >> 1
-    y = np.clip(np.clip(q, -32768, 32767) + zy, -32768, 32767)  # packs_epi32, adds_epi16(y_zero_point)
-    return np.clip(y, lo, 255).astype(np.uint8).reshape(a.shape)  # packus_epi16, max/min with y_min, y_max
+    try:
+        return pointwise.add(a, sa, za, b, sb, zb, sy, zy, profile="pytorch_qnnpack",
+                             activation="RELU" if relu else None)
+    except UnsupportedError as err:
+        raise UnsupportedError(f"qnnpack's add: {err}") from None
 
 
 def add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, relu=False, engine="fbgemm",
@@ -148,7 +96,7 @@ def add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_poin
     """``torch.ops.quantized.add`` (``add_relu`` with ``relu=True``): quantized element-wise sum.
 
     $y \\approx \\mathrm{clamp}(\\mathrm{round}((S_a (a - Z_a) + S_b (b - Z_b)) / S_y) + Z_y)$, computed as
-    the kernel the engine selects (module docstring: ATen float32 or QNNPACK fixed point).
+    the kernel the engine's profile names (module docstring: ATen float32 or QNNPACK fixed point).
 
     Args:
         a, b: uint8 (quint8) or int8 (qint8) arrays of one dtype and one shape.
@@ -166,12 +114,14 @@ def add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_poin
         QuantizationTypeError, QuantizationValueError, ShapeError: bad arguments (named).
         UnsupportedError: qnnpack refuses the scales or the output range (:func:`qnnpack_add`).
     """
-    engine = _engine(engine)
-    if engine == "qnnpack" and isinstance(a, np.ndarray) and a.dtype == np.uint8:
-        _threads(num_threads)
-        return qnnpack_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, relu=relu)
-    return aten_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, relu=relu,
-                    num_threads=num_threads)
+    profile = ENGINE_PROFILES[_engine(engine)]
+    threads = _threads(num_threads)
+    a, b, (sa, za), (sb, zb), (sy, zy) = _args(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
+                                               y_zero_point, relu)
+    if get_profile(profile).pointwise.add_kernel(a.dtype) == "pot_shift":
+        return _qnnpack(a, sa, za, b, sb, zb, sy, zy, relu)
+    return pointwise.add(a, sa, za, b, sb, zb, sy, zy, profile=profile, activation="RELU" if relu else None,
+                         num_threads=threads)
 
 
 def _threads(num_threads) -> int:
@@ -194,9 +144,8 @@ def _args(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_po
         raise ShapeError(f"b must have a's shape {a.shape} (refquant models same-shape add only), got {b.shape}")
     if not isinstance(relu, (bool, np.bool_)):
         raise QuantizationTypeError(f"relu must be a bool, got {relu!r}")
-    info = np.iinfo(a.dtype)
     params = [(_scalar_scale(s, sn), int(_zero_point(z, a.dtype, zn)))
               for s, sn, z, zn in ((a_scale, "a_scale", a_zero_point, "a_zero_point"),
                                    (b_scale, "b_scale", b_zero_point, "b_zero_point"),
                                    (y_scale, "y_scale", y_zero_point, "y_zero_point"))]
-    return (a, b, info, *params)
+    return (a, b, *params)

@@ -17,7 +17,7 @@ and clamp to the fused activation's range. Per kernel (measured, LiteRT 2.3.0 x8
 (requantization ``mode`` and multiplier ``derivation`` names of :mod:`refquant.kernels.requant`
 and :mod:`refquant.kernels.multiplier`). The fused activation clamps with
 :func:`~refquant.kernels.multiplier.activation_range` (TFLite's kernels) or, under XNNPACK,
-:func:`~refquant.kernels.xnnpack_params.xnnpack_activation_range` (zero point added before a
+:func:`~refquant.kernels.multiplier.activation_range_rne` (zero point added before a
 ties-to-even rounding). XNNPACK takes every int8 node here; a requantization scale
 $\mathrm{fl}(\mathrm{fl}(S_x S_w[c]) / S_y) \ge 256$ makes the delegate fail to prepare (LiteRT
 raises): refused with :class:`~refquant.errors.UnsupportedError`.

@@ -12,14 +12,14 @@ Re-exported by :mod:`refquant.backends.tflite`. Validation first, then the kerne
 | AVERAGE_POOL_2D | :func:`~refquant.kernels.pool.average_pool2d` | the same | the same (XNNPACK never takes it) |
 | MAX_POOL_2D | :func:`~refquant.kernels.pool.max_pool2d` | the same | the same, with XNNPACK's activation bounds where it takes the node |
 | SOFTMAX | :func:`~refquant.kernels.softmax.softmax_fixed_point` (gemmlowp) | :func:`~refquant.kernels.softmax.softmax_lut` (float table) | ``softmax_lut`` (XNNPACK never takes it) |
-| LOGISTIC | :func:`~refquant.kernels.lut.logistic_lut` + :func:`~refquant.kernels.lut.apply_lut` | the same | :func:`~refquant.kernels.xnnpack_params.xnnpack_logistic_lut` |
+| LOGISTIC | :func:`~refquant.kernels.lut.logistic_lut` + :func:`~refquant.kernels.lut.apply_lut` | the same | :func:`~refquant.kernels.lut.logistic_lut_double_rne` |
 
 The optimized int8/uint8 ADD (NEON intrinsics through NEON_2_SSE on x86) folds shifts and
 narrows to int16 without saturation in blocks of 16 elements; a test transcription exists for
 equal shapes (``tests/test_conformance_kernels_misc.py``) but broadcasting is not derived, so it
 is refused rather than guessed. XNNPACK takes MAX_POOL_2D (int8/uint8) unless a stride exceeds
 the filter or a 1x1 filter has a stride > 1; its fused activation then clamps with
-:func:`~refquant.kernels.xnnpack_params.xnnpack_activation_range`.
+:func:`~refquant.kernels.multiplier.activation_range_rne`.
 
 Implicit output parameters, as the interpreter requires them: pooling outputs share the
 input's scale and zero point; SOFTMAX and LOGISTIC output scale 1/256 with zero point -128
@@ -36,18 +36,13 @@ import numpy as np
 
 from .. import _validate as V
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
-from ..kernels import elementwise as ew
-from ..kernels import lut as _lut
 from ..kernels import pool as _pool
 from ..kernels import softmax as _softmax
-from ..kernels.multiplier import activation_range
-from ..kernels.xnnpack_params import xnnpack_activation_range, xnnpack_logistic_lut
-from ._tflite_ops import check_activation, check_kernel, check_padding, check_scale, check_tensor, check_zero_point
+from ..ops import pointwise
+from ._tflite_ops import (check_activation, check_kernel, check_padding, check_scale, check_tensor, check_zero_point,
+                          kernel_profile)
 
 __all__ = ["add", "average_pool2d", "max_pool2d", "softmax", "logistic"]
-
-_XNN_MAX_RANK = 6  # XNN_MAX_TENSOR_DIMS
-
 
 def _lut_input(x, op):
     a = np.asarray(x)
@@ -86,36 +81,20 @@ def add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_poin
     if a.dtype != b.dtype:
         raise QuantizationTypeError(f"a and b must have the same dtype, got {a.dtype} and {b.dtype}")
     try:
-        shape = np.broadcast_shapes(a.shape, b.shape)
+        np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ShapeError(f"a and b must broadcast together, got shapes {a.shape} and {b.shape}") from None
     sa, sb, sy = (check_scale(s, n) for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
     za, zb, zy = (check_zero_point(z, a.dtype, n) for z, n in
                   ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"), (y_zero_point, "y_zero_point")))
-    info = np.iinfo(a.dtype)
     wide = a.dtype == np.int16
     if wide and (za, zb, zy) != (0, 0, 0):
         name, z = next((n, z) for n, z in (("a_zero_point", za), ("b_zero_point", zb), ("y_zero_point", zy)) if z)
         raise QuantizationValueError(f"{name} must be 0 for int16 ADD (TFLite Prepare error), got {z}")
-    if kernel == "xnnpack" and not wide:
-        try:
-            params = ew.rescale_add_params(sa, sb, sy)
-        except QuantizationValueError as err:
-            raise UnsupportedError(f"kernel='xnnpack': XNNPACK declines this ADD ({err}); LiteRT then runs its "
-                                   f"optimized 8-bit ADD, which is not modelled") from None
-        if len(shape) > _XNN_MAX_RANK or 0 in shape:
-            raise UnsupportedError(f"kernel='xnnpack': an ADD of shape {shape} (empty or rank > 6) stays on "
-                                   f"the optimized 8-bit kernel, which is not modelled")
-        lo, hi = xnnpack_activation_range(activation, sy, zy, info.min, info.max)
-        return ew.rescale_add(a, a.dtype.type(za), b, a.dtype.type(zb), a.dtype.type(zy), params, act_min=lo,
-                              act_max=hi)
-    if kernel == "optimized" and not wide:
-        raise UnsupportedError("kernel='optimized': LiteRT's optimized int8/uint8 ADD is not modelled "
-                               "(use kernel='reference' or 'xnnpack')")
-    params = ew.fixed_point_add_params(sa, sb, sy, left_shift=15 if wide else 20)
-    lo, hi = activation_range(activation, sy, zy, info.min, info.max)
-    return ew.fixed_point_add(a, a.dtype.type(za), b, a.dtype.type(zb), a.dtype.type(zy), params, act_min=lo,
-                              act_max=hi)
+    try:
+        return pointwise.add(a, sa, za, b, sb, zb, sy, zy, profile=kernel_profile(kernel), activation=activation)
+    except UnsupportedError as err:
+        raise UnsupportedError(f"kernel={kernel!r}: {err}") from None
 
 
 # --------------------------------------------------------------------------- pooling
@@ -156,14 +135,8 @@ def average_pool2d(x, x_scale, x_zero_point, *, filter_size, stride=None, paddin
     """
     x, f, s, padding, activation, kernel, xs, xz, info = _pool_args(x, x_scale, x_zero_point, filter_size, stride,
                                                                      padding, activation, kernel)
-    lo, hi = activation_range(activation, xs, xz, info.min, info.max)
-    return _pool.average_pool2d(x, f, stride=s, padding=padding, act_min=lo, act_max=hi)
-
-
-def _xnnpack_takes_max_pool(dtype, f, s) -> bool:
-    """``CheckPoolingParams`` of the TFLite XNNPACK delegate (8-bit only)."""
-    return (dtype in (np.int8, np.uint8) and s[0] <= f[0] and s[1] <= f[1]
-            and not (f == (1, 1) and max(s) > 1))
+    return pointwise.average_pool2d(x, xs, xz, f, profile=kernel_profile(kernel), stride=s, padding=padding,
+                                    activation=activation)
 
 
 def max_pool2d(x, x_scale, x_zero_point, *, filter_size, stride=None, padding="VALID", activation=None,
@@ -173,7 +146,7 @@ def max_pool2d(x, x_scale, x_zero_point, *, filter_size, stride=None, padding="V
     The maximum of the valid taps $W$ (padding taps never count), exact in the input's dtype,
     then the fused-activation clamp: TFLite's bounds
     (:func:`~refquant.kernels.multiplier.activation_range`), or XNNPACK's
-    (:func:`~refquant.kernels.xnnpack_params.xnnpack_activation_range`) where ``kernel="xnnpack"``
+    (:func:`~refquant.kernels.multiplier.activation_range_rne`) where ``kernel="xnnpack"``
     and the delegate takes the node (int8/uint8, stride <= filter, not a 1x1 filter with
     stride > 1). Mirrors ``tflite/kernels/pooling.cc`` (``MaxEval``).
 
@@ -190,11 +163,8 @@ def max_pool2d(x, x_scale, x_zero_point, *, filter_size, stride=None, padding="V
     """
     x, f, s, padding, activation, kernel, xs, xz, info = _pool_args(x, x_scale, x_zero_point, filter_size, stride,
                                                                      padding, activation, kernel)
-    if kernel == "xnnpack" and _xnnpack_takes_max_pool(x.dtype, f, s):
-        lo, hi = xnnpack_activation_range(activation, xs, xz, info.min, info.max)
-    else:
-        lo, hi = activation_range(activation, xs, xz, info.min, info.max)
-    return _pool.max_pool2d(x, f, stride=s, padding=padding, act_min=lo, act_max=hi)
+    return pointwise.max_pool2d(x, xs, xz, f, profile=kernel_profile(kernel), stride=s, padding=padding,
+                                activation=activation)
 
 
 # --------------------------------------------------------------------------- SOFTMAX, LOGISTIC
@@ -234,9 +204,9 @@ def softmax(x, x_scale, x_zero_point, *, beta=1.0, kernel="reference") -> np.nda
     bt = np.float32(bt)
     if not (np.isfinite(bt) and bt > 0):
         raise QuantizationValueError(f"beta must be finite and > 0 (as float32), got {beta!r}")
-    if kernel == "reference":
-        return _softmax.softmax_fixed_point(x, _softmax.softmax_fixed_point_params(xs, bt))
-    return _softmax.softmax_lut(x, _softmax.softmax_exp_table(xs, bt))
+    if kernel_profile(kernel) == "tflite_reference":  # Prepare's CHECK, before any kernel runs
+        _softmax.softmax_fixed_point_params(xs, bt)
+    return pointwise.softmax(x, xs, bt, profile=kernel_profile(kernel))
 
 
 def logistic(x, x_scale, x_zero_point, *, kernel="reference") -> np.ndarray:
@@ -261,8 +231,4 @@ def logistic(x, x_scale, x_zero_point, *, kernel="reference") -> np.ndarray:
     x = _lut_input(x, "LOGISTIC")
     xs = check_scale(x_scale, "x_scale")
     xz = check_zero_point(x_zero_point, x.dtype, "x_zero_point")
-    if kernel == "xnnpack":
-        table = xnnpack_logistic_lut(xs, xz, dtype=x.dtype)
-    else:
-        table = _lut.logistic_lut(xs, xz, dtype=x.dtype)
-    return _lut.apply_lut(x, table)
+    return pointwise.logistic(x, xs, xz, profile=kernel_profile(kernel))

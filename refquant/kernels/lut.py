@@ -40,13 +40,14 @@ import numba
 import numpy as np
 
 from .. import _validate as V
+from ..dtypes import get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..quantize import fma_f32
 from ..rounding import round_half_away_from_zero
 from ._checks import zero_point_scalar
 
 __all__ = [
-    "expf", "tanhf", "lut_inputs", "populate_lut", "logistic_lut", "tanh_lut",
+    "expf", "tanhf", "lut_inputs", "populate_lut", "logistic_lut", "logistic_lut_double_rne", "tanh_lut",
     "rational_logistic", "rational_logistic_lut", "apply_lut_reference", "apply_lut",
 ]
 
@@ -251,3 +252,36 @@ def apply_lut(x, table):
     t = _check_lut_input(x, table)
     idx = np.ascontiguousarray(x).view(np.uint8).ravel()
     return _lut_kernel(idx, np.ascontiguousarray(t)).reshape(x.shape)
+
+
+def logistic_lut_double_rne(x_scale, x_zero_point, *, dtype="int8") -> np.ndarray:
+    r"""A sigmoid table evaluated in double, quantized with the zero point added before a
+    ties-to-even rounding. Offline code (float allowed).
+
+    For each code $v$: $d = \mathrm{fl}(S_x (v - Z_x))$,
+    $t = 1$ if $d > 100$, $0$ if $d < -100$, else $\mathrm{fl}_{32}(e / (1 + e))$ with
+    $e = \exp(d)$ in float64; $T[v] = \mathrm{clamp}(\mathrm{RNE}(\mathrm{fl}(\mathrm{fl}(256\,t) + Z_y)))$
+    with output scale 1/256 and $Z_y = -128$ (int8) or 0 (uint8). Mirrors the XNNPACK delegate's
+    LOGISTIC table (its reference ``SigmoidOp`` in double, then ``xnn_qs8_quantize``); TFLite's own
+    table (:func:`logistic_lut`) rounds $\mathrm{fl}(1/(1+\mathrm{expf}(-d))) \cdot 256$ half away
+    from zero, and the two differ in about one entry in a few hundred tables. ``exp`` is NumPy's
+    float64 ``exp``; it may differ from the C library's in the last bit of a double, which moves the
+    float32 $t$ only within $2^{-29}$ relative of a float32 rounding boundary (not seen in the
+    conformance runs).
+
+    Returns:
+        A ``(256,)`` table of ``dtype`` indexed by the input byte (apply it with :func:`apply_lut`).
+    """
+    fmt = get_format(dtype, name="dtype")
+    if fmt.name not in ("int8", "uint8"):
+        raise QuantizationTypeError(f"dtype must be 'int8' or 'uint8', got {fmt.name!r}")
+    dt = fmt.dtype
+    zy = -128 if dt == np.int8 else 0
+    d = lut_inputs(x_scale, x_zero_point, dt)  # (256,) float32: fl(S_x (v - Z_x))
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(d.astype(np.float64))
+        t = (e / (1.0 + e)).astype(np.float32)  # double quotient, rounded once to float32 (RNE)
+    t = np.where(d > 100, np.float32(1.0), np.where(d < -100, np.float32(0.0), t)).astype(np.float32)
+    v = ((t * np.float32(256.0)).astype(np.float32) + np.float32(zy)).astype(np.float32)  # 1/S_y = 256 exactly
+    info = np.iinfo(dt)
+    return np.clip(np.rint(v), info.min, info.max).astype(np.int64).astype(dt)  # RNE (half to even), saturate

@@ -212,7 +212,7 @@ def activation_range(activation, output_scale, output_zero_point, qmin: int, qma
 
     Offline code. Note $Q(0) = Z$ exactly. The float ranges are :data:`ACTIVATION_FLOAT_RANGES`;
     the XNNPACK delegate quantizes the same ends with the zero point added before a ties-to-even
-    rounding (:func:`refquant.kernels.xnnpack_params.xnnpack_activation_range`).
+    rounding (:func:`activation_range_rne`).
 
     Args:
         activation: ``None``, ``"NONE"``, ``"RELU"``, ``"RELU6"`` or ``"RELU_N1_TO_1"``.

@@ -1,0 +1,182 @@
+r"""The weight-free quantized ops under a profile: add, pooling, softmax, sigmoid.
+
+Each op reads the profile's :class:`~refquant.specs.PointwiseSpec` and calls the kernel it
+names. Where a spec's kernels decline an input (a dtype they do not list, scale ratios or a
+rank the ``rescale`` add refuses, a max pool outside ``max_pool_when``), the spec's
+``fallback`` runs it, as a delegate hands such nodes back to the builtin kernels; with no
+fallback the op raises :class:`~refquant.errors.UnsupportedError`.
+
+Internal convention: integer codes of one dtype, float32 scalar scales, int zero points,
+fused activations by name (``None``, ``"NONE"``, ``"RELU"``, ``"RELU6"``, ``"RELU_N1_TO_1"``).
+Inputs are validated by the faces; these functions trust them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import QuantizationValueError, UnsupportedError
+from ..kernels import elementwise as ew
+from ..kernels import lut as klut
+from ..kernels import pool as kpool
+from ..kernels import softmax as ksoftmax
+from ..kernels.elementwise_blocks import float_add_blocks
+from ..kernels.elementwise_float import float_add
+from ..kernels.elementwise_pot import pot_add, pot_add_params
+from ..kernels.multiplier import activation_bounds
+from ..profiles import get_profile
+from ..specs import PointwiseSpec
+
+__all__ = ["add", "average_pool2d", "max_pool2d", "global_average_pool", "softmax", "logistic"]
+
+
+def _spec(profile) -> PointwiseSpec:
+    return get_profile(profile).pointwise
+
+
+def _bounds(spec: PointwiseSpec, activation, scale, zero_point, dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return activation_bounds(activation, scale, zero_point, int(info.min), int(info.max),
+                             rounding=spec.activation_bounds)
+
+
+def _add_kernel(spec: PointwiseSpec, a, b, a_scale, b_scale, y_scale):
+    """(spec, kernel, params) that run this add: the first spec along the fallback chain that takes it."""
+    why = ""
+    while spec is not None:
+        kernel = spec.add_kernel(a.dtype)
+        if kernel == "rescale":
+            shape = np.broadcast_shapes(a.shape, b.shape)
+            try:
+                params = ew.rescale_add_params(a_scale, b_scale, y_scale)
+            except QuantizationValueError as err:
+                why = f"the rescale add declines these scales ({err})"
+            else:
+                if spec.add_max_rank is not None and len(shape) > spec.add_max_rank:
+                    why = f"the rescale add declines rank {len(shape)} > {spec.add_max_rank}"
+                elif 0 in shape:
+                    why = f"the rescale add declines an empty tensor (shape {shape})"
+                else:
+                    return spec, kernel, params
+        elif kernel == "not_modelled":
+            raise UnsupportedError(f"this profile's {a.dtype} add runs a kernel refquant does not model"
+                                   + (f" ({why}; the fallback kernel runs it)" if why else ""))
+        elif kernel is not None:
+            return spec, kernel, None
+        spec = spec.fallback
+    raise UnsupportedError(f"this profile has no {a.dtype} add" + (f" ({why})" if why else ""))
+
+
+def add(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, y_scale, y_zero_point: int, *, profile,
+        activation=None, num_threads: int = 1) -> np.ndarray:
+    """Quantized element-wise add: $y \\approx \\mathrm{clamp}(\\mathrm{round}((S_a(a - Z_a) + S_b(b - Z_b)) / S_y) + Z_y)$.
+
+    The kernel is the profile's (:data:`refquant.modes.ADD_KERNELS`): the fixed-point pipeline
+    with inputs shifted left 20 (8-bit) or 15 (16-bit), the ``rescale`` add, float32 multiply-adds,
+    float32 in SIMD blocks and tail, or power-of-two multipliers.
+
+    Args:
+        a, b: Codes of one dtype (int8, uint8 or int16), broadcastable (``float32_blocks`` and
+            ``pot_shift``: one shape).
+        a_scale, b_scale, y_scale: float32 scalars. Zero points: ints.
+        profile: A profile or its name.
+        activation: A fused activation name; ``float32_blocks`` takes ``None`` or ``"RELU"``
+            (a ReLU on the float sum).
+        num_threads: ``float32_blocks`` only: the thread count that splits long ranges.
+
+    Returns:
+        Codes of the broadcast shape and ``a``'s dtype.
+
+    Raises:
+        UnsupportedError: The profile's backend has no modelled kernel for this add.
+    """
+    spec, kernel, params = _add_kernel(_spec(profile), a, b, a_scale, b_scale, y_scale)
+    dt = a.dtype.type
+    if kernel == "float32_blocks":
+        if activation not in (None, "NONE", "RELU"):
+            raise UnsupportedError(f"this add kernel fuses only a ReLU, got activation {activation!r}")
+        return float_add_blocks(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point,
+                                relu=activation == "RELU", num_threads=num_threads)
+    if kernel == "float32_fma":
+        if activation not in (None, "NONE"):
+            raise UnsupportedError(f"this add kernel fuses no activation, got {activation!r}")
+        return float_add(a, a_scale, dt(a_zero_point), b, b_scale, dt(b_zero_point), y_scale, dt(y_zero_point))
+    lo, hi = _bounds(spec, activation, y_scale, y_zero_point, a.dtype)
+    if kernel == "pot_shift":
+        if lo >= hi:
+            raise UnsupportedError(f"this add kernel needs output_min < output_max, got [{lo}, {hi}]")
+        return pot_add(a, a_zero_point, b, b_zero_point, y_zero_point, pot_add_params(a_scale, b_scale, y_scale),
+                       lo=lo, hi=hi)
+    if kernel == "rescale":
+        return ew.rescale_add(a, dt(a_zero_point), b, dt(b_zero_point), dt(y_zero_point), params, act_min=lo,
+                              act_max=hi)
+    shift = 20 if kernel == "fixed_point_shift20" else 15
+    p = ew.fixed_point_add_params(a_scale, b_scale, y_scale, left_shift=shift)
+    return ew.fixed_point_add(a, dt(a_zero_point), b, dt(b_zero_point), dt(y_zero_point), p, act_min=lo, act_max=hi)
+
+
+def average_pool2d(x, x_scale, x_zero_point: int, filter_size, *, profile, stride=None, padding="VALID",
+                   activation=None) -> np.ndarray:
+    """AVERAGE_POOL_2D on NHWC codes: the rounded mean of the valid taps, then the activation
+    clamp (:func:`refquant.kernels.pool.average_pool2d`); output parameters are the input's."""
+    spec = _spec(profile)
+    while not spec.average_pool and spec.fallback is not None:
+        spec = spec.fallback
+    lo, hi = _bounds(spec, activation, x_scale, x_zero_point, x.dtype)
+    return kpool.average_pool2d(x, filter_size, stride=stride, padding=padding, act_min=lo, act_max=hi)
+
+
+def _takes_max_pool(spec: PointwiseSpec, dtype, f, s) -> bool:
+    if spec.max_pool_when == "always":
+        return True
+    return (np.dtype(dtype) in (np.dtype(np.int8), np.dtype(np.uint8)) and s[0] <= f[0] and s[1] <= f[1]
+            and not (tuple(f) == (1, 1) and max(s) > 1))
+
+
+def max_pool2d(x, x_scale, x_zero_point: int, filter_size, *, profile, stride=None, padding="VALID",
+               activation=None) -> np.ndarray:
+    """MAX_POOL_2D on NHWC codes: the maximum of the valid taps, then the activation clamp, its
+    bounds from the first spec along the fallback chain that takes the pool."""
+    spec = _spec(profile)
+    f = (filter_size, filter_size) if np.ndim(filter_size) == 0 else tuple(filter_size)
+    s = f if stride is None else ((stride, stride) if np.ndim(stride) == 0 else tuple(stride))
+    while not _takes_max_pool(spec, x.dtype, f, s) and spec.fallback is not None:
+        spec = spec.fallback
+    lo, hi = _bounds(spec, activation, x_scale, x_zero_point, x.dtype)
+    return kpool.max_pool2d(x, f, stride=s, padding=padding, act_min=lo, act_max=hi)
+
+
+def global_average_pool(x, x_scale, x_zero_point: int, y_scale, y_zero_point: int, *, profile,
+                        channels_last: bool = False) -> np.ndarray:
+    """Global average pool with float32 requantization (:func:`refquant.kernels.pool.global_average_pool`)."""
+    get_profile(profile)  # one kernel today; the profile argument keeps the op's signature uniform
+    dt = x.dtype.type
+    return kpool.global_average_pool(x, x_scale, dt(x_zero_point), y_scale, dt(y_zero_point),
+                                     channels_last=channels_last)
+
+
+def softmax(x, x_scale, beta=1.0, *, profile) -> np.ndarray:
+    """Softmax over the last axis, output scale 1/256 and zero point -128 (int8) or 0 (uint8):
+    gemmlowp fixed point or a float32 exp table, as the profile says."""
+    if _spec(profile).softmax == "fixed_point":
+        return ksoftmax.softmax_fixed_point(x, ksoftmax.softmax_fixed_point_params(x_scale, beta))
+    return ksoftmax.softmax_lut(x, ksoftmax.softmax_exp_table(x_scale, beta))
+
+
+def logistic(x, x_scale, x_zero_point: int, y_scale=None, y_zero_point=None, *, profile) -> np.ndarray:
+    """Sigmoid through a 256-entry table built as the profile says, looked up by byte.
+
+    ``float_table_rhaz`` and ``double_table_rne`` use the fixed output scale 1/256 and zero
+    point -128 (int8) or 0 (uint8); ``rational_float32`` takes ``y_scale`` and ``y_zero_point``.
+    """
+    kind = _spec(profile).logistic
+    if kind == "rational_float32":
+        if y_scale is None or y_zero_point is None:
+            raise QuantizationValueError("y_scale and y_zero_point are required for this profile's sigmoid")
+        dt = x.dtype.type
+        table = klut.rational_logistic_lut(x_scale, dt(x_zero_point), y_scale, dt(y_zero_point), dtype=x.dtype)
+    elif kind == "double_table_rne":
+        table = klut.logistic_lut_double_rne(x_scale, x_zero_point, dtype=x.dtype)
+    else:
+        table = klut.logistic_lut(x_scale, x_zero_point, dtype=x.dtype)
+    return klut.apply_lut(x, table)
