@@ -34,7 +34,7 @@ def _version(dist: str) -> str | None:
 def info() -> dict:
     """Return the facts ``refquant info`` prints, as a dict (JSON-serialisable)."""
     from . import __version__
-    from .cpu import cpu_features, detect_isa
+    from .cpu import cpu_features, detect_isa, detect_isa_class
     from .profiles import PROFILES
 
     import numpy as np
@@ -56,6 +56,7 @@ def info() -> dict:
         "numba": numba_status,
         "cpu_features": [f for f in _FEATURES if f in flags],
         "u8s8_accumulation": detect_isa(),
+        "isa_class": detect_isa_class(),
         "optional_packages": {d: _version(d) for d in _OPTIONAL},
         "profiles": {name: p.description for name, p in sorted(PROFILES.items())},
     }
@@ -71,13 +72,14 @@ def _print_info(data: dict) -> None:
     print(f"numpy    {data['numpy']}")
     print(f"numba    {data['numba']}")
     print(f"CPU      {' '.join(data['cpu_features']) or '(no features detected)'}")
-    print(f"isa      {data['u8s8_accumulation']}: {isa_note}")
+    print(f"isa      {data['u8s8_accumulation']} ({data['isa_class']}): {isa_note}")
     print("optional backends and tools:")
     for name, ver in data["optional_packages"].items():
         print(f"  {name:<16} {ver or '-'}")
     print("profiles:")
+    width = max(map(len, data["profiles"]), default=0)
     for name, desc in data["profiles"].items():
-        print(f"  {name:<18} {desc}")
+        print(f"  {name:<{width}}  {desc}")
 
 
 def main(argv: list[str] | None = None) -> int:

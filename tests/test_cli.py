@@ -10,7 +10,7 @@ import pytest
 
 import refquant
 from refquant.cli import info, main
-from refquant.cpu import detect_isa
+from refquant.cpu import detect_isa, detect_isa_class
 from refquant.profiles import PROFILES
 
 
@@ -18,7 +18,7 @@ def test_info_text(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"refquant {refquant.__version__}  (Python ")
-    assert f"isa      {detect_isa()}:" in out
+    assert f"isa      {detect_isa()} ({detect_isa_class()}):" in out
     for name in PROFILES:  # every profile is listed with its description
         assert f"  {name:<18} {PROFILES[name].description}" in out
 
