@@ -19,8 +19,9 @@ def test_info_text(capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"refquant {refquant.__version__}  (Python ")
     assert f"isa      {detect_isa()} ({detect_isa_class()}):" in out
-    for name in PROFILES:  # every profile is listed with its description
-        assert f"  {name:<18} {PROFILES[name].description}" in out
+    width = max(map(len, PROFILES))
+    for name in PROFILES:  # every profile is listed with its description, names aligned
+        assert f"  {name:<{width}}  {PROFILES[name].description}" in out
 
 
 def test_info_json_is_the_info_dict(capsys):
