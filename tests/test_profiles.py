@@ -13,7 +13,7 @@ from refquant.cpu import ISA_CHOICES, detect_isa, detect_isa_class, resolve_isa,
 from refquant.errors import QuantizationValueError
 from refquant.profiles import PROFILES, Profile, get_profile, list_profiles
 from refquant.qparams import make_qparams
-from refquant.specs import Cases, DequantizeSpec, LayerSpec, QuantizeSpec, SimdSplit, select_spec
+from refquant.specs import Case, Cases, DequantizeSpec, LayerSpec, PointwiseSpec, QuantizeSpec, SimdSplit, select_spec
 
 pytestmark = pytest.mark.kernels
 
@@ -182,3 +182,34 @@ def test_layer_choices_match_backends_table():
     assert layer["tflite_xnnpack"].max_requant_scale == 256.0
     assert layer["pytorch_fbgemm"].bias == "float_over_act_times_w_scale"
     assert layer["pytorch_qnnpack"].bias == "runtime_quantized"
+
+
+# ---------------------------------------------------------------- every field documented and read
+
+RECORDS = (Profile, QuantizeSpec, DequantizeSpec, LayerSpec, PointwiseSpec, Case, Cases, SimdSplit)
+
+
+def test_docs_profile_table_lists_every_field():
+    from pathlib import Path
+    page = (Path(__file__).resolve().parents[1] / "docs" / "concepts" / "backends.md").read_text()
+    section = page[page.index("## 2. What a profile holds"):page.index("## 3.")]
+    missing = [f"{rec.__name__}.{f.name}" for rec in RECORDS for f in dataclasses.fields(rec)
+               if f"`{f.name}`" not in section]
+    assert not missing, f"fields missing from the profile tables of docs/concepts/backends.md: {missing}"
+
+
+def test_every_spec_field_is_read_by_the_library():
+    """A field nothing reads is deleted: each one is read as ``.name``, or by name through ``getattr``."""
+    import re
+    from pathlib import Path
+    pkg = Path(__file__).resolve().parents[1] / "refquant"
+    sources = {p: p.read_text() for p in pkg.rglob("*.py")}
+    unread = []
+    for rec in RECORDS:
+        for f in dataclasses.fields(rec):
+            if f.name in ("name", "description", "sources"):
+                continue  # shown by `refquant info` and the docs
+            attr, quoted = re.compile(rf"\.{f.name}\b"), re.compile(rf"[\"']{f.name}[\"']")
+            if not any(attr.search(t) or ("getattr(" in t and quoted.search(t)) for t in sources.values()):
+                unread.append(f"{rec.__name__}.{f.name}")
+    assert not unread, f"fields no library code reads: {unread}"

@@ -239,8 +239,7 @@ def conv2d_loop(x, w, bias, input_offset, output_offset, output_multiplier, outp
         x: int8 ``(batches, input_height, input_width, input_depth)``.
         w: int8 ``(output_depth, filter_height, filter_width, filter_input_depth)``, zero point 0.
             ``groups = input_depth / filter_input_depth`` must divide ``output_depth``.
-        bias, input_offset, output_offset, output_multiplier, output_shift,
-            output_activation_min, output_activation_max: As in :func:`fully_connected_loop`.
+        bias, input_offset, output_offset, output_multiplier, output_shift, output_activation_min, output_activation_max: As in :func:`fully_connected_loop`.
         stride_height, stride_width, dilation_height_factor, dilation_width_factor: ints >= 1.
         pad_height, pad_width: Padding before the first row and column (TFLite's
             ``padding_values``), ints >= 0.
