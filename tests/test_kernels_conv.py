@@ -12,6 +12,7 @@ import pytest
 from refquant.errors import AccumulatorOverflowError, AccumulatorOverflowWarning, QuantizationTypeError
 from refquant.errors import QuantizationValueError, ShapeError
 from refquant.kernels.conv import conv2d, conv2d_reference
+from refquant.profiles import get_profile
 from refquant.kernels._conv_args import same_pads
 
 PAIR_MODEL = {(np.uint8, np.int8): "pairwise_sat16_u8s8", (np.int8, np.uint8): "pairwise_sat16_s8u8"}
@@ -193,7 +194,9 @@ def test_bad_input(fn):
 
 # ------------------------------------------------------------------ ONNX Runtime on this CPU
 
-# the ort_runner fixture is in conftest.py
+# the ort_runner fixture is in conftest.py; the accumulation model is the one the onnxruntime profile
+# resolves for this CPU (pairs saturate on AVX2 without VNNI, exact with VNNI)
+ORT_HOST = get_profile("onnxruntime").with_isa("auto")
 
 ORT_CASES = ["3x3", "odd_C_pairs_straddle", "stride2_dil2_asym_pads", "1x1", "7x7_stride2", "groups",
              "depthwise", "depthwise_mult2_stride2_dil2"]
@@ -210,14 +213,15 @@ def _ort_inputs(name, tx, tw, seed):
 @pytest.mark.conformance
 @pytest.mark.parametrize("name", ORT_CASES)
 def test_conv_integer_matches(ort_runner, name):
-    """ConvInteger: u8 x / s8 w exact; s8 x / u8 w pairs in (c, kH, kW) order (W · im2col(x))."""
+    """ConvInteger: u8 x / s8 w exact; s8 x / u8 w pairs in (c, kH, kW) order (W · im2col(x)) on AVX2."""
     x, w, attrs, kw = _ort_inputs(name, np.uint8, np.int8, 1)
     xz, wz = np.uint8(131), np.int8(-5)
     _assert_same(ort_runner.run_conv_integer(x, w, xz, wz, **attrs), conv2d(x, w, xz, wz, **kw), f"u8s8 {name}")
     x, w, attrs, kw = _ort_inputs(name, np.int8, np.uint8, 2)
     xz, wz = np.int8(-7), np.uint8(140)
     got = ort_runner.run_conv_integer(x, w, xz, wz, **attrs)
-    _assert_same(got, conv2d(x, w, xz, wz, acc_model="pairwise_sat16_s8u8", k_order="chw", **kw), f"s8u8 {name}")
+    model = ORT_HOST.accumulation("integer_conv", np.int8, np.uint8)
+    _assert_same(got, conv2d(x, w, xz, wz, acc_model=model, k_order="chw", **kw), f"s8u8 {name} {model}")
 
 
 def _qlinear_acc(ort_runner, x, w, wz, attrs, K):
@@ -233,13 +237,14 @@ def _qlinear_acc(ort_runner, x, w, wz, attrs, K):
 @pytest.mark.parametrize("name", ORT_CASES)
 @pytest.mark.parametrize("wz", [0, -9], ids=["wz0", "wz-9"])
 def test_qlinear_conv_u8s8_pairs_in_hwc_order(ort_runner, name, wz):
-    """QLinearConv u8×s8 pairs in (kH, kW, c) order (NHWC im2col); depthwise multiplier 1 is exact."""
+    """QLinearConv u8×s8 pairs in (kH, kW, c) order (NHWC im2col) on AVX2; depthwise multiplier 1
+    is exact; everything is exact with VNNI."""
     C, O, H, W, k, st, dl, pd, G = CASES[name]
     x, w, attrs, kw = _ort_inputs(name, np.uint8, np.int8, 30 + wz)
     y, requant = _qlinear_acc(ort_runner, x, w, np.int8(wz), attrs, (C // G) * k[0] * k[1])
     depthwise_m1 = G == C and O == C
-    model = "exact" if depthwise_m1 else "pairwise_sat16_u8s8"
+    model = ORT_HOST.accumulation("depthwise" if depthwise_m1 else "conv", np.uint8, np.int8)
     _assert_same(y, requant(conv2d(x, w, 128, wz, acc_model=model, k_order="hwc", **kw)), f"{name} {model}")
-    if not depthwise_m1 and C // G > 1 and k[0] * k[1] > 1:  # else both orders coincide
+    if model != "exact_int32" and C // G > 1 and k[0] * k[1] > 1:  # else both orders coincide
         other = requant(conv2d(x, w, 128, wz, acc_model=model, k_order="chw", **kw))
         assert not np.array_equal(y, other), "the (c, kH, kW) pair order should not match QLinearConv"

@@ -18,6 +18,7 @@ from refquant.errors import (
     ShapeError,
 )
 from refquant.kernels.gemm import gemm, gemm_reference, matmul, matmul_reference
+from refquant.profiles import get_profile
 from refquant.kernels.gemm import pairwise_sat16, pairwise_sat16_reference
 from support import edge_values as ev
 
@@ -229,27 +230,33 @@ def test_same_result_for_any_blas_thread_count():
 
 # ------------------------------------------------------------------ ONNX Runtime on this CPU
 
-# the ort_runner fixture is in conftest.py
+# the ort_runner fixture is in conftest.py; the accumulation model is the one the onnxruntime profile
+# resolves for this CPU (pairs saturate on AVX2 without VNNI, exact with VNNI)
+ORT_HOST = get_profile("onnxruntime").with_isa("auto")
 
 @pytest.mark.conformance
 @pytest.mark.parametrize("K", [64, 33, 2, 1])
 @pytest.mark.parametrize("per_column", [False, True])
 def test_matmul_integer_u8s8_matches_pairwise_model(ort_runner, K, per_column):
-    """ORT MatMulInteger u8×s8 = eq. (3) exactly, and differs from exact on full-range data."""
+    """ORT MatMulInteger u8×s8 = the host's model exactly: eq. (3) on AVX2 (and then it differs from
+    exact on full-range data), exact on a VNNI CPU."""
     rng = np.random.default_rng(K * 2 + per_column)
     a, b = _rand(rng, np.uint8, (16, K)), _rand(rng, np.int8, (K, 24))
     za = np.uint8(rng.integers(0, 256))
     zb = _rand(rng, np.int8, (24,)) if per_column else np.int8(rng.integers(-128, 128))
     got = ort_runner.run_matmul_integer(a, b, za, zb)
-    _assert_same(got, gemm(a, b, za, zb, acc_model="pairwise_sat16_u8s8"), f"ORT vs pairwise K={K}")
+    model = ORT_HOST.accumulation("linear", np.uint8, np.int8)
+    _assert_same(got, gemm(a, b, za, zb, acc_model=model), f"ORT vs {model} ({ORT_HOST.isa}) K={K}")
     if K >= 33:
-        assert np.count_nonzero(got != gemm(a, b, za, zb)) > 0, "full-range u8s8 should saturate somewhere"
+        pairs_differ = np.count_nonzero(gemm(a, b, za, zb, acc_model="pairwise_sat16_u8s8") != gemm(a, b, za, zb))
+        assert pairs_differ > 0, "full-range u8s8 data should saturate a pair somewhere"
+        assert (np.count_nonzero(got != gemm(a, b, za, zb)) > 0) == (model == "pairwise_sat16_u8s8")
 
 
 @pytest.mark.conformance
 @pytest.mark.parametrize("ta,tb", [(np.int8, np.uint8), (np.int8, np.int8), (np.uint8, np.uint8)])
 def test_matmul_integer_other_types_are_exact(ort_runner, ta, tb):
-    """Measured: s8×u8, s8×s8, u8×u8 MatMulInteger are exact on AVX2 (no pair saturation)."""
+    """Measured: s8×u8, s8×s8, u8×u8 MatMulInteger are exact on AVX2 and on VNNI (no pair saturation)."""
     rng = np.random.default_rng(11)
     a, b = _rand(rng, ta, (16, 65)), _rand(rng, tb, (65, 24))
     za, zb = _rand(rng, ta, ()), _rand(rng, tb, ())
@@ -262,5 +269,7 @@ def test_matmul_integer_batched_and_extremes(ort_runner):
     a = np.concatenate([np.full((1, 2, 8), 255, np.uint8), _rand(rng, np.uint8, (1, 2, 8))], axis=0)
     b = np.stack([np.full((8, 3), 127, np.int8), np.full((8, 3), -128, np.int8)])
     got = ort_runner.run_matmul_integer(a, b, np.uint8(0), np.int8(0))
-    _assert_same(got, matmul(a, b, acc_model="pairwise_sat16_u8s8"), "batched extremes")
-    assert got[0, 0, 0] == 4 * 32767                   # four saturated pairs, backends.md §2.5
+    model = ORT_HOST.accumulation("linear", np.uint8, np.int8)
+    _assert_same(got, matmul(a, b, acc_model=model), f"batched extremes ({ORT_HOST.isa})")
+    # four saturated pairs on AVX2; the exact 8 * 255 * 127 with VNNI
+    assert got[0, 0, 0] == (4 * 32767 if model == "pairwise_sat16_u8s8" else 8 * 255 * 127)
