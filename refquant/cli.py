@@ -9,7 +9,6 @@ optional backends installed, and the available profiles. Later commands
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.metadata as md
 import json
 import os
@@ -41,7 +40,7 @@ def info() -> dict:
 
     numba_status = "not installed"
     try:
-        numba = importlib.import_module("numba")
+        import numba  # a runtime dependency; imported here so that `refquant --help` stays fast
         jit = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
         numba_status = f"{numba.__version__} ({'JIT disabled by NUMBA_DISABLE_JIT' if jit else 'JIT enabled'}, " \
                        f"{numba.config.NUMBA_NUM_THREADS} threads)"
