@@ -15,6 +15,7 @@ which backend does it: the profiles say that.
 | :data:`ADD_KERNELS` | the arithmetic of a quantized element-wise add |
 | :data:`SOFTMAX_KERNELS`, :data:`LOGISTIC_KERNELS` | the arithmetic of quantized softmax and sigmoid |
 | :data:`POOL_BOUNDS_WHEN` | which max pools a pointwise spec's kernels take |
+| :data:`CONV_GEOMETRIES` | convolution geometries a backend's kernel mishandles (refused, or modelled) |
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from .errors import QuantizationValueError
 
 __all__ = ["REQUANT_MODES", "DERIVATIONS", "BIAS_MODES", "ACCUMULATIONS", "ACTIVATION_BOUNDS", "ISAS",
-           "ADD_KERNELS", "SOFTMAX_KERNELS", "LOGISTIC_KERNELS", "POOL_BOUNDS_WHEN", "check_name"]
+           "ADD_KERNELS", "SOFTMAX_KERNELS", "LOGISTIC_KERNELS", "POOL_BOUNDS_WHEN", "CONV_GEOMETRIES", "check_name"]
 
 # requant mode -> kind of multiplier it consumes
 REQUANT_MODES = {
@@ -37,6 +38,7 @@ REQUANT_MODES = {
     "float64_rhaz": "float64",         # round half away of double(acc) * m, m float64
     "float64_rne": "float64",          # rint(double(acc) * m)
     "exact_rne": "exact",              # the exact real product, ties to even
+    "float32_scale_chain": "scale_chain",  # fl(acc) * s_x * s_w (+ float bias) * (1/S_y) + Z_y, then RNE
 }
 
 DERIVATIONS = (
@@ -51,6 +53,7 @@ BIAS_MODES = (
     "int32",                         # int32 bias of scale S_x S_w[c], added to the accumulator
     "float_over_act_times_w_scale",  # float32 bias divided by float32(S_x S_w[c]), added in float
     "runtime_quantized",             # float32 bias quantized at run time: RNE(b * (1 / (S_w S_x)))
+    "float_after_scales",            # float32 bias added after the source and weight scales (scale chain)
 )
 
 ACCUMULATIONS = ("exact_int32", "wrap_int32", "pairwise_sat16_u8s8", "pairwise_sat16_s8u8")
@@ -87,6 +90,20 @@ POOL_BOUNDS_WHEN = (
     "always",                 # every max pool
     "8bit_stride_in_filter",  # only 8-bit max pools whose stride does not exceed the filter (and not a
                               # 1x1 filter with stride > 1)
+)
+
+
+CONV_GEOMETRIES = (
+    # one input channel per group, more than one output channel per group, dilation_w 1, and kW > 1
+    # (or kH > 1 with dilation_h 1 and more than 4 output columns)
+    "one_channel_groups",
+    # a single output column whose taps all lie in the padding, with a nonzero input zero point
+    "padded_single_column",
+    # stride_w > 1, dilation_w > 1 and an output column whose taps all lie in the padding
+    "strided_dilated_padded_column",
+    # depthwise (multiplier 1), channels a multiple of 16, kH 1, dilation 1, row padding only, and a
+    # nonzero input zero point
+    "depthwise_kh1_row_padding",
 )
 
 

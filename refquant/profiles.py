@@ -14,6 +14,7 @@ named profiles reproduce:
 | ``tflite_xnnpack`` | TFLite with the XNNPACK delegate (default ``BUILTIN`` resolver) |
 | ``tflite_optimized`` | TFLite builtin optimized kernels on x86 (ruy AVX2), no delegate |
 | ``pytorch_fbgemm`` | PyTorch 2.13 quantized CPU ops, engine ``fbgemm`` |
+| ``pytorch_x86`` | PyTorch 2.13, engine ``x86`` (fbgemm; oneDNN convolutions on AVX-512 VNNI) |
 | ``pytorch_fbgemm_zp_after`` | PyTorch 1.6 - 2.12 quantize (zero point after rounding) |
 | ``pytorch_qnnpack`` | PyTorch 2.13 quantized CPU ops, engine ``qnnpack`` |
 | ``gemmlowp`` | gemmlowp's documented quantization example and fixed-point output stage |
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 from .cpu import resolve_isa_class
 from .errors import QuantizationValueError
 from .modes import ISAS
-from .specs import Case, Cases, DequantizeSpec, LayerSpec, PointwiseSpec, QuantizeSpec, SimdSplit, select_spec
+from .specs import (Case, Cases, ConvDispatch, DequantizeSpec, LayerSpec, PointwiseSpec, QuantizeSpec, SimdSplit,
+                    select_spec)
 
 __all__ = ["Profile", "get_profile", "list_profiles", "PROFILES"]
 
@@ -53,6 +55,8 @@ class Profile:
         conv: Convolutions (groups = 1).
         grouped_conv: Grouped convolutions that are not depthwise; ``None``: as ``conv``.
         depthwise: Depthwise convolutions; ``None``: as ``conv``.
+        conv_dispatch: Rules (:class:`~refquant.specs.ConvDispatch`) by which the backend sends
+            some convolutions to another kernel on some CPUs; the first that applies wins.
         pointwise: The weight-free ops: add, pooling, softmax, sigmoid
             (:class:`~refquant.specs.PointwiseSpec`).
         integer_conv: Convolutions that stop at the int32 accumulator (ONNX ``ConvInteger``),
@@ -74,6 +78,7 @@ class Profile:
     grouped_conv: LayerSpec | None = None
     depthwise: LayerSpec | None = None
     integer_conv: LayerSpec | None = None
+    conv_dispatch: tuple = ()
     pointwise: PointwiseSpec = field(default_factory=PointwiseSpec)
     isa: str = "exact"
     sources: str = ""
@@ -87,6 +92,8 @@ class Profile:
             v = getattr(self, name)
             if not (isinstance(v, LayerSpec) or (v is None and name not in ("linear", "conv"))):
                 raise QuantizationValueError(f"{name} must be a LayerSpec, got {type(v).__name__}")
+        if not all(isinstance(r, ConvDispatch) for r in self.conv_dispatch):
+            raise QuantizationValueError("conv_dispatch must be a tuple of ConvDispatch")
         if not isinstance(self.pointwise, PointwiseSpec):
             raise QuantizationValueError(f"pointwise must be a PointwiseSpec, got {type(self.pointwise).__name__}")
         if self.isa not in ISAS:
@@ -239,6 +246,17 @@ _TORCH_POINTWISE = PointwiseSpec(add=(("uint8", "float32_blocks"), ("int8", "flo
 _QNNPACK_POINTWISE = PointwiseSpec(add=(("uint8", "pot_shift"), ("int8", "float32_blocks")))
 _ORT_POINTWISE = PointwiseSpec(add=(("uint8", "float32_fma"), ("int8", "float32_fma")), logistic="rational_float32")
 
+# PyTorch's x86 engine: fbgemm, except that on a CPU with AVX-512 VNNI a convolution with symmetric weights
+# and at most 100 groups is packed for oneDNN (should_use_onednn_quant), whose output stage applies the
+# scales one by one (float32, bias between, Z_y before rounding; measured on oneDNN 3.12, torch 2.13).
+# Geometries where oneDNN 3.12's results change from run to run (or it crashes) are refused; one
+# deterministic defect (a zero accumulator) is modelled.
+_ONEDNN_CONV = ConvDispatch(
+    LayerSpec("float32_scale_chain", "exact", bias="float_after_scales", accumulation="wrap_int32"),
+    isas=("avx512_vnni",), max_groups=100, symmetric_weights=True,
+    refused=("one_channel_groups", "padded_single_column", "strided_dilated_padded_column"),
+    zero_accumulator=("depthwise_kh1_row_padding",))
+
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("onnx", "ONNX operator specification (QuantizeLinear: RNE of x / y_scale, then + zero point, saturate)",
             quantize=_ONNX_Q, fake_quantize=_RNE_DIV, linear=_EXACT, conv=_EXACT,
@@ -288,6 +306,12 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             fake_dequantize=_TORCH_FAKE_DEQUANTIZE, linear=_FBGEMM_LAYER, conv=_FBGEMM_LAYER,
             depthwise=_FBGEMM_DEPTHWISE, pointwise=_TORCH_POINTWISE,
             sources="fbgemm QuantizeAvx2 / requantization, ATen quantized CPU kernels (measured, torch 2.13)"),
+    Profile("pytorch_x86", "PyTorch 2.13 CPU, engine x86: fbgemm, with symmetric-weight convolutions on oneDNN "
+            "on AVX-512 VNNI CPUs",
+            quantize=_TORCH_QUANTIZE, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,
+            fake_dequantize=_TORCH_FAKE_DEQUANTIZE, linear=_FBGEMM_LAYER, conv=_FBGEMM_LAYER,
+            depthwise=_FBGEMM_DEPTHWISE, conv_dispatch=(_ONEDNN_CONV,), pointwise=_TORCH_POINTWISE,
+            sources="fbgemm and oneDNN 3.12 int8 convolution through ideep (measured, torch 2.13, AVX-512 VNNI)"),
     Profile("pytorch_fbgemm_zp_after", "PyTorch 1.6-2.12 CPU quantize (zero point added after rounding); "
             "otherwise as pytorch_fbgemm",
             quantize=_TORCH_QUANTIZE_ZP_AFTER, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,

@@ -12,6 +12,7 @@ names a backend: a record says *what* the arithmetic does.
   take one spec, the remaining tail another.
 * :class:`LayerSpec` — linear and convolution layers: accumulation, bias, multiplier,
   requantization, fused-activation bounds and the backend's limits.
+* :class:`ConvDispatch` — convolutions a backend sends to another kernel library on some CPUs.
 * :class:`PointwiseSpec` — the weight-free ops: add, pooling, softmax, sigmoid.
 """
 
@@ -22,11 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import QuantizationValueError
-from .modes import (ACCUMULATIONS, ACTIVATION_BOUNDS, ADD_KERNELS, BIAS_MODES, DERIVATIONS, ISAS, LOGISTIC_KERNELS,
-                    POOL_BOUNDS_WHEN, REQUANT_MODES, SOFTMAX_KERNELS, check_name)
+from .modes import (ACCUMULATIONS, ACTIVATION_BOUNDS, ADD_KERNELS, BIAS_MODES, CONV_GEOMETRIES, DERIVATIONS, ISAS,
+                    LOGISTIC_KERNELS, POOL_BOUNDS_WHEN, REQUANT_MODES, SOFTMAX_KERNELS, check_name)
 from .rounding import as_rounding_mode
 
-__all__ = ["QuantizeSpec", "DequantizeSpec", "Case", "Cases", "SimdSplit", "LayerSpec", "PointwiseSpec", "select_spec"]
+__all__ = ["QuantizeSpec", "DequantizeSpec", "Case", "Cases", "SimdSplit", "LayerSpec", "ConvDispatch", "PointwiseSpec",
+           "select_spec"]
 
 _CHOICES = {
     "division": ("divide", "multiply_reciprocal"),
@@ -315,6 +317,46 @@ class LayerSpec:
         if isa in self.pair_saturation_isas and pair in self.pair_operands:
             return _PAIRS[pair]
         return self.accumulation
+
+
+@dataclass(frozen=True)
+class ConvDispatch:
+    """Convolutions a backend sends to another kernel on some CPUs, and how that kernel computes.
+
+    The rule applies when the profile's ISA class is in ``isas``, the convolution has at most
+    ``max_groups`` groups and, with ``symmetric_weights``, every weight zero point is 0.
+
+    Attributes:
+        spec: The :class:`LayerSpec` of that kernel.
+        isas: ISA classes (:data:`refquant.modes.ISAS`) on which the rule applies.
+        max_groups: The largest group count the other kernel takes.
+        symmetric_weights: Only weights whose zero points are all 0.
+        refused: :data:`refquant.modes.CONV_GEOMETRIES` on which that kernel's results are not
+            reproducible (they change from run to run, or the process crashes): refused with
+            :class:`~refquant.errors.UnsupportedError`.
+        zero_accumulator: Geometries on which that kernel (measured, deterministic) returns the
+            output of a zero accumulator: the bias alone, requantized.
+    """
+
+    spec: LayerSpec
+    isas: tuple
+    max_groups: int
+    symmetric_weights: bool = True
+    refused: tuple = ()
+    zero_accumulator: tuple = ()
+
+    def __post_init__(self):
+        if not isinstance(self.spec, LayerSpec):
+            raise QuantizationValueError(f"spec must be a LayerSpec, got {type(self.spec).__name__}")
+        for isa in self.isas:
+            check_name(isa, "isas", ISAS)
+        for g in self.refused + self.zero_accumulator:
+            check_name(g, "refused / zero_accumulator", CONV_GEOMETRIES)
+
+    def applies(self, isa: str, groups: int, w_zero_point) -> bool:
+        """Whether a convolution with these groups and weight zero points runs this kernel on ``isa``."""
+        return (isa in self.isas and groups <= self.max_groups
+                and (not self.symmetric_weights or not np.any(np.asarray(w_zero_point))))
 
 
 @dataclass(frozen=True)

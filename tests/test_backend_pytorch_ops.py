@@ -194,9 +194,17 @@ def test_conv2d_bad_input(over, exc, words):
 
 
 def test_conv2d_x86_vnni_is_onednn():
-    with pytest.raises(UnsupportedError, match="oneDNN"):
-        P.conv2d(**conv_args(), groups=2, engine="x86", isa="vnni")
-    P.conv2d(**conv_args(w_zero_point=1), groups=2, engine="x86", isa="vnni")  # asymmetric weights: fbgemm
+    """engine x86 with isa="vnni": symmetric weights take oneDNN's scale chain (Z_y added before
+    rounding), asymmetric weights stay on fbgemm (Z_y after rounding): they differ on a tie with odd Z_y."""
+    tie = dict(x_scale=0.5, x_zero_point=0, w_scale=1.0, y_scale=1.0, y_zero_point=3, bias=None)
+    x = np.full((1, 2, 1, 1), 1, np.uint8)
+    w = np.ones((2, 1, 1, 1), np.int8)  # acc = 1, v = 0.5
+    one = dict(tie, x=x, w=w, groups=2)
+    onednn = P.conv2d(**one, w_zero_point=0, engine="x86", isa="vnni")
+    fbgemm = P.conv2d(**one, w_zero_point=0, engine="fbgemm", isa="vnni")
+    assert onednn.ravel().tolist() == [4, 4]  # RNE(0.5 + 3) = RNE(3.5) = 4
+    assert fbgemm.ravel().tolist() == [3, 3]  # RNE(0.5) + 3 = 0 + 3
+    assert P.conv2d(**one, w_zero_point=0, engine="x86", isa="avx2").ravel().tolist() == [3, 3]  # no VNNI: fbgemm
 
 
 def test_qnnpack_refuses_subnormal_requantization_scale():

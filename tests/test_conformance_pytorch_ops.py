@@ -259,8 +259,12 @@ CONVS = [
 def test_conv2d(engine):
     require_engine(engine)
     rng = np.random.default_rng(303)
-    counts = {"outputs": 0, "pair_saturation_matters": 0, "cvtps_overflow": 0, "bias_alternatives_wrong": 0}
+    counts = {"outputs": 0, "pair_saturation_matters": 0, "cvtps_overflow": 0, "bias_alternatives_wrong": 0,
+              "refused_unreproducible": 0}
     paths = set()
+    # engine x86 on an AVX-512 VNNI CPU sends symmetric-weight convs to oneDNN (its own output stage,
+    # tested in test_conformance_pytorch_onednn.py); some of these geometries are refused there
+    onednn = engine == "x86" and get_profile("pytorch_x86").with_isa("auto").isa == "avx512_vnni"
     with quantized_engine(engine):
         for i, (name, c, o, g, k, s, p, d) in enumerate(CONVS):
             kh, kw = (k, k) if np.isscalar(k) else k
@@ -285,8 +289,13 @@ def test_conv2d(engine):
                     bias = pick_bias(rng, ys, o)
                 args = (x, xs, xz, w, ws, wz, bias, ys, yz)
                 geo = dict(stride=s, padding=p, dilation=d, groups=g)
+                try:
+                    ours = P.conv2d(*args, **geo, engine=engine)
+                except UnsupportedError as err:
+                    assert onednn and "not reproducible" in str(err), err
+                    counts["refused_unreproducible"] += 1
+                    continue
                 got = torch_conv(*args, s, p, d, g)
-                ours = P.conv2d(*args, **geo, engine=engine)
                 counts["outputs"] += check(ours, got, f"conv2d {engine} {name} case {t} ({kind})")
                 exact = P.conv2d(*args, **geo, engine=engine, isa="exact")
                 counts["pair_saturation_matters"] += int((exact != ours).sum())
@@ -300,7 +309,11 @@ def test_conv2d(engine):
             paths.add(P.fbgemm_conv_path(c, o, (kh, kw), *(as_int_pair(v, "v", minimum=0) for v in (s, p, d)), g))
     _report(f"conv2d {engine}", counts)
     assert paths == {"depthwise", "groupwise", "pointwise", "im2col"}
-    assert counts["outputs"] > 40000 and counts["cvtps_overflow"] > 100, counts
+    assert counts["outputs"] > 30000, counts
+    if onednn:  # oneDNN clamps before converting (its huge negatives give 0 too, so no overflow count)
+        assert counts["refused_unreproducible"] > 0, counts
+    else:
+        assert counts["cvtps_overflow"] > 100, counts
     if engine != "qnnpack":
         assert counts["bias_alternatives_wrong"] > 20, counts
         if AVX2:

@@ -13,7 +13,7 @@ from refquant.cpu import ISA_CHOICES, detect_isa, detect_isa_class, resolve_isa,
 from refquant.errors import QuantizationValueError
 from refquant.profiles import PROFILES, Profile, get_profile, list_profiles
 from refquant.qparams import make_qparams
-from refquant.specs import Case, Cases, DequantizeSpec, LayerSpec, PointwiseSpec, QuantizeSpec, SimdSplit, select_spec
+from refquant.specs import Case, Cases, ConvDispatch, DequantizeSpec, LayerSpec, PointwiseSpec, QuantizeSpec, SimdSplit, select_spec
 
 pytestmark = pytest.mark.kernels
 
@@ -126,7 +126,8 @@ def test_fbgemm_depthwise_pairs_on_every_x86():
             if d.accumulation_for(isa, 'uint8', 'int8') == "pairwise_sat16_u8s8"} == {"avx2", "avx512_vnni", "avx_vnni"}
 
 
-@pytest.mark.parametrize("name", sorted(set(PROFILES) - {"onnxruntime", "pytorch_fbgemm", "pytorch_fbgemm_zp_after"}))
+@pytest.mark.parametrize("name", sorted(set(PROFILES) - {"onnxruntime", "pytorch_fbgemm", "pytorch_fbgemm_zp_after",
+                                                         "pytorch_x86"}))
 def test_with_isa_leaves_other_profiles_exact(name):
     p = get_profile(name)
     for isa in ("avx2", "vnni", "exact", "auto"):
@@ -186,7 +187,7 @@ def test_layer_choices_match_backends_table():
 
 # ---------------------------------------------------------------- every field documented and read
 
-RECORDS = (Profile, QuantizeSpec, DequantizeSpec, LayerSpec, PointwiseSpec, Case, Cases, SimdSplit)
+RECORDS = (Profile, QuantizeSpec, DequantizeSpec, LayerSpec, ConvDispatch, PointwiseSpec, Case, Cases, SimdSplit)
 
 
 def test_docs_profile_table_lists_every_field():

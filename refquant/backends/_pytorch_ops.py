@@ -16,7 +16,7 @@ arithmetic of its own. Activations are quint8 (``uint8``), weights qint8 (``int8
 In both engines ``cvtps2dq`` turns a product $|\mathrm{acc}_f M_c| \ge 2^{31}$ into INT32_MIN,
 which the packing saturates to **0** (not 255): the profiles' ``overflow_to_zero`` models it.
 
-``engine`` selects a profile (``ENGINE_PROFILES``) and ``isa`` resolves its accumulation model
+``engine`` selects a profile (``ENGINE_PROFILES``: ``fbgemm``, ``x86``, ``qnnpack``) and ``isa`` resolves its accumulation model
 (:meth:`refquant.profiles.Profile.with_isa`); the arithmetic above is that profile's data, run by
 :mod:`refquant.ops.layers`.
 
@@ -32,13 +32,22 @@ and $y = \mathrm{fma}(\mathrm{fl}(\mathrm{acc}), \mathrm{fl}(S_x S_w[c]), b_c)$ 
 conv path (depthwise 3×3/5×5 fast path, groupwise $C_g \in \{2, 4, 8, 16\}$, pointwise 1×1,
 im2col), ``x86`` = ``fbgemm`` on this CPU, and qnnpack's float outputs as well.
 
-**Read in source, not run** (``isa="vnni"``, an AVX512-VNNI CPU): fbgemm's GEMM, im2col,
-pointwise and groupwise kernels use ``vpdpbusd`` (exact), but its depthwise fast path
-(``GenerateI8Depthwise.cc``, AVX2 only) still pairs taps with ``vpmaddubsw``; and the ``x86``
-engine sends a conv with symmetric weights and ``groups <= 100`` to oneDNN
-(``should_use_onednn_quant``), which refquant does not model (:class:`UnsupportedError`).
-fbgemm ignores AVX-VNNI without AVX512 (``fbgemmHasAvx512VnniSupport``), so ``isa="auto"``
-resolves such CPUs to ``"avx2"``.
+**Engine** ``x86`` **on an AVX-512 VNNI CPU** (measured, torch 2.13 with oneDNN 3.12, 2-core AMD
+EPYC; ``tests/test_conformance_pytorch_onednn.py``): a convolution with symmetric weights and at
+most 100 groups is packed for oneDNN (``should_use_onednn_quant``). Its output stage applies the
+scales one at a time in float32, the float bias between them and $Z_y$ *before* rounding
+(:mod:`refquant.kernels.requant_chain`, profile ``pytorch_x86``); with the source scale
+$\mathrm{fl}(1/\mathrm{fl}(1/S_x))$ (one ulp from $S_x$ for about a sixth of float32 values). On
+three geometry classes oneDNN 3.12's results change from run to run or the process crashes
+(one input channel per group with several outputs, e.g. a grayscale first layer; a single
+all-padding output column; strided and dilated all-padding columns): refused with
+:class:`UnsupportedError`. Depthwise 16k-channel convs with kH = 1 and row padding only return the
+bias alone when $Z_x \ne 0$: modelled. Linear layers stay on fbgemm on every CPU.
+
+**Read in source** (``isa="vnni"`` for fbgemm): fbgemm's GEMM, im2col, pointwise and groupwise
+kernels use ``vpdpbusd`` (exact), but its depthwise fast path (``GenerateI8Depthwise.cc``, AVX2
+only) still pairs taps with ``vpmaddubsw``. fbgemm ignores AVX-VNNI without AVX512
+(``fbgemmHasAvx512VnniSupport``), so ``isa="auto"`` resolves such CPUs to pair saturation.
 
 Added in 0.1.0.
 """
@@ -51,7 +60,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..cpu import ISA_CHOICES
-from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from ..kernels.gemm import gemm
 from ..ops import layers
 from ..profiles import Profile, get_profile
@@ -61,8 +70,9 @@ from ._pytorch_observers import choose_qparams_dynamic
 
 __all__ = ["ENGINES", "ENGINE_PROFILES", "linear", "conv2d", "dynamic_linear", "fbgemm_conv_path"]
 
-# engine= selects a profile; x86 runs fbgemm's kernels except where it dispatches to oneDNN (conv2d)
-ENGINE_PROFILES = {"fbgemm": "pytorch_fbgemm", "x86": "pytorch_fbgemm", "qnnpack": "pytorch_qnnpack"}
+# engine= selects a profile; x86 runs fbgemm's kernels except where its profile's conv_dispatch sends a
+# convolution to oneDNN (AVX-512 VNNI CPUs)
+ENGINE_PROFILES = {"fbgemm": "pytorch_fbgemm", "x86": "pytorch_x86", "qnnpack": "pytorch_qnnpack"}
 ENGINES = tuple(ENGINE_PROFILES)
 _F32 = np.float32
 _U8, _I8 = np.dtype(np.uint8), np.dtype(np.int8)
@@ -246,8 +256,8 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_
 
     Raises:
         QuantizationTypeError, QuantizationValueError, ShapeError: bad arguments (named).
-        UnsupportedError: ``engine="x86"`` on an AVX512-VNNI CPU (``isa="vnni"``) with
-            symmetric weights and ``groups <= 100``: PyTorch runs oneDNN there.
+        UnsupportedError: ``engine="x86"`` on an AVX-512 VNNI CPU, where oneDNN runs the conv, on
+            a geometry whose oneDNN results are not reproducible (module docstring).
     """
     prof = _profile(engine, isa)
     x = _codes(x, "x", _U8, 4, exact_ndim=4)
@@ -264,9 +274,6 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_
         raise ShapeError(f"w must have C / groups = {c // groups} input channels per group, got w.shape = {w.shape}")
     xs, xz, ws, wz, per_channel, b, ys, yz = _layer_qparams(x_scale, x_zero_point, w_scale, w_zero_point, bias,
                                                            y_scale, y_zero_point, o)
-    if engine == "x86" and prof.isa == "avx512_vnni" and groups <= 100 and not wz.any():
-        raise UnsupportedError("engine 'x86' on an AVX512-VNNI CPU runs this conv (symmetric weights, groups <= 100) "
-                               "with oneDNN, which refquant does not model; use engine='fbgemm'")
     # which fbgemm kernel runs decides the layer spec: its depthwise kernel keeps vpmaddubsw on VNNI
     path = fbgemm_conv_path(c, o, w.shape[2:], stride, padding, dilation, groups)
     return layers.conv2d(x, xs, int(xz), w, ws, wz, b, ys, int(yz), profile=prof, strides=stride, dilations=dilation,

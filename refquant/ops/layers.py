@@ -23,11 +23,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedError
+from . import conv_geometry
 from ..kernels.bias import add_bias, float_bias_accumulator, quantize_bias_runtime
 from ..kernels.conv import conv2d as conv_accumulate
 from ..kernels.gemm import gemm
 from ..kernels.multiplier import activation_bounds, real_multiplier, requant_params
 from ..kernels.requant import requantize
+from ..kernels.requant_chain import requantize_scale_chain, scale_chain_constants
 from ..profiles import Profile, get_profile
 from ..specs import LayerSpec
 
@@ -82,6 +84,12 @@ def output_stage(acc, spec: LayerSpec, x_scale, w_scale, y_scale, y_zero_point: 
     info = np.iinfo(out_dtype)
     per_channel = np.ndim(w_scale) > 0
     _check_limits(spec, x_scale, w_scale, y_scale)
+    if spec.requant == "float32_scale_chain":  # the scales applied one by one, the bias between them
+        if activation not in (None, "NONE", "RELU"):
+            raise UnsupportedError(f"this profile's kernel fuses only a ReLU, got activation {activation!r}")
+        s_x, s_w, d = scale_chain_constants(x_scale, w_scale, y_scale)
+        return requantize_scale_chain(acc, s_x, s_w, bias, d, int(y_zero_point), int(info.min), int(info.max),
+                                      axis=axis, relu=activation == "RELU", dtype=out_dtype)
     lo, hi = activation_bounds(activation, y_scale, y_zero_point, int(info.min), int(info.max),
                                rounding=spec.activation_bounds)
     if bias is not None:
@@ -135,6 +143,21 @@ def _overflow_to_zero(y, acc_f, multiplier, axis: int):
         v = (np.asarray(acc_f).astype(_F32) * m).astype(np.float64)  # the float32 product requantize rounds
     y[~(np.abs(v) < 2.0 ** 31)] = 0
     return y
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if np.ndim(v) == 0 else (int(v[0]), int(v[1]))
+
+
+def _nchw_geometry(x, w, strides, dilations, pads, groups, layout, w_layout):
+    """(x_shape, w_shape, stride, padding, dilation, groups) in NCHW / OIHW terms, for the geometry predicates."""
+    x_shape = x.shape if layout == "NCHW" else (x.shape[0], x.shape[3], x.shape[1], x.shape[2])
+    wl = w_layout or ("OIHW" if layout == "NCHW" else "OHWI")
+    w_shape = {"OIHW": lambda s: s, "OHWI": lambda s: (s[0], s[3], s[1], s[2]),
+               "1HWO": lambda s: (s[3], 1, s[1], s[2])}[wl](w.shape)
+    p = [0, 0] if isinstance(pads, str) else [int(v) for v in np.ravel(pads)]  # a mode: SAME pads, not symmetric
+    padding = (p[0], p[0]) if len(p) == 1 else (p[0], p[1])  # (h, w), or (top, left) of (top, left, bottom, right)
+    return x_shape, w_shape, _pair(strides), padding, _pair(dilations), groups
 
 
 def _profile(profile) -> Profile:
@@ -210,10 +233,27 @@ def conv2d(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scal
             cg = w.shape[1] if (w_layout or ("OIHW" if layout == "NCHW" else "OHWI")) == "OIHW" else w.shape[3]
             family = conv_family(groups or c // cg, c, cg)
     spec = prof.layer(family)
+    zero_acc = False
+    for rule in prof.conv_dispatch:  # a backend that sends some convolutions to another kernel library
+        n_groups = groups or (x.shape[1] if layout == "NCHW" else x.shape[3]) // (
+            w.shape[1] if (w_layout or ("OIHW" if layout == "NCHW" else "OHWI")) == "OIHW" else w.shape[3])
+        if rule.applies(prof.isa, n_groups, w_zero_point):
+            geometry = _nchw_geometry(x, w, strides, dilations, pads, n_groups, layout, w_layout)
+            for name in rule.refused:
+                if conv_geometry.matches(name, *geometry, int(x_zero_point)):
+                    raise UnsupportedError(
+                        f"on this CPU the backend runs this convolution in a kernel whose results are not "
+                        f"reproducible for its geometry ({name.replace('_', ' ')}: they change from run to run, "
+                        f"measured); refquant cannot be bit-exact with it")
+            zero_acc = any(conv_geometry.matches(name, *geometry, int(x_zero_point)) for name in rule.zero_accumulator)
+            spec = rule.spec
+            break
     _check_limits(spec, x_scale, w_scale, y_scale)  # before any kernel runs
     acc = conv_accumulate(x, w, x.dtype.type(x_zero_point), _w_zero_point(w_zero_point, w.dtype), strides=strides,
                           dilations=dilations, pads=pads, groups=groups, layout=layout, w_layout=w_layout,
                           acc_model=spec.accumulation_for(prof.isa, x.dtype, w.dtype), k_order=k_order)
+    if zero_acc:  # measured: the backend's kernel returns the bias alone here
+        acc = np.zeros_like(acc)
     axis = 1 if layout == "NCHW" else -1
     return output_stage(acc, spec, x_scale, w_scale, y_scale, y_zero_point, bias=bias, activation=activation,
                         axis=axis, out_dtype=out_dtype)
