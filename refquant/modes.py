@@ -15,7 +15,7 @@ which backend does it: the profiles say that.
 | :data:`ADD_KERNELS` | the arithmetic of a quantized element-wise add |
 | :data:`SOFTMAX_KERNELS`, :data:`LOGISTIC_KERNELS` | the arithmetic of quantized softmax and sigmoid |
 | :data:`POOL_BOUNDS_WHEN` | which max pools a pointwise spec's kernels take |
-| :data:`CONV_GEOMETRIES` | convolution geometries a backend's kernel mishandles (refused, or modelled) |
+| :data:`CONV_GEOMETRIES` | convolution geometries that select a backend's kernel, or that a kernel mishandles |
 """
 
 from __future__ import annotations
@@ -104,6 +104,11 @@ CONV_GEOMETRIES = (
     # depthwise (multiplier 1), channels a multiple of 16, kH 1, dilation 1, row padding only, and a
     # nonzero input zero point
     "depthwise_kh1_row_padding",
+    # depthwise with multiplier 1 (groups == C == O) and one weight zero point for every channel
+    "depthwise_equal_weight_zero_points",
+    # depthwise with multiplier 1 or 2, channels a multiple of 8, a square 3x3 or 5x5 kernel, strides in
+    # {1, 2}, dilation 1 and padding (k - 1) / 2
+    "depthwise_k3k5_c8_same_padding",
 )
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from .cpu import resolve_isa_class
 from .errors import QuantizationValueError
-from .modes import ISAS
+from .modes import CONV_GEOMETRIES, ISAS, check_name
 from .specs import (Case, Cases, ConvDispatch, DequantizeSpec, LayerSpec, PointwiseSpec, QuantizeSpec, SimdSplit,
                     select_spec)
 
@@ -55,6 +55,9 @@ class Profile:
         conv: Convolutions (groups = 1).
         grouped_conv: Grouped convolutions that are not depthwise; ``None``: as ``conv``.
         depthwise: Depthwise convolutions; ``None``: as ``conv``.
+        conv_families: ``(geometry, family)`` rules: a convolution whose geometry matches (a name of
+            :data:`refquant.modes.CONV_GEOMETRIES`) takes that layer family (the backend runs another
+            kernel for it); the first match wins; otherwise ``conv`` (one group) or ``grouped_conv``.
         conv_dispatch: Rules (:class:`~refquant.specs.ConvDispatch`) by which the backend sends
             some convolutions to another kernel on some CPUs; the first that applies wins.
         pointwise: The weight-free ops: add, pooling, softmax, sigmoid
@@ -78,6 +81,7 @@ class Profile:
     grouped_conv: LayerSpec | None = None
     depthwise: LayerSpec | None = None
     integer_conv: LayerSpec | None = None
+    conv_families: tuple = ()
     conv_dispatch: tuple = ()
     pointwise: PointwiseSpec = field(default_factory=PointwiseSpec)
     isa: str = "exact"
@@ -92,6 +96,9 @@ class Profile:
             v = getattr(self, name)
             if not (isinstance(v, LayerSpec) or (v is None and name not in ("linear", "conv"))):
                 raise QuantizationValueError(f"{name} must be a LayerSpec, got {type(v).__name__}")
+        for geometry, family in self.conv_families:
+            check_name(geometry, "conv_families geometry", CONV_GEOMETRIES)
+            check_name(family, "conv_families family", _FAMILIES)
         if not all(isinstance(r, ConvDispatch) for r in self.conv_dispatch):
             raise QuantizationValueError("conv_dispatch must be a tuple of ConvDispatch")
         if not isinstance(self.pointwise, PointwiseSpec):
@@ -224,6 +231,7 @@ _FBGEMM = dict(requant="float32_rne", multiplier="f32_ab_div_c", bias="float_ove
                bias_reciprocal_per_tensor=True, overflow_to_zero=True)
 _FBGEMM_LAYER = LayerSpec(**_FBGEMM, pair_saturation_isas=("avx2", "avx_vnni"))
 _FBGEMM_DEPTHWISE = LayerSpec(**_FBGEMM, pair_saturation_isas=("avx2", "avx_vnni", "avx512_vnni"))
+_FBGEMM_FAMILIES = (("depthwise_k3k5_c8_same_padding", "depthwise"),)  # fbgemmConv's depthwise fast path
 # qnnpack: weights + 128 to uint8 (exact), multiplier float32 (Sw * Sx) * (1 / Sy), bias quantized at
 # run time, a multiplier that is not a positive normal float32 refused.
 _QNNPACK_LAYER = LayerSpec("float32_rne", "f32_ba_times_recip_c", bias="runtime_quantized",
@@ -259,7 +267,8 @@ _ONEDNN_CONV = ConvDispatch(
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("onnx", "ONNX operator specification (QuantizeLinear: RNE of x / y_scale, then + zero point, saturate)",
-            quantize=_ONNX_Q, fake_quantize=_RNE_DIV, linear=_EXACT, conv=_EXACT,
+            quantize=_ONNX_Q, dequantize=DequantizeSpec(precision="scale"),  # the output type is the scale's
+            fake_quantize=_RNE_DIV, fake_dequantize=DequantizeSpec(), linear=_EXACT, conv=_EXACT,
             sources="the ONNX operator specification (QuantizeLinear, DequantizeLinear, QLinearMatMul, QLinearConv)"),
     Profile("onnx_reference", "onnx.reference.ReferenceEvaluator (np.rint, int32 cast before the clip)",
             quantize=QuantizeSpec(precision="input", nan="int_cast", overflow="int_cast"),
@@ -272,6 +281,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             fake_quantize=_RNE_DIV, linear=_ORT_LAYER, conv=_ORT_LAYER,
             # depthwise with multiplier 1 runs MLAS's exact u8s8 depthwise kernel
             depthwise=dataclasses.replace(_ORT_LAYER, pair_saturation_isas=()),
+            conv_families=(("depthwise_equal_weight_zero_points", "depthwise"),),
             # ConvInteger: W . im2col(x) through QGEMM, so int8 x with uint8 w pairs (weights unsigned)
             integer_conv=dataclasses.replace(_ORT_LAYER, pair_operands=(("int8", "uint8"),)),
             pointwise=_ORT_POINTWISE,
@@ -304,19 +314,20 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("pytorch_fbgemm", "PyTorch 2.13 CPU, engine fbgemm: fma(x, 1/s, zp) RNE; lrintf requantization",
             quantize=_TORCH_QUANTIZE, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,
             fake_dequantize=_TORCH_FAKE_DEQUANTIZE, linear=_FBGEMM_LAYER, conv=_FBGEMM_LAYER,
-            depthwise=_FBGEMM_DEPTHWISE, pointwise=_TORCH_POINTWISE,
+            depthwise=_FBGEMM_DEPTHWISE, conv_families=_FBGEMM_FAMILIES, pointwise=_TORCH_POINTWISE,
             sources="fbgemm QuantizeAvx2 / requantization, ATen quantized CPU kernels (measured, torch 2.13)"),
     Profile("pytorch_x86", "PyTorch 2.13 CPU, engine x86: fbgemm, with symmetric-weight convolutions on oneDNN "
             "on AVX-512 VNNI CPUs",
             quantize=_TORCH_QUANTIZE, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,
             fake_dequantize=_TORCH_FAKE_DEQUANTIZE, linear=_FBGEMM_LAYER, conv=_FBGEMM_LAYER,
-            depthwise=_FBGEMM_DEPTHWISE, conv_dispatch=(_ONEDNN_CONV,), pointwise=_TORCH_POINTWISE,
+            depthwise=_FBGEMM_DEPTHWISE, conv_families=_FBGEMM_FAMILIES, conv_dispatch=(_ONEDNN_CONV,),
+            pointwise=_TORCH_POINTWISE,
             sources="fbgemm and oneDNN 3.12 int8 convolution through ideep (measured, torch 2.13, AVX-512 VNNI)"),
     Profile("pytorch_fbgemm_zp_after", "PyTorch 1.6-2.12 CPU quantize (zero point added after rounding); "
             "otherwise as pytorch_fbgemm",
             quantize=_TORCH_QUANTIZE_ZP_AFTER, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,
             fake_dequantize=_TORCH_FAKE_DEQUANTIZE, linear=_FBGEMM_LAYER, conv=_FBGEMM_LAYER,
-            depthwise=_FBGEMM_DEPTHWISE, pointwise=_TORCH_POINTWISE,
+            depthwise=_FBGEMM_DEPTHWISE, conv_families=_FBGEMM_FAMILIES, pointwise=_TORCH_POINTWISE,
             sources="fbgemm QuantizeAvx2 before torch 2.13 (read in source)"),
     Profile("pytorch_qnnpack", "PyTorch 2.13 CPU, engine qnnpack: weights +128 to uint8; runtime-quantized bias",
             quantize=_TORCH_QUANTIZE, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,

@@ -282,6 +282,8 @@ def _dequantize_one(q: np.ndarray, qp: QParams, spec: DequantizeSpec, input_dtyp
     scale, zp = qp.expand(q.shape)
     if spec.precision == "input":
         dt = np.dtype(input_dtype) if input_dtype is not None else np.dtype(np.float32)
+    elif spec.precision == "scale":
+        dt = np.dtype(qp.scale.dtype) if np.dtype(qp.scale.dtype).kind == "f" else np.dtype(np.float32)
     else:
         dt = np.dtype(spec.precision)
     s = scale.astype(dt)

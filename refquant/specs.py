@@ -116,8 +116,9 @@ class DequantizeSpec:
         subtract: ``"int"`` (exact integer $q - Z$, then to float), ``"int32_wrap"``
             ($q - Z$ wrapped to int32 first), ``"float"`` (float(q) - float(Z) in the
             output precision) or ``"mul_then_sub"`` ($qS - ZS$, each product rounded).
-        precision: output dtype, ``"float32"``, ``"float64"``, ``"float16"`` or ``"input"``
-            (the float dtype of the input that was fake-quantized; float32 when there is none).
+        precision: output dtype, ``"float32"``, ``"float64"``, ``"float16"``, ``"input"`` (the
+            float dtype of the input that was fake-quantized; float32 when there is none) or
+            ``"scale"`` (the scale's float dtype: ONNX DequantizeLinear's output type).
         scale_precision: ``None`` (multiply in ``precision``) or ``"float64"``: the
             difference is converted to float64, multiplied by the float64 scale and the
             product rounded once to ``precision`` (PyTorch per-channel dequantize, whose
@@ -134,9 +135,9 @@ class DequantizeSpec:
         if self.subtract not in ("int", "int32_wrap", "float", "mul_then_sub"):
             raise QuantizationValueError(
                 f"subtract must be 'int', 'int32_wrap', 'float' or 'mul_then_sub', got {self.subtract!r}")
-        if self.precision not in ("float16", "float32", "float64", "input"):
+        if self.precision not in ("float16", "float32", "float64", "input", "scale"):
             raise QuantizationValueError(
-                f"precision must be 'float16', 'float32', 'float64' or 'input', got {self.precision!r}")
+                f"precision must be 'float16', 'float32', 'float64', 'input' or 'scale', got {self.precision!r}")
         if self.subnormal_scale not in ("allow", "refuse"):
             raise QuantizationValueError(f"subnormal_scale must be 'allow' or 'refuse', got {self.subnormal_scale!r}")
         if self.scale_precision not in (None, "float64"):

@@ -239,6 +239,7 @@ def test_ties_per_profile_zp1():
         "pytorch_fbgemm": [2, 2, 4, 0, 0, -2],      # RNE(x*inv + zp), zp before rounding
         "pytorch_qnnpack": [2, 2, 4, 0, 0, -2],
         "pytorch_fbgemm_zp_after": [1, 3, 3, 1, -1, -1],  # RNE(x*inv) + zp (torch 1.6 - 2.12)
+        "pytorch_x86": [2, 2, 4, 0, 0, -2],
         "gemmlowp": [2, 3, 4, 1, -1, -2],           # RHAZ(zp + x/s)
     }
     assert set(want) == set(PROFILES)

@@ -11,7 +11,7 @@ import numpy as np
 from ..cpu import resolve_isa
 from ..profiles import get_profile
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
-from ..ops import pointwise
+from ..ops import layers, pointwise
 from . import _onnx_op_args as A
 from . import _onnx_ops as X
 
@@ -186,9 +186,9 @@ def qlinear_conv(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_
     A.scalar_shape(sy, "y_scale")
     zy = A.output_zero_point(y_zero_point, fmt)
     bq = X.bias(B, w.shape[0])
-    C, M = x.shape[1], w.shape[0]
-    depthwise_m1 = g.group == C == M and np.all(wz == wz.flat[0])  # MLAS's exact depthwise kernel: one w zp
-    family = "depthwise" if depthwise_m1 else "conv"
+    # the profile's conv_families pick MLAS's exact depthwise kernel (multiplier 1, one weight zero point)
+    family = layers.conv_family(_PROFILE, g.x.shape, g.w.shape, g.strides, g.pads[:2], g.dilations, g.group, int(xz),
+                                wz)
     acc = X.integer_conv(g, xz, wz, _accumulation(family, x, w, isa), "hwc")
     return g.restore(X.requant_conv(acc, bq, sx.reshape(()), sw, sy.reshape(()), zy, fmt, _PROFILE, family))
 

@@ -274,11 +274,10 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_
         raise ShapeError(f"w must have C / groups = {c // groups} input channels per group, got w.shape = {w.shape}")
     xs, xz, ws, wz, per_channel, b, ys, yz = _layer_qparams(x_scale, x_zero_point, w_scale, w_zero_point, bias,
                                                            y_scale, y_zero_point, o)
-    # which fbgemm kernel runs decides the layer spec: its depthwise kernel keeps vpmaddubsw on VNNI
-    path = fbgemm_conv_path(c, o, w.shape[2:], stride, padding, dilation, groups)
+    # the profile's conv_families pick fbgemm's depthwise kernel (vpmaddubsw even on VNNI) by geometry
     return layers.conv2d(x, xs, int(xz), w, ws, wz, b, ys, int(yz), profile=prof, strides=stride, dilations=dilation,
                          pads=padding, groups=groups, k_order="hwc",  # fbgemm im2col is NHWC: k = (i kW + j) C_g + c
-                         family="depthwise" if path == "depthwise" else "conv", out_dtype=np.uint8)
+                         out_dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------- dynamic_linear

@@ -48,7 +48,7 @@ from ..choose_qparams import onnx_dynamic_qparams
 from ..dtypes import FORMATS, IntFormat
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..qparams import QParams, make_qparams
-from ..quantize import DequantizeSpec, dequantize, quantize
+from ..quantize import dequantize, quantize
 from ._onnx_op_args import is_python_int
 
 __all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "matmul_integer", "qlinear_matmul",
@@ -311,7 +311,7 @@ def dequantize_linear(x, x_scale, x_zero_point=None, *, axis=1, block_size=0):
                                      f"got {np.asarray(zp).reshape(-1)[np.asarray(zp).reshape(-1) != 0][0]}")
     qp = _qparams(q.shape, scale, zp, fmt, axis, block_size, "x_scale", "x_zero_point")
     with np.errstate(over="ignore"):  # float16: |x - Z| > 65519 becomes inf, as the spec's float16 arithmetic
-        return dequantize(q, qp, DequantizeSpec(subtract="int", precision=scale.dtype.name))
+        return dequantize(q, qp, "onnx")  # computed in the scale's type
 
 
 def dynamic_quantize_linear(x):

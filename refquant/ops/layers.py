@@ -195,11 +195,17 @@ def _w_zero_point(w_zero_point, dtype):
     return (z.reshape(-1) if z.size > 1 else z.reshape(())).astype(dtype)
 
 
-def conv_family(groups: int, in_channels: int, w_channels: int) -> str:
-    """``"conv"`` (groups 1), ``"depthwise"`` (one input channel per group) or ``"grouped_conv"``."""
-    if groups == 1:
-        return "conv"
-    return "depthwise" if w_channels == 1 and groups == in_channels else "grouped_conv"
+def conv_family(profile, x_shape, w_shape, stride, padding, dilation, groups: int, x_zero_point: int,
+                w_zero_point) -> str:
+    """The layer family a convolution takes under ``profile``: the first of its ``conv_families``
+    rules whose geometry matches (NCHW / OIHW shapes, ``(h, w)`` pairs), else ``"conv"`` for one
+    group and ``"grouped_conv"`` for more."""
+    prof = get_profile(profile)
+    for geometry, family in prof.conv_families:
+        if conv_geometry.matches(geometry, x_shape, w_shape, stride, padding, dilation, groups, x_zero_point,
+                                 w_zero_point):
+            return family
+    return "conv" if groups == 1 else "grouped_conv"
 
 
 def conv2d(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scale, y_zero_point: int, *,
@@ -217,28 +223,26 @@ def conv2d(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scal
             :func:`refquant.kernels.conv.conv2d` (``k_order`` orders the pairs of the
             pair-saturation model).
         family: The profile's layer spec to use (``"conv"``, ``"grouped_conv"``,
-            ``"depthwise"``); ``None``: from ``groups`` (:func:`conv_family`). A face passes it
-            when its backend picks kernels by other rules.
+            ``"depthwise"``, ``"integer_conv"``); ``None``: as the profile's ``conv_families``
+            rules say (:func:`conv_family`). A face passes it when its op type decides (TFLite's
+            DEPTHWISE_CONV_2D, ONNX's ConvInteger).
         Others: As :func:`linear`.
 
     Returns:
         Codes ``(N, O, OH, OW)`` or ``(N, OH, OW, O)`` (the input's layout) of ``out_dtype``.
     """
     prof = _profile(profile)
+    n_groups = groups or (x.shape[1] if layout == "NCHW" else x.shape[3]) // (
+        w.shape[1] if (w_layout or ("OIHW" if layout == "NCHW" else "OHWI")) == "OIHW" else w.shape[3])
+    if w_layout == "1HWO":
+        n_groups = x.shape[1] if layout == "NCHW" else x.shape[3]
+    geometry = _nchw_geometry(x, w, strides, dilations, pads, n_groups, layout, w_layout)
     if family is None:
-        c = x.shape[1] if layout == "NCHW" else x.shape[3]
-        if w_layout == "1HWO":
-            family = "depthwise"
-        else:
-            cg = w.shape[1] if (w_layout or ("OIHW" if layout == "NCHW" else "OHWI")) == "OIHW" else w.shape[3]
-            family = conv_family(groups or c // cg, c, cg)
+        family = conv_family(prof, *geometry, int(x_zero_point), w_zero_point)
     spec = prof.layer(family)
     zero_acc = False
     for rule in prof.conv_dispatch:  # a backend that sends some convolutions to another kernel library
-        n_groups = groups or (x.shape[1] if layout == "NCHW" else x.shape[3]) // (
-            w.shape[1] if (w_layout or ("OIHW" if layout == "NCHW" else "OHWI")) == "OIHW" else w.shape[3])
         if rule.applies(prof.isa, n_groups, w_zero_point):
-            geometry = _nchw_geometry(x, w, strides, dilations, pads, n_groups, layout, w_layout)
             for name in rule.refused:
                 if conv_geometry.matches(name, *geometry, int(x_zero_point)):
                     raise UnsupportedError(
