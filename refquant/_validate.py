@@ -1,12 +1,15 @@
 """Argument checks shared by every public function (internal).
 
 Each check raises a :mod:`refquant.errors` exception whose message names the
-argument, the expected value and the received one.
+argument, the expected value and the received one. Arrays in a non-native byte order
+(``np.dtype(">f4")``, e.g. read from a big-endian file) are accepted everywhere and
+converted to the machine's order on the way in, so that every result is native.
 """
 
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -14,9 +17,121 @@ from .dtypes import IntFormat, get_format
 from .errors import QuantizationTypeError, QuantizationValueError, ShapeError
 
 
+def describe(v) -> str:
+    """A short description of a received value for messages (arrays by shape and dtype)."""
+    if isinstance(v, np.ndarray) and v.size > 4:
+        return f"an array of shape {v.shape} and dtype {v.dtype}"
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def native(a: np.ndarray) -> np.ndarray:
+    """``a`` in the machine's byte order: itself if already native, else a converted copy."""
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+
+
+def asarray(x, name: str, *, kinds: str | None = "biuf", what: str = "a numeric array") -> np.ndarray:
+    """``np.asarray(x)`` in native byte order, with a named error for what NumPy cannot
+    convert (ragged nested lists, unhashable or arbitrary objects) and, with ``kinds``,
+    for a dtype kind outside ``kinds`` (``"biuf"``: bool, integers, floats)."""
+    if isinstance(x, np.ndarray):
+        a = x
+    else:
+        try:
+            a = np.asarray(x)
+        except (ValueError, TypeError, OverflowError):
+            raise QuantizationTypeError(
+                f"{name} must be {what} (a NumPy array or a rectangular nested sequence of numbers), "
+                f"got {describe(x)}") from None
+    if kinds is not None and a.dtype.kind not in kinds:
+        raise QuantizationTypeError(f"{name} must be {what}, got {describe(x)} of dtype {a.dtype}")
+    return native(a)
+
+
+def first_outside(a: np.ndarray, lo, hi):
+    """The first element of integer array ``a`` outside ``[lo, hi]`` as a Python int, or None.
+
+    Exact for every integer dtype (uint64 values above ``2**63 - 1`` are compared as
+    Python ints, never wrapped)."""
+    if a.size == 0 or (int(a.min()) >= lo and int(a.max()) <= hi):
+        return None
+    return next(v for v in a.reshape(-1).tolist() if not lo <= v <= hi)
+
+
+def as_int_scalar(v, name: str, *, lo=None, hi=None) -> int:
+    """A Python int from a Python or NumPy integer or a 0-d integer array (never a bool or a
+    float, even an integer-valued one), optionally inside ``[lo, hi]`` (``None``: unbounded)."""
+    if isinstance(v, np.ndarray) and v.shape == () and v.dtype.kind in "iu":
+        v = v[()]
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
+        raise QuantizationTypeError(f"{name} must be an integer, got {describe(v)}")
+    i = int(v)
+    if (lo is not None and i < lo) or (hi is not None and i > hi):
+        if lo is not None and hi is not None:
+            expected = f"in [{lo}, {hi}]"
+        else:
+            expected = f">= {lo}" if lo is not None else f"<= {hi}"
+        raise QuantizationValueError(f"{name} must be {expected}, got {i}")
+    return i
+
+
+def as_real_scalar(v, name: str, *, finite: bool = True) -> float:
+    """A Python float from a real Python or NumPy scalar or a 0-d real array (not a bool);
+    with ``finite``, NaN and ±Inf are errors."""
+    if isinstance(v, np.ndarray) and v.shape == () and v.dtype.kind in "iuf":
+        v = v[()]
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.integer, np.floating)):
+        raise QuantizationTypeError(f"{name} must be a real number, got {describe(v)}")
+    try:
+        f = float(v)
+    except OverflowError:  # a Python int beyond the float range
+        f = float("inf") if v > 0 else float("-inf")
+    if finite and not np.isfinite(f):
+        raise QuantizationValueError(f"{name} must be finite, got {describe(v)}")
+    return f
+
+
+def as_flag(v, name: str) -> bool:
+    """A bool from a Python or NumPy bool, or the integers 0 and 1 (ONNX attributes)."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (numbers.Integral, np.integer)) and int(v) in (0, 1):
+        return bool(v)
+    raise QuantizationTypeError(f"{name} must be a bool, got {describe(v)}")
+
+
+def as_choice(v, name: str, choices) -> str:
+    """The element of ``choices`` (strings) equal to ``v``; anything else is a named error."""
+    if isinstance(v, str):
+        for c in choices:
+            if v == c:
+                return c
+        raise QuantizationValueError(f"{name} must be one of {tuple(choices)}, got {v!r}")
+    raise QuantizationTypeError(f"{name} must be a string, one of {tuple(choices)}, got {describe(v)}")
+
+
+def memory_limit() -> int:
+    """Bytes of physical memory (an allocation beyond it is refused before it is tried)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - platforms without sysconf
+        return 1 << 40
+
+
+def check_allocation(n_elements: int, itemsize: int, what: str) -> None:
+    """Refuse an array of ``n_elements`` items that could not fit in this machine's memory;
+    ``what`` names the arguments that ask for it (``"in_features * out_features"``)."""
+    nbytes = int(n_elements) * int(itemsize)
+    limit = memory_limit()
+    if nbytes > limit:
+        raise QuantizationValueError(
+            f"{what} = {int(n_elements)} elements needs {nbytes / 2**30:.3g} GiB, more than this "
+            f"machine's {limit / 2**30:.3g} GiB of memory")
+
+
 def as_float_array(x, name: str = "x", *, allow_int: bool = False) -> np.ndarray:
-    """Return ``x`` as a float ndarray (float16/32/64 kept); reject non-numeric input."""
-    a = np.asarray(x)
+    """Return ``x`` as a float ndarray (float16/32/64 kept, native byte order); reject non-numeric input."""
+    a = asarray(x, name, kinds=None, what="a real float array")
     if a.dtype.kind == "f":
         return a
     if allow_int and a.dtype.kind in "iub":
@@ -27,8 +142,8 @@ def as_float_array(x, name: str = "x", *, allow_int: bool = False) -> np.ndarray
 
 
 def as_int_array(q, name: str = "q", fmt: IntFormat | None = None) -> np.ndarray:
-    """Return ``q`` as an integer ndarray; with ``fmt``, its dtype must be the format's dtype."""
-    a = np.asarray(q)
+    """Return ``q`` as an integer ndarray (native byte order); with ``fmt``, its dtype must be the format's dtype."""
+    a = asarray(q, name, kinds=None, what="an integer array")
     if a.dtype.kind not in "iu":
         raise QuantizationTypeError(f"{name} must be an integer array, got dtype {a.dtype}")
     if fmt is not None and a.dtype != fmt.dtype:
@@ -45,7 +160,7 @@ def as_scale(scale, name: str = "scale", *, dtype=np.float32, allow_zero: bool =
     """
     if isinstance(scale, (str, bytes)) or scale is None:
         raise QuantizationTypeError(f"{name} must be a positive float or float array, got {scale!r}")
-    a = np.asarray(scale)
+    a = asarray(scale, name, kinds=None, what="a positive float or float array")
     if a.dtype.kind not in "fiu":
         raise QuantizationTypeError(f"{name} must be a positive float or float array, got dtype {a.dtype}")
     if a.size == 0:
@@ -67,32 +182,60 @@ def as_scale(scale, name: str = "scale", *, dtype=np.float32, allow_zero: bool =
     return a
 
 
+def as_scalar_scale(scale, name: str = "scale", *, dtype=np.float32, allow_zero: bool = False):
+    """:func:`as_scale` for a per-tensor scale: one element (a scalar, or a one-element array),
+    returned as a NumPy scalar of ``dtype``."""
+    a = as_scale(scale, name, dtype=dtype, allow_zero=allow_zero)
+    if a.size != 1:
+        raise ShapeError(f"{name} must be a scalar, got shape {a.shape}")
+    return a.reshape(())[()]
+
+
 def as_zero_point(zero_point, fmt: IntFormat, name: str = "zero_point", *, qmin=None, qmax=None) -> np.ndarray:
-    """Return a zero point as an int64 array; integer-valued and inside ``[qmin, qmax]``."""
+    """Return a zero point as an int64 array; integer-valued and inside ``[qmin, qmax]``
+    (default: the format's range).
+
+    Integers of any dtype and size are compared exactly (``np.uint64(2**64 - 1)`` and a Python
+    int ``2**70`` are out of range, never wrapped); integer-valued floats are accepted; bools,
+    fractional or non-finite floats are type errors.
+    """
     if zero_point is None:
         return np.zeros((), np.int64)
-    if isinstance(zero_point, (str, bytes)):
+    if isinstance(zero_point, (str, bytes, bool, np.bool_)):
         raise QuantizationTypeError(f"{name} must be an integer or integer array, got {zero_point!r}")
-    a = np.asarray(zero_point)
+    a = asarray(zero_point, name, kinds=None, what="an integer or integer array")
+    lo = fmt.qmin if qmin is None else int(qmin)
+    hi = fmt.qmax if qmax is None else int(qmax)
+    rng = f"[{lo}, {hi}] for {fmt.name}" if qmin is None and qmax is None else f"[qmin, qmax] = [{lo}, {hi}]"
+    if a.dtype.kind == "O":  # Python ints beyond int64 (or anything else NumPy keeps as objects)
+        items = a.reshape(-1).tolist()
+        if not items or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in items):
+            raise QuantizationTypeError(f"{name} must be an integer or integer array, got {describe(zero_point)}")
+        v = next((v for v in items if not lo <= v <= hi), None)
+        if v is not None:
+            raise QuantizationValueError(f"{name} must be in {rng}, got {v}")
+        return np.array(items, np.int64).reshape(a.shape)
     if a.dtype.kind == "f":
-        if not np.all(np.isfinite(a)) or not np.all(a == np.trunc(a)):
-            v = a[~(np.isfinite(a) & (a == np.trunc(a)))].flat[0]
-            raise QuantizationTypeError(f"{name} must be an integer, got {v.item()!r}")
-    elif a.dtype.kind not in "iub":
+        ok = np.isfinite(a) & (a == np.trunc(a))
+        if not ok.all():
+            raise QuantizationTypeError(f"{name} must be an integer, got {a[~ok].flat[0].item()!r}")
+        out = (a < lo) | (a > hi)
+        if out.any():
+            v = a[out].flat[0].item()
+            raise QuantizationValueError(f"{name} must be in {rng}, got {int(v)}")
+        return a.astype(np.int64)
+    if a.dtype.kind not in "iu":
         raise QuantizationTypeError(f"{name} must be an integer or integer array, got dtype {a.dtype}")
-    a = a.astype(np.int64)
-    lo = fmt.qmin if qmin is None else qmin
-    hi = fmt.qmax if qmax is None else qmax
-    if a.size and (a.min() < lo or a.max() > hi):
-        v = a[(a < lo) | (a > hi)].flat[0]
-        raise QuantizationValueError(f"{name} must be in [{lo}, {hi}] for {fmt.name}, got {int(v)}")
-    return a
+    v = first_outside(a, lo, hi)
+    if v is not None:
+        raise QuantizationValueError(f"{name} must be in {rng}, got {v}")
+    return a.astype(np.int64)
 
 
 def normalize_axis(axis, ndim: int, name: str = "axis") -> int:
     """Return ``axis`` in ``[0, ndim)``; negative axes count from the end."""
     if isinstance(axis, bool) or not isinstance(axis, (numbers.Integral, np.integer)):
-        raise QuantizationTypeError(f"{name} must be an integer, got {axis!r}")
+        raise QuantizationTypeError(f"{name} must be an integer, got {describe(axis)}")
     axis = int(axis)
     if not -ndim <= axis < ndim:
         raise QuantizationValueError(f"{name} must be in [{-ndim}, {ndim - 1}] for a rank-{ndim} input, got {axis}")
@@ -102,7 +245,7 @@ def normalize_axis(axis, ndim: int, name: str = "axis") -> int:
 def as_int(v, name: str) -> int:
     """Return ``v``, a Python or NumPy integer (not a bool), as an int."""
     if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):
-        raise QuantizationTypeError(f"{name} must be an integer, got {v!r}")
+        raise QuantizationTypeError(f"{name} must be an integer, got {describe(v)}")
     return int(v)
 
 
@@ -112,19 +255,19 @@ def as_int_pair(v, name: str, *, minimum: int = 1) -> tuple[int, int]:
     try:
         items = tuple(items)
     except TypeError:
-        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}") from None
+        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {describe(v)}") from None
     if len(items) != 2 or any(isinstance(i, bool) or not isinstance(i, (numbers.Integral, np.integer))
                               for i in items):
-        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {v!r}")
+        raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {describe(v)}")
     if min(items) < minimum:
-        raise QuantizationValueError(f"{name} must be >= {minimum}, got {v!r}")
+        raise QuantizationValueError(f"{name} must be >= {minimum}, got {describe(v)}")
     return int(items[0]), int(items[1])
 
 
 def grad_and_mask(grad, mask, grad_name: str = "grad_output") -> tuple[np.ndarray, np.ndarray]:
     """A float gradient and a bool straight-through mask of exactly its shape (no broadcasting)."""
     g = as_float_array(grad, grad_name)
-    m = np.asarray(mask)
+    m = asarray(mask, "mask", kinds=None, what="a bool array")
     if m.dtype != np.bool_:
         raise QuantizationTypeError(f"mask must be a bool array, got dtype {m.dtype}")
     if m.shape != g.shape:
@@ -132,12 +275,14 @@ def grad_and_mask(grad, mask, grad_name: str = "grad_output") -> tuple[np.ndarra
     return g, m
 
 
-def as_positive_int(v, name: str, *, minimum: int = 1) -> int:
-    """Return ``v`` as an int >= ``minimum``."""
+def as_positive_int(v, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``v`` as an int >= ``minimum`` (and <= ``maximum`` if given)."""
     if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):
-        raise QuantizationTypeError(f"{name} must be an integer >= {minimum}, got {v!r}")
+        raise QuantizationTypeError(f"{name} must be an integer >= {minimum}, got {describe(v)}")
     if int(v) < minimum:
         raise QuantizationValueError(f"{name} must be an integer >= {minimum}, got {int(v)}")
+    if maximum is not None and int(v) > maximum:
+        raise QuantizationValueError(f"{name} must be an integer in [{minimum}, {maximum}], got {int(v)}")
     return int(v)
 
 

@@ -27,7 +27,7 @@ from . import _validate as V
 from .dtypes import INT32_MAX, get_format, quant_range
 from .errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from .qparams import QParams, make_qparams
-from .rounding import round_by_mode, round_half_away_from_zero
+from .rounding import as_rounding_mode, round_by_mode, round_half_away_from_zero
 
 __all__ = [
     "choose_qparams",
@@ -39,21 +39,29 @@ __all__ = [
 ]
 
 
-def _min_max(min_val, max_val):
-    for name, v in (("min_val", min_val), ("max_val", max_val)):
-        if np.asarray(v).dtype.kind not in "fiu":
-            raise QuantizationTypeError(f"{name} must be a real number or array, got {v!r}")
-    lo = np.asarray(min_val, dtype=np.float32) if np.asarray(min_val).dtype != np.float64 else np.asarray(min_val)
-    hi = np.asarray(max_val, dtype=lo.dtype)
+def _min_max(min_val, max_val, names=("min_val", "max_val")):
+    arrays = []
+    for name, v in zip(names, (min_val, max_val)):
+        a = V.asarray(v, name, kinds=None, what="a real number or array")
+        if a.dtype.kind not in "fiu":
+            raise QuantizationTypeError(f"{name} must be a real number or array, got {V.describe(v)}")
+        arrays.append(a)
+    with np.errstate(over="ignore"):
+        lo = arrays[0].astype(np.float64 if arrays[0].dtype == np.float64 else np.float32)
+        hi = arrays[1].astype(lo.dtype)
     if lo.shape != hi.shape:
-        raise ShapeError(f"min_val and max_val must have the same shape, got {lo.shape} and {hi.shape}")
+        raise ShapeError(f"{names[0]} and {names[1]} must have the same shape, got {lo.shape} and {hi.shape}")
     if np.isnan(lo).any() or np.isnan(hi).any():
-        raise QuantizationValueError("min_val and max_val must not be NaN")
+        raise QuantizationValueError(f"{names[0]} and {names[1]} must not be NaN")
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        bad = lo[~np.isfinite(lo)] if not np.isfinite(lo).all() else hi[~np.isfinite(hi)]  # a float64 past float32
+        raise QuantizationValueError(
+            f"{names[0]} and {names[1]} must be finite (in {lo.dtype}), got {bad.flat[0].item()!r}")
     if (lo > hi).any():
         i = np.argmax((lo > hi).reshape(-1))
         raise QuantizationValueError(
-            f"min_val must be <= max_val, got min_val={float(lo.reshape(-1)[i])!r} > "
-            f"max_val={float(hi.reshape(-1)[i])!r}")
+            f"{names[0]} must be <= {names[1]}, got {names[0]}={float(lo.reshape(-1)[i])!r} > "
+            f"{names[1]}={float(hi.reshape(-1)[i])!r}")
     return lo, hi
 
 
@@ -82,6 +90,12 @@ def choose_qparams(min_val, max_val, fmt="int8", *, symmetric: bool = False, nar
     """
     f = get_format(fmt, name="fmt")
     qmin, qmax = quant_range(f, narrow=narrow, reduce_range=reduce_range)
+    symmetric = V.as_flag(symmetric, "symmetric")
+    as_rounding_mode(zero_point_rounding, name="zero_point_rounding")
+    with np.errstate(over="ignore"):
+        eps32 = np.float32(V.as_real_scalar(eps, "eps"))
+    if not (np.isfinite(eps32) and eps32 > 0):
+        raise QuantizationValueError(f"eps must be finite and > 0 in float32 (the smallest scale), got {eps!r}")
     lo, hi = _min_max(min_val, max_val)
     if lo.ndim and axis is None:
         raise ShapeError(f"array min_val/max_val need axis=, got shape {lo.shape} with axis=None")
@@ -89,14 +103,22 @@ def choose_qparams(min_val, max_val, fmt="int8", *, symmetric: bool = False, nar
     rmax = np.maximum(hi, 0).astype(np.float32)
     if symmetric:
         half = np.float32((qmax - qmin) / 2)
-        scale = np.maximum(np.maximum(-rmin, rmax) / half, np.float32(eps)).astype(np.float32)
+        scale = np.maximum(np.maximum(-rmin, rmax) / half, eps32).astype(np.float32)
         mid = 0 if f.signed else (qmin + qmax + 1) // 2
         zp = np.full(scale.shape, mid, np.int64)
     else:
-        scale = np.maximum((rmax - rmin) / np.float32(qmax - qmin), np.float32(eps)).astype(np.float32)
+        with np.errstate(over="ignore"):
+            scale = np.maximum((rmax - rmin) / np.float32(qmax - qmin), eps32).astype(np.float32)
+        _check_scale_finite(scale, "max_val - min_val")
         z = np.float32(qmin) - round_by_mode((rmin / scale).astype(np.float32), zero_point_rounding)
         zp = np.clip(z, qmin, qmax).astype(np.int64)
     return make_qparams(scale, zp, f, axis=axis, qmin=qmin, qmax=qmax)
+
+
+def _check_scale_finite(scale, what):
+    if not np.isfinite(scale).all():
+        raise QuantizationValueError(
+            f"min_val and max_val: scale must be finite, got inf ({what} overflows float32)")
 
 
 def tflite_activation_qparams(min_val, max_val, fmt="int8") -> QParams:
@@ -125,7 +147,9 @@ def tflite_activation_qparams(min_val, max_val, fmt="int8") -> QParams:
         zp = np.zeros(scale.shape, np.int64)
     elif f.name in ("int8", "uint8"):
         qmin, qmax = np.float32(f.qmin), np.float32(f.qmax)
-        scale = ((hi - lo) / (qmax - qmin)).astype(np.float32)
+        with np.errstate(over="ignore"):
+            scale = ((hi - lo) / (qmax - qmin)).astype(np.float32)
+        _check_scale_finite(scale, "max_val - min_val")
         with np.errstate(divide="ignore", invalid="ignore"):
             zfm = np.where(scale != 0, qmin - lo / scale, qmin).astype(np.float32)
         zp = np.where(zfm < qmin, qmin, np.where(zfm > qmax, qmax, round_half_away_from_zero(zfm))).astype(np.int64)
@@ -155,7 +179,15 @@ def tflite_symmetric_weight_quantize(w, axis: int | None = 0):
         ``(q, scale)``: int8 array of ``w``'s shape and float32 scales, shape ``(C,)``
         (or ``()``). An all-zero channel gets scale 0, as TFLite writes it.
     """
-    w = V.as_float_array(w, "w").astype(np.float32)
+    with np.errstate(over="ignore"):
+        w = V.as_float_array(w, "w").astype(np.float32)
+    if not np.isfinite(w).all():  # the weights choose the scale: NaN/Inf would make it NaN/Inf
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(w))[0])
+        raise QuantizationValueError(f"w must be finite (in float32; it chooses the scale), got {w[first]!r} "
+                                     f"at index {first}")
+    if axis is not None and w.ndim == 0:
+        raise ShapeError(f"w must have rank >= 1 for per-channel quantization (axis={axis!r}), got a scalar; "
+                         f"pass axis=None for per-tensor")
     if axis is None:
         half = np.float32(max(abs(float(w.min(initial=0))), abs(float(w.max(initial=0)))))
         half = np.asarray(half, np.float32)
@@ -196,7 +228,11 @@ def tflite_bias_quantize(bias, input_scale, weight_scale) -> np.ndarray:
         QuantizationValueError: a scale that is negative, NaN or infinite.
         ShapeError: a per-channel ``weight_scale`` whose length is not ``bias``' length.
     """
-    b = V.as_float_array(bias, "bias").astype(np.float32)
+    with np.errstate(over="ignore"):
+        b = V.as_float_array(bias, "bias").astype(np.float32)
+    if np.isnan(b).any():
+        raise QuantizationValueError(f"bias must not be NaN (TFLite's (int32) cast of NaN is undefined), "
+                                     f"got NaN at index {tuple(int(i) for i in np.argwhere(np.isnan(b))[0])}")
     s_x = V.as_scale(input_scale, "input_scale", allow_zero=True)
     s_w = V.as_scale(weight_scale, "weight_scale", allow_zero=True)
     if s_x.ndim:
@@ -223,17 +259,27 @@ def onnxruntime_qparams(rmin, rmax, fmt="uint8", *, symmetric: bool = False, red
       else $Z = \\mathrm{RNE}(q_{min} - r_{min} / S_{64})$ with the float64 scale.
     """
     f = get_format(fmt, name="fmt")
+    symmetric, reduce_range = V.as_flag(symmetric, "symmetric"), V.as_flag(reduce_range, "reduce_range")
     if reduce_range:
         qmin, qmax = quant_range(f, reduce_range="onnxruntime")
     elif symmetric and f.name in ("int8", "int16"):
         qmin, qmax = quant_range(f, narrow=True)
     else:
         qmin, qmax = f.qmin, f.qmax
-    lo, hi = _min_max(rmin, rmax)
-    lo = np.minimum(lo.astype(np.float32), np.float32(0))
-    hi = np.maximum(hi.astype(np.float32), np.float32(0))
+    lo, hi = _min_max(rmin, rmax, ("rmin", "rmax"))
+    with np.errstate(over="ignore"):
+        lo = np.minimum(lo.astype(np.float32), np.float32(0))
+        hi = np.maximum(hi.astype(np.float32), np.float32(0))
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        raise QuantizationValueError("rmin and rmax must be finite in float32")
     if min_real_range is not None:
-        hi = np.maximum(hi, lo + np.float32(min_real_range)).astype(np.float32)
+        mrr = V.as_real_scalar(min_real_range, "min_real_range")
+        if not 0 <= mrr <= np.finfo(np.float32).max:
+            raise QuantizationValueError(f"min_real_range must be a finite float32 >= 0, got {mrr!r}")
+        with np.errstate(over="ignore"):
+            hi = np.maximum(hi, lo + np.float32(mrr)).astype(np.float32)
+        if not np.isfinite(hi).all():
+            raise QuantizationValueError(f"min_real_range: rmin + min_real_range overflows float32, got {mrr!r}")
     if symmetric:
         absmax = np.maximum(np.abs(lo), np.abs(hi))
         lo, hi = -absmax, absmax
@@ -271,8 +317,7 @@ def onnx_dynamic_qparams(x, *, variant: str = "spec"):
     Returns:
         ``(scale, zero_point)``: float32 and int64 Python-scalar-like 0-d arrays.
     """
-    if variant not in ("spec", "onnxruntime", "reference"):
-        raise QuantizationValueError(f"variant must be 'spec', 'onnxruntime' or 'reference', got {variant!r}")
+    V.as_choice(variant, "variant", ("spec", "onnxruntime", "reference"))
     x = V.as_float_array(x, "x").astype(np.float32)
     if variant == "onnxruntime":
         return _onnxruntime_dynamic_qparams(x)

@@ -50,6 +50,17 @@ __all__ = [
 ]
 
 
+def _short(v) -> str:
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _flag(v, name: str) -> bool:
+    if isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, np.integer)) and int(v) in (0, 1)):
+        return bool(v)
+    raise QuantizationTypeError(f"{name} must be a bool, got {_short(v)}")
+
+
 @dataclass(frozen=True)
 class IntFormat:
     """An integer format.
@@ -69,6 +80,32 @@ class IntFormat:
     qmin: int
     qmax: int
     dtype: np.dtype
+
+    def __post_init__(self):
+        if not isinstance(self.name, str):
+            raise QuantizationTypeError(f"name must be a str, got {_short(self.name)}")
+        for field in ("bits", "qmin", "qmax"):
+            v = getattr(self, field)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise QuantizationTypeError(f"{field} must be an integer, got {_short(v)}")
+        if not 1 <= self.bits <= 64:
+            raise QuantizationValueError(f"bits must be in [1, 64], got {self.bits}")
+        signed = _flag(self.signed, "signed")
+        lo, hi = (-(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1) if signed else (0, (1 << self.bits) - 1)
+        if (self.qmin, self.qmax) != (lo, hi):
+            raise QuantizationValueError(
+                f"qmin, qmax must be the range of {self.bits} bits with signed={signed}, [{lo}, {hi}], "
+                f"got [{self.qmin}, {self.qmax}]")
+        try:
+            dt = np.dtype(self.dtype)
+        except (TypeError, ValueError, SyntaxError):
+            dt = None
+        if dt is None or dt.kind not in "iu" or not (np.iinfo(dt).min <= lo and hi <= np.iinfo(dt).max):
+            raise QuantizationTypeError(f"dtype must be a NumPy integer dtype holding [{lo}, {hi}], "
+                                        f"got {_short(self.dtype)}")
+        for field, v in (("bits", int(self.bits)), ("signed", signed), ("qmin", int(self.qmin)),
+                         ("qmax", int(self.qmax)), ("dtype", dt.newbyteorder("="))):
+            object.__setattr__(self, field, v)
 
     @property
     def packed(self) -> bool:
@@ -140,6 +177,8 @@ def get_format(fmt, *, name: str = "dtype") -> IntFormat:
     """
     if isinstance(fmt, IntFormat):
         return fmt
+    if not isinstance(name, str):
+        raise QuantizationTypeError(f"name must be a string (the argument name for messages), got {name!r}")
     if isinstance(fmt, str):
         key = _ALIASES.get(fmt.lower(), fmt.lower())
         if key in FORMATS:
@@ -150,14 +189,27 @@ def get_format(fmt, *, name: str = "dtype") -> IntFormat:
         if fmt is None:  # np.dtype(None) is float64, which would give a misleading message
             raise TypeError
         dt = np.dtype(fmt)
-    except TypeError:
+    except (TypeError, ValueError, SyntaxError):  # np.dtype parses some objects (dicts, lists) as specs
         raise QuantizationTypeError(
             f"{name} must be a format name, a NumPy integer dtype or an IntFormat, "
-            f"got {type(fmt).__name__} {fmt!r}") from None
+            f"got {type(fmt).__name__} {_short(fmt)}") from None
+    if not dt.isnative:  # a byte-swapped integer dtype names the same format
+        dt = dt.newbyteorder("=")
     if dt in _BY_DTYPE:
         return FORMATS[_BY_DTYPE[dt]]
     raise QuantizationValueError(
         f"{name} must be an integer format ({', '.join(FORMATS)}), got dtype {dt}")
+
+
+def _integers(values, name: str) -> np.ndarray:
+    """``values`` as a native-byte-order integer ndarray (named errors for anything else)."""
+    try:
+        v = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):
+        raise QuantizationTypeError(f"{name} must be an integer array, got {_short(values)}") from None
+    if v.dtype.kind not in "iu":
+        raise QuantizationTypeError(f"{name} must be an integer array, got dtype {v.dtype}")
+    return v if v.dtype.isnative else v.astype(v.dtype.newbyteorder("="))
 
 
 def wrap_int32(v):
@@ -166,13 +218,21 @@ def wrap_int32(v):
     $$ \\mathrm{wrap}_{32}(v) = ((v + 2^{31}) \\bmod 2^{32}) - 2^{31} \\in [-2^{31}, 2^{31}) $$
 
     Args:
-        v: A Python int or an int64 array (values that fit int64).
+        v: A Python int (any size), a NumPy integer, or an integer array (any integer dtype).
 
     Returns:
-        The same type and dtype (int64 arrays stay int64), every value in the int32 range.
-        The Numba scalar twin is ``refquant.fixedpoint._wrap32_scalar``.
+        A Python int for a Python int, else int64 (scalar or array of ``v``'s shape), every
+        value in the int32 range. The Numba scalar twin is ``refquant.fixedpoint._wrap32_scalar``.
     """
-    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    scalar = isinstance(v, np.integer)
+    a = _integers(v, "v")
+    if a.dtype.kind == "b" or isinstance(v, (bool, np.bool_)):  # pragma: no cover - rejected by _integers
+        raise QuantizationTypeError(f"v must be an integer or integer array, got {_short(v)}")
+    low = (a.astype(np.uint64 if a.dtype.kind == "u" else np.int64) & 0xFFFFFFFF).astype(np.int64)  # low 32 bits
+    out = ((low + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    return out[()] if scalar else out
 
 
 def quant_range(fmt, *, narrow: bool = False, reduce_range=None) -> tuple[int, int]:
@@ -192,9 +252,11 @@ def quant_range(fmt, *, narrow: bool = False, reduce_range=None) -> tuple[int, i
         QuantizationValueError: Unknown format or reduce_range, or narrow and
             reduce_range both requested.
     """
-    f = get_format(fmt)
+    f = get_format(fmt, name="fmt")
     lo, hi = f.qmin, f.qmax
-    if reduce_range not in (None, False, True, "pytorch", "onnxruntime"):
+    narrow = _flag(narrow, "narrow")
+    if not (reduce_range is None or isinstance(reduce_range, (bool, str))) or \
+            reduce_range not in (None, False, True, "pytorch", "onnxruntime"):
         raise QuantizationValueError(
             f"reduce_range must be None, False, True, 'pytorch' or 'onnxruntime', got {reduce_range!r}")
     if reduce_range and narrow:
@@ -213,14 +275,12 @@ def quant_range(fmt, *, narrow: bool = False, reduce_range=None) -> tuple[int, i
 
 def _pack(values, fmt_name: str, per_byte: int) -> np.ndarray:
     f = FORMATS[fmt_name]
-    v = np.asarray(values)
-    if not np.issubdtype(v.dtype, np.integer):
-        raise QuantizationTypeError(f"values must be an integer array, got dtype {v.dtype}")
-    flat = v.reshape(-1).astype(np.int64)
-    if flat.size and (flat.min() < f.qmin or flat.max() > f.qmax):
-        bad = flat[(flat < f.qmin) | (flat > f.qmax)][0]
+    v = _integers(values, "values")
+    if v.size and (int(v.min()) < f.qmin or int(v.max()) > f.qmax):  # exact for uint64 too
+        bad = next(x for x in v.reshape(-1).tolist() if not f.qmin <= x <= f.qmax)
         raise QuantizationValueError(
-            f"values must be in [{f.qmin}, {f.qmax}] for {f.name}, got {int(bad)}")
+            f"values must be in [{f.qmin}, {f.qmax}] for {f.name}, got {bad}")
+    flat = v.reshape(-1).astype(np.int64)
     pad = (-flat.size) % per_byte
     flat = np.concatenate([flat, np.zeros(pad, np.int64)]).reshape(-1, per_byte)
     mask = (1 << f.bits) - 1
@@ -232,9 +292,11 @@ def _pack(values, fmt_name: str, per_byte: int) -> np.ndarray:
 
 def _unpack(packed, count: int, fmt_name: str, per_byte: int) -> np.ndarray:
     f = FORMATS[fmt_name]
-    p = np.asarray(packed)
+    p = _integers(packed, "packed")
     if p.dtype != np.uint8:
         raise QuantizationTypeError(f"packed must be a uint8 array, got dtype {p.dtype}")
+    if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
+        raise QuantizationTypeError(f"count must be an integer, got {_short(count)}")
     count = int(count)
     if count < 0 or count > p.size * per_byte:
         raise QuantizationValueError(
@@ -264,9 +326,8 @@ def pack_int4(values, *, signed: bool | None = None) -> np.ndarray:
         QuantizationTypeError: ``values`` is not an integer array.
         QuantizationValueError: a value outside the format's range (no saturation).
     """
-    v = np.asarray(values)
-    if signed is None:
-        signed = bool(np.issubdtype(v.dtype, np.signedinteger))
+    v = _integers(values, "values")
+    signed = bool(np.issubdtype(v.dtype, np.signedinteger)) if signed is None else _flag(signed, "signed")
     return _pack(v, "int4" if signed else "uint4", 2)
 
 
@@ -287,7 +348,7 @@ def unpack_int4(packed, count: int, *, signed: bool) -> np.ndarray:
         QuantizationTypeError: ``packed`` is not uint8.
         QuantizationValueError: ``count`` out of range.
     """
-    return _unpack(packed, count, "int4" if signed else "uint4", 2)
+    return _unpack(packed, count, "int4" if _flag(signed, "signed") else "uint4", 2)
 
 
 def pack_int2(values, *, signed: bool | None = None) -> np.ndarray:
@@ -297,9 +358,8 @@ def pack_int2(values, *, signed: bool | None = None) -> np.ndarray:
     not a multiple of 4 is padded with zeros. Values: int2 in [-2, 1], uint2 in [0, 3] (checked,
     no saturation); ``signed`` defaults to the dtype's signedness. Returns 1-D uint8, ``ceil(n / 4)`` bytes.
     """
-    v = np.asarray(values)
-    if signed is None:
-        signed = bool(np.issubdtype(v.dtype, np.signedinteger))
+    v = _integers(values, "values")
+    signed = bool(np.issubdtype(v.dtype, np.signedinteger)) if signed is None else _flag(signed, "signed")
     return _pack(v, "int2" if signed else "uint2", 4)
 
 
@@ -309,4 +369,4 @@ def unpack_int2(packed, count: int, *, signed: bool) -> np.ndarray:
     Raises :class:`QuantizationTypeError` for a non-uint8 ``packed`` and
     :class:`QuantizationValueError` for ``count`` outside ``[0, 4 * packed.size]``.
     """
-    return _unpack(packed, count, "int2" if signed else "uint2", 4)
+    return _unpack(packed, count, "int2" if _flag(signed, "signed") else "uint2", 4)

@@ -36,6 +36,9 @@ import numbers
 import numba
 import numpy as np
 
+from numba.extending import overload
+
+from ._validate import as_choice, as_int_scalar, asarray, describe
 from .dtypes import INT32_MAX, INT32_MIN
 from .dtypes import wrap_int32 as _wrap32  # the one NumPy definition; imported from here by fixedpoint_math
 from .errors import QuantizationTypeError, QuantizationValueError, ShapeError
@@ -92,11 +95,11 @@ MBQM_VARIANTS = {
 
 def _as_int64(value, name: str, lo: int, hi: int) -> np.ndarray:
     """Integer array-like -> int64 array, every value checked to be in [lo, hi]."""
-    arr = np.asarray(value)
+    arr = asarray(value, name, kinds=None, what="an integer (array)")
     if arr.dtype.kind == "O":  # Python ints too large for int64 land here
         flat = arr.ravel().tolist()
         if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in flat):
-            raise QuantizationTypeError(f"{name} must hold integers, got {value!r}")
+            raise QuantizationTypeError(f"{name} must hold integers, got {describe(value)}")
         bad = [v for v in flat if not lo <= v <= hi]
         if bad:
             raise QuantizationValueError(f"{name} must be in [{lo}, {hi}], got {bad[0]}")
@@ -318,10 +321,7 @@ def multiply_by_quantized_multiplier(x, quantized_multiplier, shift, *, variant:
         QuantizationTypeError: a non-integer input.
         ShapeError: inputs that do not broadcast.
     """
-    if variant not in MBQM_VARIANTS:
-        raise QuantizationValueError(
-            f"variant must be one of {sorted(MBQM_VARIANTS)}, got {variant!r}"
-        )
+    variant = as_choice(variant, "variant", sorted(MBQM_VARIANTS))
     (q_lo, q_hi), (s_lo, s_hi), (x_lo, x_hi) = MBQM_VARIANTS[variant]
     x64 = _as_int64(x, "x", x_lo, x_hi)
     q64 = _as_int64(quantized_multiplier, "quantized_multiplier", q_lo, q_hi)
@@ -377,7 +377,7 @@ def _round_up_shift_scalar(v, rs):
 
 
 @numba.njit(cache=True)
-def mbqm_double_scalar(x, q, shift):
+def _mbqm_double_nb(x, q, shift):
     """Numba twin of ``multiply_by_quantized_multiplier(..., variant="double")`` for one int32."""
     ls, rs = _split_shift(shift)
     high = _srdhm_scalar(_wrap32_scalar(np.int64(x) << ls), q)
@@ -385,7 +385,7 @@ def mbqm_double_scalar(x, q, shift):
 
 
 @numba.njit(cache=True)
-def mbqm_single_scalar(x, q, shift):
+def _mbqm_single_nb(x, q, shift):
     """Numba twin of ``multiply_by_quantized_multiplier(..., variant="single")`` for one int32."""
     total_shift = np.int64(31) - np.int64(shift)
     r = (np.int64(x) * np.int64(q) + (np.int64(1) << (total_shift - np.int64(1)))) >> total_shift
@@ -393,7 +393,7 @@ def mbqm_single_scalar(x, q, shift):
 
 
 @numba.njit(cache=True)
-def mbqm_ruy_avx2_scalar(x, q, shift):
+def _mbqm_ruy_avx2_nb(x, q, shift):
     """Numba twin of ``multiply_by_quantized_multiplier(..., variant="ruy_avx2")`` for one int32."""
     ls, rs = _split_shift(shift)
     shifted = _wrap32_scalar(np.int64(x) << ls)
@@ -402,7 +402,7 @@ def mbqm_ruy_avx2_scalar(x, q, shift):
 
 
 @numba.njit(cache=True)
-def mbqm_double_up_scalar(x, q, shift):
+def _mbqm_double_up_nb(x, q, shift):
     """Numba twin of ``multiply_by_quantized_multiplier(..., variant="double_up")`` for one int32."""
     ls, rs = _split_shift(shift)
     high = _srdhm_scalar(_wrap32_scalar(np.int64(x) << ls), q)
@@ -410,10 +410,43 @@ def mbqm_double_up_scalar(x, q, shift):
 
 
 @numba.njit(cache=True)
-def mbqm_int64_reduced16_scalar(x, q, shift):
+def _mbqm_int64_reduced16_nb(x, q, shift):
     """Numba twin of ``multiply_by_quantized_multiplier(..., variant="int64_reduced16")``."""
     q64 = np.int64(q)
     reduced = (q64 + np.int64(32768)) >> np.int64(16) if q64 < 0x7FFF0000 else np.int64(0x7FFF)
     total_shift = np.int64(15) - np.int64(shift)
     r = (np.int64(x) * reduced + (np.int64(1) << (total_shift - np.int64(1)))) >> total_shift
     return np.int32(_wrap32_scalar(r))
+
+
+# --------------------------------------------------------------------------- public scalar entry points
+# ``mbqm_<variant>_scalar(x, q, shift)`` called from Python validates its three integers against
+# MBQM_VARIANTS (named errors, no wrap of a huge int) and runs the Numba twin; called inside a
+# user's ``@numba.njit`` function it compiles straight to the twin (``numba.extending.overload``),
+# as the kernels do with the private ``_mbqm_<variant>_nb`` dispatchers.
+
+
+def _scalar_entry(variant: str, twin):
+    (q_lo, q_hi), (s_lo, s_hi), (x_lo, x_hi) = MBQM_VARIANTS[variant]
+
+    def entry(x, q, shift):
+        return twin(as_int_scalar(x, "x", lo=x_lo, hi=x_hi), as_int_scalar(q, "q", lo=q_lo, hi=q_hi),
+                    as_int_scalar(shift, "shift", lo=s_lo, hi=s_hi))
+
+    entry.__name__ = entry.__qualname__ = f"mbqm_{variant}_scalar"
+    entry.__doc__ = (f"``multiply_by_quantized_multiplier(x, q, shift, variant={variant!r})`` for one value, as a "
+                     f"NumPy int32; the arguments are integers in the variant's ranges (:data:`MBQM_VARIANTS`). "
+                     f"Inside ``@numba.njit`` code it is the Numba scalar twin (no validation).")
+
+    @overload(entry)
+    def _entry_in_numba(x, q, shift):
+        return lambda x, q, shift: twin(x, q, shift)
+
+    return entry
+
+
+mbqm_double_scalar = _scalar_entry("double", _mbqm_double_nb)
+mbqm_single_scalar = _scalar_entry("single", _mbqm_single_nb)
+mbqm_ruy_avx2_scalar = _scalar_entry("ruy_avx2", _mbqm_ruy_avx2_nb)
+mbqm_double_up_scalar = _scalar_entry("double_up", _mbqm_double_up_nb)
+mbqm_int64_reduced16_scalar = _scalar_entry("int64_reduced16", _mbqm_int64_reduced16_nb)

@@ -29,6 +29,7 @@ import struct
 
 import numpy as np
 
+from ._validate import as_flag, asarray, describe
 from .dtypes import INT32_MAX
 from .errors import QuantizationTypeError, QuantizationValueError
 from .rounding import round_half_away_from_zero
@@ -47,7 +48,7 @@ __all__ = [
 def _as_real(value, name: str) -> float:
     """A finite real scalar -> Python float (float32 widens exactly, as C's (double))."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating)):
-        raise QuantizationTypeError(f"{name} must be a real number, got {value!r}")
+        raise QuantizationTypeError(f"{name} must be a real number, got {describe(value)}")
     try:
         v = float(value)
     except OverflowError:  # a Python int beyond the double range
@@ -81,8 +82,12 @@ def integer_frexp(value) -> tuple[int, int]:
         -1022, is flushed to zero by :func:`quantize_multiplier` anyway).
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating)):
-        raise QuantizationTypeError(f"value must be a real number, got {value!r}")
-    u = struct.unpack("<Q", struct.pack("<d", float(value)))[0]
+        raise QuantizationTypeError(f"value must be a real number, got {describe(value)}")
+    try:
+        d = float(value)
+    except OverflowError:  # a Python int beyond the double range: what a C (double) cast gives
+        d = math.inf if value > 0 else -math.inf
+    u = struct.unpack("<Q", struct.pack("<d", d))[0]
     sign = u >> 63
     if u & ~(1 << 63) == 0:
         return 0, 0
@@ -132,9 +137,10 @@ def quantize_multiplier(
         QuantizationValueError: ``real_multiplier`` is NaN or infinite.
     """
     m = _as_real(real_multiplier, "real_multiplier")
+    single_rounding = as_flag(single_rounding, "single_rounding")
     if m == 0.0:
         return 0, 0
-    if emulate_float:
+    if as_flag(emulate_float, "emulate_float"):
         q, shift = integer_frexp(m)
     else:
         f, shift = math.frexp(m)
@@ -171,9 +177,14 @@ def quantize_multiplier_array(
         QuantizationTypeError: ``reals`` is not a real array.
         QuantizationValueError: an element is NaN or infinite.
     """
-    arr = np.asarray(reals)
+    arr = asarray(reals, "reals", kinds=None, what="a real array")
     if arr.dtype.kind not in "fiu":
         raise QuantizationTypeError(f"reals must be a real array, got dtype {arr.dtype}")
+    single_rounding = as_flag(single_rounding, "single_rounding")
+    emulate_float = as_flag(emulate_float, "emulate_float")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
+        raise QuantizationValueError(f"reals must be finite, got {arr[first]!r} at index {first}")
     flat = arr.astype(np.float64).ravel()  # float32 -> double is exact
     q = np.empty(flat.shape, np.int32)  # (N,) int32
     s = np.empty(flat.shape, np.int32)  # (N,) int32
@@ -245,12 +256,19 @@ def preprocess_softmax_scaling(
     """
     b = _as_real(beta, "beta")
     s = _as_real(input_scale, "input_scale")
-    if not isinstance(input_integer_bits, numbers.Integral) or not 1 <= input_integer_bits <= 31:
+    single_rounding = as_flag(single_rounding, "single_rounding")
+    if isinstance(input_integer_bits, bool) or not isinstance(input_integer_bits, numbers.Integral):
+        raise QuantizationTypeError(f"input_integer_bits must be an int in [1, 31], got {describe(input_integer_bits)}")
+    if not 1 <= input_integer_bits <= 31:
         raise QuantizationValueError(
             f"input_integer_bits must be an int in [1, 31], got {input_integer_bits!r}"
         )
     max_real = float((1 << 30) - 1) if single_rounding else float((1 << 31) - 1)
     real = min(b * s * float(1 << (31 - int(input_integer_bits))), max_real)
+    if not real > 1.0:  # upstream: TFLITE_CHECK_GT(real_multiplier, 1.0) in QuantizeMultiplierGreaterThanOne
+        raise QuantizationValueError(
+            f"beta * input_scale * 2^(31 - input_integer_bits) must be > 1 (TFLite CHECK), got "
+            f"beta={b!r}, input_scale={s!r}: {real!r}")
     return quantize_multiplier_greater_than_one(real, single_rounding=single_rounding)
 
 
@@ -275,12 +293,12 @@ def calculate_input_radius(
                     ("input_left_shift", input_left_shift),
                     ("total_signed_bits", total_signed_bits)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise QuantizationTypeError(f"{name} must be an int, got {v!r}")
+            raise QuantizationTypeError(f"{name} must be an int, got {describe(v)}")
     if not 0 <= total_signed_bits <= 62:
         raise QuantizationValueError(f"total_signed_bits must be in [0, 62], got {total_signed_bits}")
     if not 0 <= input_integer_bits <= total_signed_bits:
         raise QuantizationValueError(
-            f"input_integer_bits must be in [0, {total_signed_bits}], got {input_integer_bits}"
+            f"input_integer_bits must be in [0, total_signed_bits] = [0, {total_signed_bits}], got {input_integer_bits}"
         )
     if not 0 <= input_left_shift <= 62:
         raise QuantizationValueError(f"input_left_shift must be in [0, 62], got {input_left_shift}")

@@ -36,8 +36,9 @@ from typing import Callable
 import numpy as np
 
 from . import nn
-from .nn.init import as_rng
+from ._validate import describe
 from .errors import FormatVersionError, QuantizationValueError
+from .nn.init import as_rng
 
 __all__ = ["REFERENCE_MODELS", "build_mlp", "build_cnn", "build_resnet", "build_mobilenet",
            "build_reference_model", "list_reference_models", "reference_model_info", "load_reference_model"]
@@ -146,8 +147,8 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {
 
 
 def _check_name(name) -> str:
-    if name not in _BUILDERS:
-        raise QuantizationValueError(f"name must be one of {list(REFERENCE_MODELS)}, got {name!r}")
+    if not isinstance(name, str) or name not in _BUILDERS:
+        raise QuantizationValueError(f"name must be one of {list(REFERENCE_MODELS)}, got {describe(name)}")
     return name
 
 

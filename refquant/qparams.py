@@ -56,6 +56,14 @@ class QParams:
     qmin: int = 0
     qmax: int = 0
 
+    def __post_init__(self):
+        # Arrays in a non-native byte order are stored in the machine's order, so that every
+        # result computed from them is native (make_qparams validates everything else).
+        for name in ("scale", "zero_point"):
+            v = getattr(self, name)
+            if isinstance(v, np.ndarray) and not v.dtype.isnative:
+                object.__setattr__(self, name, V.native(v))
+
     @property
     def granularity(self) -> str:
         """``"per_tensor"``, ``"per_axis"`` or ``"per_block"``."""
@@ -94,11 +102,8 @@ class QParams:
             raise ShapeError(
                 f"blocked scale must have shape {expected} for x of shape {shape}, axis={axis}, "
                 f"block_size={b}, got {self.scale.shape}")
-        s = np.repeat(self.scale, b, axis=axis)
-        z = np.repeat(self.zero_point, b, axis=axis)
-        idx = [slice(None)] * ndim
-        idx[axis] = slice(0, d)
-        return s[tuple(idx)], z[tuple(idx)]
+        block_of = np.arange(d) // b  # (d,): element i along axis uses block i // B (never more than d)
+        return np.take(self.scale, block_of, axis=axis), np.take(self.zero_point, block_of, axis=axis)
 
     def __repr__(self) -> str:
         if self.axis is None:
@@ -107,6 +112,16 @@ class QParams:
         extra = f", block_size={self.block_size}" if self.block_size is not None else ""
         return (f"QParams(scale=<{self.scale.shape} float32>, zero_point=<{self.zero_point.shape}>, "
                 f"fmt={self.fmt.name}, axis={self.axis}{extra}, range=[{self.qmin}, {self.qmax}])")
+
+
+def _scale_dtype(scale_dtype) -> np.dtype:
+    try:
+        dt = np.dtype(scale_dtype) if scale_dtype is not None else None
+    except (TypeError, ValueError, SyntaxError):
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise QuantizationTypeError(f"scale_dtype must be a NumPy float dtype, got {V.describe(scale_dtype)}")
+    return dt.newbyteorder("=")
 
 
 def make_qparams(scale, zero_point=None, fmt="int8", *, axis=None, block_size=None,
@@ -125,21 +140,25 @@ def make_qparams(scale, zero_point=None, fmt="int8", *, axis=None, block_size=No
             A 1-D scale without an axis is an error.
         block_size: Block length along ``axis`` (per-block only).
         narrow, reduce_range: Code range variant (:func:`refquant.dtypes.quant_range`).
-        qmin, qmax: Explicit code range; must lie inside the format's range.
+        qmin, qmax: Explicit code range (integers); must lie inside the format's range.
+            An explicit range also bounds the zero point; under ``narrow``/``reduce_range`` the
+            zero point is checked against the format only (PyTorch's symmetric quint8 observer
+            keeps $Z = 128$ under the reduced range [0, 127]).
 
     Raises:
         QuantizationValueError, QuantizationTypeError, ShapeError: As named in the message.
     """
     f = get_format(fmt, name="fmt")
-    lo, hi = quant_range(f, narrow=narrow, reduce_range=reduce_range)
+    lo, hi = quant_range(f, narrow=V.as_flag(narrow, "narrow"), reduce_range=reduce_range)
     if qmin is not None or qmax is not None:
-        lo = lo if qmin is None else int(qmin)
-        hi = hi if qmax is None else int(qmax)
+        lo = lo if qmin is None else V.as_int_scalar(qmin, "qmin")
+        hi = hi if qmax is None else V.as_int_scalar(qmax, "qmax")
         if lo < f.qmin or hi > f.qmax or lo > hi:
             raise QuantizationValueError(
                 f"[qmin, qmax] must lie inside [{f.qmin}, {f.qmax}] for {f.name} with qmin <= qmax, got [{lo}, {hi}]")
-    s = V.as_scale(scale, "scale", dtype=scale_dtype)
-    z = V.as_zero_point(zero_point, f, "zero_point")
+    s = V.as_scale(scale, "scale", dtype=_scale_dtype(scale_dtype))
+    explicit = qmin is not None or qmax is not None
+    z = V.as_zero_point(zero_point, f, "zero_point", qmin=lo if explicit else None, qmax=hi if explicit else None)
     if z.ndim and z.shape != s.shape:
         if not (s.ndim == 0 and z.size == 1):
             raise ShapeError(f"zero_point must have the scale's shape {s.shape}, got {z.shape}")
@@ -157,7 +176,7 @@ def make_qparams(scale, zero_point=None, fmt="int8", *, axis=None, block_size=No
         s, z = s.reshape(()), z.reshape(())
     else:
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-            raise QuantizationTypeError(f"axis must be an integer or None, got {axis!r}")
+            raise QuantizationTypeError(f"axis must be an integer or None, got {V.describe(axis)}")
         axis = int(axis)
         if block_size is None and s.ndim != 1:
             raise ShapeError(f"a per-axis scale must be 1-D, got shape {s.shape}")

@@ -26,10 +26,11 @@ NaN stays NaN and $\\pm\\infty$ stay $\\pm\\infty$ in every mode.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, EnumMeta
 
 import numpy as np
 
+from ._validate import asarray, describe
 from .errors import QuantizationTypeError, QuantizationValueError
 
 __all__ = [
@@ -47,7 +48,18 @@ __all__ = [
 ]
 
 
-class RoundingMode(str, Enum):
+class _RoundingModeMeta(EnumMeta):
+    """``RoundingMode(value)`` accepts a member or its string value; anything else is a named
+    refquant error (NumPy arrays would otherwise reach Enum's lookup, which compares them)."""
+
+    def __call__(cls, value, *args, **kwargs):
+        if not args and not kwargs and not isinstance(value, str):
+            raise QuantizationTypeError(
+                f"RoundingMode value must be one of {[m.value for m in cls]}, got {describe(value)}")
+        return super().__call__(value, *args, **kwargs)
+
+
+class RoundingMode(str, Enum, metaclass=_RoundingModeMeta):
     """Names of the rounding modes (the string values are accepted everywhere)."""
 
     HALF_TO_EVEN = "half_to_even"
@@ -63,9 +75,13 @@ class RoundingMode(str, Enum):
     def __str__(self) -> str:  # pragma: no cover - cosmetic
         return self.value
 
+    @classmethod
+    def _missing_(cls, value):
+        raise QuantizationValueError(f"RoundingMode value must be one of {[m.value for m in cls]}, got {value!r}")
+
 
 def _as_float(x, name: str = "x") -> np.ndarray:
-    a = np.asarray(x)
+    a = asarray(x, name, kinds=None, what="a real numeric array")
     if a.dtype.kind in "iub":
         return a.astype(np.float64)
     if a.dtype.kind != "f":
@@ -160,7 +176,7 @@ def round_stochastic(x, *, seed=None, rng: np.random.Generator | None = None) ->
     if seed is not None and rng is not None:
         raise QuantizationValueError("give seed or rng, not both")
     x = _as_float(x)
-    gen = rng if rng is not None else np.random.default_rng(seed)
+    gen = _generator(seed, rng)
     u = gen.random(x.shape)
     x64 = x.astype(np.float64)
     f = np.floor(x64)
@@ -169,6 +185,19 @@ def round_stochastic(x, *, seed=None, rng: np.random.Generator | None = None) ->
     r = f + (u < frac)
     r = np.where(np.isfinite(x64), r, x64)
     return r.astype(x.dtype, copy=False)
+
+
+def _generator(seed, rng) -> np.random.Generator:
+    """``rng`` if given (a ``numpy.random.Generator``), else ``np.random.default_rng(seed)``."""
+    if rng is not None:
+        if not isinstance(rng, np.random.Generator):
+            raise QuantizationTypeError(f"rng must be a numpy.random.Generator, got {describe(rng)}")
+        return rng
+    if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))):
+        raise QuantizationTypeError(f"seed must be None or an integer >= 0, got {describe(seed)}")
+    if seed is not None and int(seed) < 0:
+        raise QuantizationValueError(f"seed must be None or an integer >= 0, got {int(seed)}")
+    return np.random.default_rng(None if seed is None else int(seed))
 
 
 _FUNCS = {
@@ -185,6 +214,9 @@ _FUNCS = {
 
 def as_rounding_mode(mode, *, name: str = "rounding") -> RoundingMode:
     """Validate and return a :class:`RoundingMode` from a member or its string value."""
+    if not isinstance(mode, str):
+        raise QuantizationTypeError(
+            f"{name} must be one of {[m.value for m in RoundingMode]}, got {describe(mode)}")
     try:
         return RoundingMode(mode)
     except ValueError:
@@ -203,7 +235,11 @@ def round_by_mode(x, mode, *, seed=None, rng=None) -> np.ndarray:
     Returns:
         Array of the input's float dtype holding integer values (NaN/inf preserved).
     """
-    m = as_rounding_mode(mode)
+    m = as_rounding_mode(mode, name="mode")
     if m is RoundingMode.STOCHASTIC:
         return round_stochastic(x, seed=seed, rng=rng)
+    if seed is not None or rng is not None:  # unused by this mode, but a bad one is still named
+        if seed is not None and rng is not None:
+            raise QuantizationValueError("give seed or rng, not both")
+        _generator(seed, rng)
     return _FUNCS[m](x)

@@ -122,7 +122,7 @@ def test_onnxruntime_qparams_hand_values():
 
 @pytest.mark.kernels
 def test_onnxruntime_qparams_errors():
-    with pytest.raises(QuantizationValueError, match="min_val must be <= max_val"):
+    with pytest.raises(QuantizationValueError, match="rmin must be <= rmax"):  # the arguments' own names
         onnxruntime_qparams(1.0, -1.0)
     with pytest.raises(QuantizationValueError, match="NaN"):
         onnxruntime_qparams(np.nan, 1.0)

@@ -114,7 +114,7 @@ def _params(mode, rng, c):
     return reals.astype(np.float32 if kind == "float32" else np.float64), None
 
 
-@pytest.mark.parametrize("mode", [m for m in mult.REQUANT_MODES if m != "fixed_int64_reduced16"])
+@pytest.mark.parametrize("mode", [m for m in mult.REQUANT_MODES if m not in ("fixed_int64_reduced16", "float32_scale_chain")])
 def test_reference_equals_numba(mode):
     rng = np.random.default_rng(zlib.crc32(mode.encode()))  # not hash(): str hashes change per process
     edge = accumulator_edge_values(seed=1, n_random=200).astype(np.int32)

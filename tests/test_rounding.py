@@ -165,7 +165,7 @@ def test_every_mode_rejects_non_numeric_input(mode):
 
 
 def test_bad_inputs():
-    with pytest.raises(QuantizationValueError, match="rounding must be one of"):
+    with pytest.raises(QuantizationValueError, match="mode must be one of"):
         round_by_mode(np.ones(2), "nearest")
     with pytest.raises(QuantizationTypeError, match="dtype"):
         round_half_up(np.array(["a"]))

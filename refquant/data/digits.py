@@ -18,7 +18,8 @@ from importlib import resources
 
 import numpy as np
 
-from ..errors import FormatVersionError, QuantizationTypeError, QuantizationValueError
+from .._validate import as_choice, as_flag, describe
+from ..errors import FormatVersionError, QuantizationTypeError
 
 __all__ = ["load_digits", "DIGITS_SPLITS", "DIGITS_CLASS_COUNTS"]
 
@@ -85,12 +86,15 @@ def load_digits(split: str = "train", *, dtype=np.float32, flatten: bool = False
         >>> x.shape, x.dtype, y.shape, y.dtype
         ((359, 1, 8, 8), dtype('float32'), (359,), dtype('int64'))
     """
-    if split not in DIGITS_SPLITS:
-        raise QuantizationValueError(f"split must be one of {DIGITS_SPLITS}, got {split!r}")
+    split = as_choice(split, "split", DIGITS_SPLITS)
+    flatten, normalize = as_flag(flatten, "flatten"), as_flag(normalize, "normalize")
     try:
-        out_dtype = np.dtype(dtype)
-    except TypeError as exc:
-        raise QuantizationTypeError(f"dtype must be a NumPy dtype, got {dtype!r}") from exc
+        out_dtype = np.dtype(dtype) if dtype is not None else None
+    except (TypeError, ValueError, SyntaxError) as exc:
+        raise QuantizationTypeError(f"dtype must be a NumPy dtype, got {describe(dtype)}") from exc
+    if out_dtype is None:
+        raise QuantizationTypeError("dtype must be a NumPy dtype, got None")
+    out_dtype = out_dtype.newbyteorder("=")
     if out_dtype.kind not in "iuf":
         raise QuantizationTypeError(f"dtype must be an integer or floating dtype, got {out_dtype}")
     if normalize and out_dtype.kind != "f":

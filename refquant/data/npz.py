@@ -8,6 +8,7 @@ with the reason, rather than deep inside calibration or training.
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 import zlib
@@ -19,20 +20,43 @@ from ..errors import FormatVersionError, QuantizationTypeError, QuantizationValu
 __all__ = ["load_npz"]
 
 
-def _read_array(npz, key: str, path: str, role: str) -> np.ndarray:
-    """One array out of an open archive, with errors that name the key and what is there."""
-    if key not in npz.files:
+def _npy_header(f, key: str, path: str):
+    """``(shape, fortran_order, dtype)`` from the header of the ``.npy`` member open as ``f``."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)
+    raise QuantizationValueError(
+        f"array {key!r} in path {path} has .npy format version {version}; versions 1.0 and 2.0 are read")
+
+
+def _read_array(zf: zipfile.ZipFile, key: str, path: str, role: str) -> np.ndarray:
+    """One array out of an open archive, with errors that name the key and what is there.
+
+    The ``.npy`` header is read first and the data after it, never more bytes than the member
+    holds: a header claiming a larger array than the file contains is refused before anything
+    of that size is allocated (``np.load`` would allocate what the header says).
+    """
+    members = {name[:-4]: name for name in zf.namelist() if name.endswith(".npy")}
+    if key not in members:
         raise FormatVersionError(
-            f"{role} must name an array in {path}, got {key!r}; arrays present: {sorted(npz.files)}")
+            f"{role} must name an array in {path}, got {key!r}; arrays present: {sorted(members)}")
     try:
-        return npz[key]
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):  # object arrays need pickle, which is never allowed here
-            raise QuantizationTypeError(
-                f"array {key!r} in {path} must be numeric, got a pickled object array") from exc
-        raise QuantizationValueError(f"array {key!r} in {path} is damaged: {exc}") from exc
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
-        raise QuantizationValueError(f"array {key!r} in {path} is damaged: {exc}") from exc
+        with zf.open(members[key]) as f:
+            shape, fortran, dtype = _npy_header(f, key, path)
+            if dtype.hasobject:  # object arrays need pickle, which is never allowed here
+                raise QuantizationTypeError(f"array {key!r} in path {path} must be numeric, got a pickled object array")
+            nbytes = math.prod(shape) * dtype.itemsize
+            data = f.read(nbytes + 1)  # grows with what the member holds, not with what the header claims
+    except (ValueError, zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+        raise QuantizationValueError(f"array {key!r} in path {path} is damaged: {exc}") from exc
+    if len(data) != nbytes:
+        raise QuantizationValueError(
+            f"array {key!r} in path {path} is damaged: its header claims shape {shape} of {dtype} ({nbytes} bytes), "
+            f"the file holds {len(data)} bytes of data")
+    a = np.frombuffer(data, dtype=dtype, count=math.prod(shape)).reshape(shape, order="F" if fortran else "C")
+    return np.array(a, dtype=dtype.newbyteorder("="), order="C")  # writable, native byte order
 
 
 def load_npz(path: str | os.PathLike, *, x_key: str = "x",
@@ -72,16 +96,23 @@ def load_npz(path: str | os.PathLike, *, x_key: str = "x",
     for name, key in (("x_key", x_key), ("y_key", y_key)):
         if not (isinstance(key, str) or (name == "y_key" and key is None)):
             raise QuantizationTypeError(f"{name} must be a str, got {type(key).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise QuantizationTypeError(f"path must be a str or an os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
+    if not isinstance(path, str) or "\x00" in path:
+        raise QuantizationValueError(f"path must be a file name (a str without NUL bytes), got {path!r}")
     if not os.path.exists(path):
         raise FileNotFoundError(f"path must name an existing .npz file, got {path!r}")
-    if not zipfile.is_zipfile(path):
+    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
         raise QuantizationValueError(
             f"path must be a .npz archive (np.savez), got {path!r}, which is not a zip file")
 
-    with np.load(path, allow_pickle=False) as npz:
-        x = _read_array(npz, x_key, path, "x_key")
-        y = None if y_key is None else _read_array(npz, y_key, path, "y_key")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            x = _read_array(zf, x_key, path, "x_key")
+            y = None if y_key is None else _read_array(zf, y_key, path, "y_key")
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise QuantizationValueError(f"path {path!r} is a damaged .npz archive: {exc}") from exc
 
     if x.dtype.kind not in "iuf":
         raise QuantizationTypeError(

@@ -25,6 +25,7 @@ import operator
 
 import numpy as np
 
+from .._validate import as_real_scalar, check_allocation, describe
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
 
 __all__ = ["synthetic_images"]
@@ -120,22 +121,29 @@ def synthetic_images(n: int, shape: tuple[int, int, int] = (3, 32, 32), *, num_c
     num_classes = _as_int(num_classes, "num_classes", 1)
     seed = _as_int(seed, "seed", 0)
     task_seed = _as_int(task_seed, "task_seed", 0)
+    if isinstance(shape, (str, bytes, dict)):
+        raise ShapeError(f"shape must be a (C, H, W) tuple, got {describe(shape)}")
     try:
         dims = tuple(shape)
     except TypeError as exc:
-        raise ShapeError(f"shape must be a (C, H, W) tuple, got {shape!r}") from exc
+        raise ShapeError(f"shape must be a (C, H, W) tuple, got {describe(shape)}") from exc
     if len(dims) != 3:
-        raise ShapeError(f"shape must be a (C, H, W) tuple of 3 ints, got {shape!r}")
+        raise ShapeError(f"shape must be a (C, H, W) tuple of 3 ints, got {describe(shape)}")
     channels, height, width = (_as_int(d, "shape entries", 1) for d in dims)
     try:
-        out_dtype = np.dtype(dtype)
-    except TypeError as exc:
-        raise QuantizationTypeError(f"dtype must be a NumPy dtype, got {dtype!r}") from exc
-    if out_dtype.kind != "f":
-        raise QuantizationTypeError(f"dtype must be a floating dtype, got {out_dtype}")
-    noise = float(noise)
+        out_dtype = np.dtype(dtype) if dtype is not None else None
+    except (TypeError, ValueError, SyntaxError) as exc:
+        raise QuantizationTypeError(f"dtype must be a NumPy dtype, got {describe(dtype)}") from exc
+    if out_dtype is None or out_dtype.kind != "f":
+        got = out_dtype if out_dtype is not None else describe(dtype)
+        raise QuantizationTypeError(f"dtype must be a floating dtype, got {got}")
+    out_dtype = out_dtype.newbyteorder("=")
+    noise = as_real_scalar(noise, "noise", finite=False)
     if not (np.isfinite(noise) and noise >= 0.0):
         raise QuantizationValueError(f"noise must be a finite float >= 0, got {noise}")
+    check_allocation(n * channels * height * width, out_dtype.itemsize, "the images n * C * H * W (n, shape)")
+    check_allocation(num_classes * channels * (height + width) * _TERMS, 8,
+                     "the class patterns num_classes * C * (H + W) * 3 (num_classes, shape)")
 
     compute = np.dtype(np.float64) if out_dtype == np.float64 else np.dtype(np.float32)
     u, v = _class_factors(num_classes, channels, height, width, task_seed, compute)

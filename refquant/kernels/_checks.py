@@ -23,6 +23,7 @@ import warnings
 
 import numpy as np
 
+from .._validate import as_choice, asarray, describe, first_outside
 from ..dtypes import INT32_MAX, INT32_MIN
 from ..errors import (
     AccumulatorOverflowError,
@@ -77,12 +78,15 @@ def check_zero_point(zp, dtype: np.dtype, name: str, length=None, what: str = ""
     must lie in the operand format's range. ``length=None`` allows only a scalar.
     """
     info = _iinfo(dtype)
-    if isinstance(zp, bool) or isinstance(zp, (str, bytes)) or zp is None:
-        raise QuantizationTypeError(f"{name} must be an integer or a {dtype} array, got {zp!r}")
+    if isinstance(zp, (bool, np.bool_)) or isinstance(zp, (str, bytes)) or zp is None:
+        raise QuantizationTypeError(f"{name} must be an integer or a {dtype} array, got {describe(zp)}")
     if isinstance(zp, numbers.Integral) and not isinstance(zp, np.generic):
-        arr = np.asarray(int(zp), np.int64)
+        v = int(zp)
+        if v < info.min or v > info.max:  # checked as a Python int: 2**63 must not overflow int64
+            raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {dtype}, got {v}")
+        arr = np.asarray(v, np.int64)
     else:
-        arr = np.asarray(zp)
+        arr = asarray(zp, name, kinds=None, what=f"an integer or a {dtype} array")
         if arr.dtype != dtype:
             raise QuantizationTypeError(
                 f"{name} must be a Python int or have the dtype of its tensor ({dtype}), got dtype {arr.dtype}")
@@ -98,9 +102,9 @@ def check_zero_point(zp, dtype: np.dtype, name: str, length=None, what: str = ""
         if v < info.min or v > info.max:
             raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {dtype}, got {v}")
         return arr
-    if arr.size and (arr.min() < info.min or arr.max() > info.max):
-        bad = arr[(arr < info.min) | (arr > info.max)].flat[0]
-        raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {dtype}, got {int(bad)}")
+    bad = first_outside(arr, info.min, info.max)
+    if bad is not None:
+        raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {dtype}, got {bad}")
     return arr
 
 
@@ -111,15 +115,22 @@ def int_scalar(v, name: str) -> int:
             return int(v)
         if isinstance(v, np.ndarray) and v.shape == () and v.dtype.kind in "iu":
             return int(v)
-    raise QuantizationTypeError(f"{name} must be an integer scalar, got {v!r}")
+    raise QuantizationTypeError(f"{name} must be an integer scalar, got {describe(v)}")
 
 
 def zero_point_scalar(z, dtype, name: str) -> int:
     """Return a per-tensor zero point (a scalar or one-element integer array) inside ``dtype``'s range."""
-    a = np.asarray(z)
-    if isinstance(z, (bool, np.bool_)) or a.size != 1 or a.dtype.kind not in "iu":
-        raise QuantizationTypeError(f"{name} must be an integer scalar, got {z!r}")
-    info, v = np.iinfo(dtype), int(a.reshape(()))
+    bad_type = QuantizationTypeError(f"{name} must be an integer scalar, got {describe(z)}")
+    if isinstance(z, (bool, np.bool_)):
+        raise bad_type
+    if isinstance(z, numbers.Integral) and not isinstance(z, np.generic):
+        v = int(z)  # a Python int of any size: range-checked below, never through int64
+    else:
+        a = asarray(z, name, kinds=None, what="an integer scalar")
+        if a.size != 1 or a.dtype.kind not in "iu":
+            raise bad_type
+        v = int(a.reshape(()))
+    info = np.iinfo(dtype)
     if not info.min <= v <= info.max:
         raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {np.dtype(dtype).name}, got {v}")
     return v
@@ -139,7 +150,7 @@ def activation_bounds(act_min, act_max, dtype) -> tuple[int, int]:
 def check_acc_model(acc_model, first: np.dtype, second: np.dtype, names=("a", "b")) -> str:
     """Return the canonical accumulation model; pairwise models require their dtypes."""
     if not isinstance(acc_model, str):
-        raise QuantizationTypeError(f"acc_model must be a string, got {type(acc_model).__name__}")
+        raise QuantizationTypeError(f"acc_model must be a string, got {describe(acc_model)}")
     model = _ACC_ALIASES.get(acc_model, acc_model)
     if model not in ACC_MODELS:
         raise QuantizationValueError(f"acc_model must be one of {ACC_MODELS}, got {acc_model!r}")
@@ -152,9 +163,7 @@ def check_acc_model(acc_model, first: np.dtype, second: np.dtype, names=("a", "b
 
 
 def check_on_overflow(on_overflow) -> str:
-    if on_overflow not in ("warn", "raise"):
-        raise QuantizationValueError(f"on_overflow must be 'warn' or 'raise', got {on_overflow!r}")
-    return on_overflow
+    return as_choice(on_overflow, "on_overflow", ("warn", "raise"))
 
 
 def wrap_int32(acc: np.ndarray) -> np.ndarray:

@@ -29,6 +29,31 @@ _F32 = np.float32
 
 
 
+def _int32_values(v, name: str) -> np.ndarray:
+    """An integer array whose values fit int32 (any integer dtype; compared exactly)."""
+    a = V.asarray(v, name, kinds=None, what="an integer array")
+    if a.dtype.kind not in "iu":
+        raise QuantizationTypeError(f"{name} must be an integer array, got dtype {a.dtype}")
+    bad = V.first_outside(a, INT32_MIN, INT32_MAX)
+    if bad is not None:
+        raise QuantizationValueError(f"{name} must hold int32 values, got {bad}")
+    return a
+
+
+def _along_axis(v: np.ndarray, name: str, a: np.ndarray, axis: int) -> np.ndarray:
+    """A scalar or ``(C,)`` parameter shaped to broadcast along ``axis`` of ``a`` (C = a.shape[axis])."""
+    if v.ndim > 1:
+        raise ShapeError(f"{name} must be a scalar or 1-D (per channel), got shape {v.shape}")
+    if v.ndim == 1 and v.size != 1:
+        if a.ndim == 0 or not -a.ndim <= axis < a.ndim or a.shape[axis] != v.size:
+            raise ShapeError(f"{name} must have acc.shape[axis] elements, got {v.size} for acc shape {a.shape} "
+                             f"and axis {axis}")
+        shape = [1] * a.ndim
+        shape[axis] = v.size
+        return v.reshape(shape)
+    return v.reshape(()) if v.size == 1 else v
+
+
 def add_bias(acc, bias, *, axis=-1, on_overflow="warn"):
     """$\\mathrm{acc} + b_c$: an int32 bias added to int32 accumulators (ONNX, TFLite, qnnpack).
 
@@ -44,14 +69,10 @@ def add_bias(acc, bias, *, axis=-1, on_overflow="warn"):
     Returns:
         int32 array of ``acc``'s shape.
     """
-    a = np.asarray(acc)
-    b = np.asarray(bias)
-    for arr, name in ((a, "acc"), (b, "bias")):
-        if arr.dtype.kind not in "iu":
-            raise QuantizationTypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
-        if arr.size and (arr.min() < INT32_MIN or arr.max() > INT32_MAX):
-            raise QuantizationValueError(f"{name} must hold int32 values, got {int(arr.max())}")
+    a = _int32_values(acc, "acc")
+    b = _int32_values(bias, "bias")
     check_on_overflow(on_overflow)
+    axis = V.as_int(axis, "axis")
     if b.ndim > 1:
         raise ShapeError(f"bias must be a scalar or 1-D, got shape {b.shape}")
     if b.ndim == 1 and b.size != 1:
@@ -92,30 +113,26 @@ def float_bias_accumulator(acc, bias, act_times_w_scale, *, axis=-1, reciprocal=
     Returns:
         float32 array of ``acc``'s shape.
     """
-    a = np.asarray(acc)
+    a = V.asarray(acc, "acc", kinds=None, what="an integer array")
     if a.dtype.kind not in "iu":
         raise QuantizationTypeError(f"acc must be an integer array, got dtype {a.dtype}")
-    b = np.asarray(bias, dtype=_F32)
-    s = np.asarray(act_times_w_scale, dtype=_F32)
-    if s.size == 0 or not np.all(np.isfinite(s)) or np.any(s <= 0):
-        raise QuantizationValueError("act_times_w_scale must be finite and > 0")
+    with np.errstate(over="ignore"):  # a float64 bias past float32 becomes inf, as the float32 parameter would
+        b = V.as_float_array(bias, "bias", allow_int=True).astype(_F32)
+    if b.size == 0:
+        raise ShapeError(f"bias must not be empty, got shape {b.shape}")
+    s = V.as_scale(act_times_w_scale, "act_times_w_scale").astype(_F32)
+    axis = V.as_int(axis, "axis")
+    reciprocal, fused = V.as_flag(reciprocal, "reciprocal"), V.as_flag(fused, "fused")
     if reciprocal and s.size != 1:
         raise ShapeError(f"reciprocal=True is the per-tensor path: act_times_w_scale must be a scalar, got {s.shape}")
 
-    def along_axis(v):
-        v = np.asarray(v)
-        if v.ndim == 1 and v.size > 1:
-            if a.ndim == 0 or not -a.ndim <= axis < a.ndim or a.shape[axis] != v.size:
-                raise ShapeError(f"bias / act_times_w_scale must have acc.shape[axis] elements, got {v.size}")
-            shape = [1] * a.ndim
-            shape[axis] = v.size
-            return v.reshape(shape)
-        return v.reshape(()) if v.size == 1 else v
+    def along_axis(v, name="bias"):
+        return _along_axis(v, name, a, axis)
 
     acc32 = a.astype(_F32)  # cvtdq2ps: RNE for |acc| > 2^24
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if not reciprocal:
-            return (acc32 + along_axis((b / s).astype(_F32))).astype(_F32)
+            return (acc32 + along_axis(b) / along_axis(s, "act_times_w_scale")).astype(_F32)
         rcp = _F32(1.0 / float(s.reshape(())))  # (float)(1.0 / (double)act_times_w_scale)
         bb = np.broadcast_to(along_axis(b), acc32.shape).astype(_F32)
         if fused:
@@ -146,10 +163,14 @@ def add_zero_point_sat16(r, output_zero_point, dtype, qmin=None, qmax=None):
     fmt = get_format(dtype, name="dtype")
     if fmt.name not in ("uint8", "int8"):
         raise QuantizationValueError(f"dtype must be uint8 or int8, got {fmt.name}")
-    zp = int_scalar(output_zero_point, "output_zero_point")
+    zp = V.as_int_scalar(int_scalar(output_zero_point, "output_zero_point"), "output_zero_point",
+                         lo=fmt.qmin, hi=fmt.qmax)
     lo = fmt.qmin if qmin is None else int_scalar(qmin, "qmin")
     hi = fmt.qmax if qmax is None else int_scalar(qmax, "qmax")
-    v = np.clip(np.asarray(r, np.int64), -32768, 32767)  # packs_epi32
+    if not fmt.qmin <= lo <= hi <= fmt.qmax:
+        raise QuantizationValueError(
+            f"qmin <= qmax must lie in [{fmt.qmin}, {fmt.qmax}] for {fmt.name}, got [{lo}, {hi}]")
+    v = np.clip(_int32_values(r, "r").astype(np.int64), -32768, 32767)  # packs_epi32
     v = np.clip(v + zp, -32768, 32767)  # adds_epi16
     v = np.clip(v, fmt.qmin, fmt.qmax)  # packus_epi16 / packs_epi16
     return np.clip(v, lo, hi).astype(fmt.dtype)
@@ -175,9 +196,15 @@ def quantize_bias_runtime(bias, input_scale, weight_scale) -> np.ndarray:
     Returns:
         int32 array of the broadcast shape of ``bias`` and ``weight_scale``.
     """
-    b = V.as_float_array(bias, "bias").astype(_F32)
-    sx = _F32(V.as_scale(input_scale, "input_scale").reshape(()))
+    with np.errstate(over="ignore"):
+        b = V.as_float_array(bias, "bias").astype(_F32)
+    sx = V.as_scalar_scale(input_scale, "input_scale")
     sw = V.as_scale(weight_scale, "weight_scale").astype(_F32)
+    try:
+        np.broadcast_shapes(b.shape, sw.shape)
+    except ValueError:
+        raise ShapeError(f"weight_scale must broadcast against bias {b.shape} (a scalar or one per channel), "
+                         f"got shape {sw.shape}") from None
     with np.errstate(over="ignore", invalid="ignore"):
         inv = (_F32(1.0) / (sw * sx).astype(_F32)).astype(_F32)
         v = np.rint((b * inv).astype(_F32)).astype(np.float64)  # RNE

@@ -48,8 +48,10 @@ import numpy as np
 
 from . import _conv_fast as cf
 from . import _exact_blas as eb
-from ._checks import INT32_MAX, finish_int64, max_abs_centered, report_overflow, wrap_int32
-from ._conv_args import conv_args
+from .. import _validate as V
+from ..errors import QuantizationTypeError, ShapeError
+from ._checks import INT32_MAX, finish_int64, int_scalar, max_abs_centered, report_overflow, wrap_int32
+from ._conv_args import _int_pair, _pads, conv_args
 from .gemm import pairwise_sat16, pairwise_sat16_reference
 
 __all__ = ["conv2d_reference", "conv2d", "im2col_reference"]
@@ -64,6 +66,29 @@ def _zero_point_terms(s, xz, w_sum, wz, col_sum, K):
 # 1. Reference: eq. (1) in int64 NumPy, one tap at a time
 # ----------------------------------------------------------------------------------------
 
+def _im2col_args(x_img, kernel, strides, dilations, pads, pad_value, k_order):
+    """Validate :func:`im2col_reference`'s arguments (a public building block, so checked too)."""
+    x_img = V.asarray(x_img, "x_img", kinds=None, what="a (C, H, W) integer image")
+    if x_img.dtype.kind not in "iu" or x_img.ndim != 3:
+        raise QuantizationTypeError(f"x_img must be a (C, H, W) integer array, got shape {x_img.shape} "
+                                    f"dtype {x_img.dtype}")
+    kernel, strides, dilations = (_int_pair(v, n) for v, n in ((kernel, "kernel"), (strides, "strides"),
+                                                               (dilations, "dilations")))
+    pads = _pads(pads, x_img.shape[1:], kernel, strides, dilations)
+    info = np.iinfo(x_img.dtype)
+    pad_value = V.as_int_scalar(int_scalar(pad_value, "pad_value"), "pad_value", lo=info.min, hi=info.max)
+    k_order = V.as_choice(k_order, "k_order", ("chw", "hwc"))
+    C, H, W = x_img.shape
+    eff = (dilations[0] * (kernel[0] - 1) + 1, dilations[1] * (kernel[1] - 1) + 1)
+    if eff[0] > H + pads[0] + pads[2] or eff[1] > W + pads[1] + pads[3]:
+        raise ShapeError(f"kernel {kernel} with dilations {dilations} spans {eff[0]}x{eff[1]}, more than x_img "
+                         f"{H}x{W} padded by pads {pads}")
+    V.check_allocation(C * (H + pads[0] + pads[2]) * (W + pads[1] + pads[3]), 8, "x_img padded by pads")
+    V.check_allocation(C * kernel[0] * kernel[1] * ((H + pads[0] + pads[2] - eff[0]) // strides[0] + 1)
+                       * ((W + pads[1] + pads[3] - eff[1]) // strides[1] + 1), 8, "the columns C * kH * kW * OH * OW")
+    return x_img, kernel, strides, dilations, pads, pad_value, k_order
+
+
 def im2col_reference(x_img, kernel, strides, dilations, pads, pad_value, k_order="chw"):
     """Receptive fields as columns: (C·kH·kW, OH·OW) int64 of raw codes.
 
@@ -72,6 +97,8 @@ def im2col_reference(x_img, kernel, strides, dilations, pads, pad_value, k_order
         pads: (top, left, bottom, right). pad_value: code of out-of-image taps (the zero point).
         k_order: ``"chw"``: row $k = (c k_H + i) k_W + j$; ``"hwc"``: $k = (i k_W + j) C + c$.
     """
+    x_img, kernel, strides, dilations, pads, pad_value, k_order = _im2col_args(
+        x_img, kernel, strides, dilations, pads, pad_value, k_order)
     C, H, W = x_img.shape
     (kh, kw), (sh, sw), (dh, dw), (pt, pl, pb, pr) = kernel, strides, dilations, pads
     xp = np.full((C, H + pt + pb, W + pl + pr), pad_value, np.int64)
@@ -269,6 +296,8 @@ def conv2d(x, w, x_zero_point=0, w_zero_point=0, *, strides=1, dilations=1, pads
     OH, OW = p.out_hw
     P, K, G, Og = OH * OW, Cg * kh * kw, p.groups, O // p.groups
     wz_v = np.broadcast_to(wz, (O,)).astype(np.int64)
+    if K == 0 or 0 in (N, O, OH, OW):  # no input channel (an empty sum: every accumulator is 0), or no output
+        return p.to_layout(np.zeros((N, O, OH, OW), np.int32))
     out = np.empty((N, O, OH, OW), np.int32)
     # |acc| <= K·max|x - zx|·max|w - zw|: below 2^31 an int32 overflow is impossible.
     may_overflow = K * max_abs_centered(x.dtype, xz) * max_abs_centered(w.dtype, wz) > INT32_MAX

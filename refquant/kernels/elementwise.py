@@ -50,7 +50,7 @@ from .. import _validate as V
 from .. import fixedpoint as fp
 from .. import fixedpoint_multiplier as fpmul
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
-from ..fixedpoint import mbqm_double_scalar, mbqm_single_scalar
+from ..fixedpoint import _mbqm_double_nb, _mbqm_single_nb
 from ._checks import activation_bounds, int_scalar, zero_point_scalar
 
 __all__ = [
@@ -69,9 +69,11 @@ _VARIANTS = {"double": 0, "single": 1}
 
 
 def _operands(a, b, dtypes=_DTYPES[:2]):
+    """``(a, b, broadcast shape, iinfo)`` with ``a`` and ``b`` in native byte order."""
     for x, name in ((a, "a"), (b, "b")):
         if not isinstance(x, np.ndarray):
             raise QuantizationTypeError(f"{name} must be a NumPy array, got {type(x).__name__}")
+    a, b = V.native(a), V.native(b)
     if a.dtype not in dtypes or b.dtype != a.dtype:
         raise QuantizationTypeError(
             f"a and b must share one dtype of {[d.name for d in dtypes]}, got {a.dtype} and {b.dtype}")
@@ -79,7 +81,7 @@ def _operands(a, b, dtypes=_DTYPES[:2]):
         shape = np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ShapeError(f"a and b must broadcast together, got shapes {a.shape} and {b.shape}") from None
-    return shape, np.iinfo(a.dtype)
+    return a, b, shape, np.iinfo(a.dtype)
 
 
 def _zero_points(a_zero_point, b_zero_point, y_zero_point, dtype) -> tuple[int, int, int]:
@@ -90,8 +92,7 @@ def _zero_points(a_zero_point, b_zero_point, y_zero_point, dtype) -> tuple[int, 
 
 def _scales(a_scale, b_scale, y_scale) -> tuple[np.float32, np.float32, np.float32]:
     """The three per-tensor scales of a binary op as float32 scalars (finite, > 0)."""
-    return tuple(_F32(V.as_scale(s, n).reshape(()))
-                 for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
+    return tuple(V.as_scalar_scale(s, n) for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
 
 
 def _flat(a, b, shape):
@@ -100,9 +101,21 @@ def _flat(a, b, shape):
 
 
 def _variant(variant):
-    if variant not in _VARIANTS:
-        raise QuantizationValueError(f"variant must be 'double' or 'single', got {variant!r}")
-    return variant
+    return V.as_choice(variant, "variant", tuple(_VARIANTS))
+
+
+def _params(params, cls):
+    if not isinstance(params, cls):
+        builder = {"FixedPointAddParams": "fixed_point_add_params", "RescaleAddParams": "rescale_add_params"}
+        raise QuantizationTypeError(f"params must be a {cls.__name__} (from {builder[cls.__name__]}), "
+                                    f"got {V.describe(params)}")
+    return params
+
+
+def _check_fields(record, ranges: dict) -> None:
+    """Each field an integer inside its range (stored back as a Python int)."""
+    for name, (lo, hi) in ranges.items():
+        object.__setattr__(record, name, V.as_int_scalar(getattr(record, name), name, lo=lo, hi=hi))
 
 
 # --------------------------------------------------------------------------- TFLite ADD / MUL (fixed point)
@@ -120,6 +133,11 @@ class FixedPointAddParams:
     output_multiplier: int
     output_shift: int
 
+    def __post_init__(self):
+        q, sh = (fp.INT32_MIN, fp.INT32_MAX), (-31, 0)
+        _check_fields(self, {"left_shift": (15, 20), "a_multiplier": q, "a_shift": sh, "b_multiplier": q,
+                             "b_shift": sh, "output_multiplier": q, "output_shift": sh})
+
 
 def fixed_point_add_params(a_scale, b_scale, y_scale, *, left_shift=20, single_rounding=False):
     """TFLite ADD Prepare (``kernels/add.cc``): offline, double precision. ``left_shift`` 20 for
@@ -130,11 +148,17 @@ def fixed_point_add_params(a_scale, b_scale, y_scale, *, left_shift=20, single_r
             CHECK), e.g. $S_y < 2\\max(S_a, S_b)/2^{L}$.
     """
     sa, sb, sy = (float(s) for s in _scales(a_scale, b_scale, y_scale))
+    left_shift = V.as_int_scalar(left_shift, "left_shift")
     if left_shift not in (15, 20):
         raise QuantizationValueError(f"left_shift must be 20 (8-bit) or 15 (int16), got {left_shift!r}")
+    single_rounding = V.as_flag(single_rounding, "single_rounding")
     twice_max = 2.0 * max(sa, sb)
     reals = (sa / twice_max, sb / twice_max, twice_max / (float(1 << left_shift) * sy))
-    qs = [fpmul.quantize_multiplier_smaller_than_one_exp(m, single_rounding=single_rounding) for m in reals]
+    try:
+        qs = [fpmul.quantize_multiplier_smaller_than_one_exp(m, single_rounding=single_rounding) for m in reals]
+    except QuantizationValueError as e:
+        raise QuantizationValueError(
+            f"a_scale, b_scale, y_scale = {sa!r}, {sb!r}, {sy!r} give no TFLite ADD multipliers: {e}") from None
     return FixedPointAddParams(left_shift, qs[0][0], qs[0][1], qs[1][0], qs[1][1], qs[2][0], qs[2][1])
 
 
@@ -152,11 +176,11 @@ def fixed_point_add_reference(a, a_zero_point, b, b_zero_point, y_zero_point, pa
     Returns:
         Array of ``a.dtype`` and the broadcast shape.
     """
-    shape, info = _operands(a, b, _DTYPES)
+    a, b, shape, info = _operands(a, b, _DTYPES)
     za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
     lo, hi = activation_bounds(act_min, act_max, info.dtype)
     v = _variant(variant)
-    p = params
+    p = _params(params, FixedPointAddParams)
     shifted_a = (a.astype(np.int64) - za) << p.left_shift  # int32 values: |.| < 2^31
     shifted_b = (b.astype(np.int64) - zb) << p.left_shift
     scaled_a = fp.multiply_by_quantized_multiplier(shifted_a, p.a_multiplier, p.a_shift, variant=v)
@@ -168,7 +192,7 @@ def fixed_point_add_reference(a, a_zero_point, b, b_zero_point, y_zero_point, pa
 
 @numba.njit(cache=True)
 def _mbqm(x, q, s, code):
-    return mbqm_double_scalar(x, q, s) if code == 0 else mbqm_single_scalar(x, q, s)
+    return _mbqm_double_nb(x, q, s) if code == 0 else _mbqm_single_nb(x, q, s)
 
 
 @numba.njit(cache=True)
@@ -185,10 +209,10 @@ def _fixed_add_kernel(a, b, za, zb, zy, ls, qa, sa, qb, sb, qy, sy, lo, hi, code
 def fixed_point_add(a, a_zero_point, b, b_zero_point, y_zero_point, params: FixedPointAddParams, *,
                     act_min=None, act_max=None, variant="double"):
     """TFLite ADD, eq. (1): the Numba kernel (equal to :func:`fixed_point_add_reference`)."""
-    shape, info = _operands(a, b, _DTYPES)
+    a, b, shape, info = _operands(a, b, _DTYPES)
     za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
     lo, hi = activation_bounds(act_min, act_max, info.dtype)
-    p = params
+    p = _params(params, FixedPointAddParams)
     fa, fb = _flat(a, b, shape)
     out = _fixed_add_kernel(fa, fb, za, zb, zy, p.left_shift, p.a_multiplier, p.a_shift, p.b_multiplier, p.b_shift,
                             p.output_multiplier, p.output_shift, lo, hi, _VARIANTS[_variant(variant)])
@@ -199,8 +223,20 @@ def fixed_point_mul_params(a_scale, b_scale, y_scale, *, single_rounding=False) 
     """TFLite MUL Prepare (``kernels/mul.cc``): ``double real = s_a * s_b / s_y`` evaluated in
     **float32** (the operands are floats) and widened, then ``QuantizeMultiplier``. Offline."""
     sa, sb, sy = _scales(a_scale, b_scale, y_scale)
-    real = float(_F32(_F32(sa * sb) / sy))
+    with np.errstate(over="ignore", under="ignore"):
+        real = float(_F32(_F32(sa * sb) / sy))
+    if not np.isfinite(real) or real == 0.0:
+        raise QuantizationValueError(
+            f"a_scale * b_scale / y_scale must be finite and nonzero in float32, got {real!r} "
+            f"from a_scale={float(sa)!r}, b_scale={float(sb)!r}, y_scale={float(sy)!r}")
     return fpmul.quantize_multiplier(real, single_rounding=single_rounding)
+
+
+def _mul_multiplier(multiplier, shift, variant):
+    """The scalar ``(multiplier, shift)`` of TFLite MUL inside the MBQM variant's ranges."""
+    (q_lo, q_hi), (s_lo, s_hi), _ = fp.MBQM_VARIANTS[variant]
+    q = V.as_int_scalar(int_scalar(multiplier, "multiplier"), "multiplier", lo=q_lo, hi=q_hi)
+    return q, V.as_int_scalar(int_scalar(shift, "shift"), "shift", lo=s_lo, hi=s_hi)
 
 
 def fixed_point_mul_reference(a, a_zero_point, b, b_zero_point, y_zero_point, multiplier, shift, *,
@@ -211,11 +247,13 @@ def fixed_point_mul_reference(a, a_zero_point, b, b_zero_point, y_zero_point, mu
     in int32. ``multiplier, shift`` from :func:`fixed_point_mul_params`. int8, uint8 or int16
     (TFLite requires zero points 0 for int16). Returns ``a.dtype``.
     """
-    shape, info = _operands(a, b, _DTYPES)
+    a, b, shape, info = _operands(a, b, _DTYPES)
     za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
     lo, hi = activation_bounds(act_min, act_max, info.dtype)
+    v = _variant(variant)
+    q, sh = _mul_multiplier(multiplier, shift, v)
     prod = np.broadcast_to((a.astype(np.int64) - za) * (b.astype(np.int64) - zb), shape)
-    r = fp.multiply_by_quantized_multiplier(prod, multiplier, shift, variant=_variant(variant))
+    r = fp.multiply_by_quantized_multiplier(prod, q, sh, variant=v)
     return np.clip(r.astype(np.int64) + zy, lo, hi).astype(a.dtype).reshape(shape)
 
 
@@ -232,14 +270,13 @@ def _fixed_mul_kernel(a, b, za, zb, zy, q, s, lo, hi, code):
 def fixed_point_mul(a, a_zero_point, b, b_zero_point, y_zero_point, multiplier, shift, *, act_min=None,
                     act_max=None, variant="double"):
     """TFLite MUL: the Numba kernel (equal to :func:`fixed_point_mul_reference`)."""
-    shape, info = _operands(a, b, _DTYPES)
+    a, b, shape, info = _operands(a, b, _DTYPES)
     za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
     lo, hi = activation_bounds(act_min, act_max, info.dtype)
-    (q_lo, q_hi), (s_lo, s_hi), _ = fp.MBQM_VARIANTS[_variant(variant)]
-    if not (q_lo <= int(multiplier) <= q_hi and s_lo <= int(shift) <= s_hi):
-        raise QuantizationValueError(f"(multiplier, shift) = ({multiplier}, {shift}) out of range for {variant!r}")
+    variant = _variant(variant)
+    q, sh = _mul_multiplier(multiplier, shift, variant)
     fa, fb = _flat(a, b, shape)
-    out = _fixed_mul_kernel(fa, fb, za, zb, zy, int(multiplier), int(shift), lo, hi, _VARIANTS[variant])
+    out = _fixed_mul_kernel(fa, fb, za, zb, zy, q, sh, lo, hi, _VARIANTS[variant])
     return out.astype(a.dtype).reshape(shape)
 
 
@@ -253,6 +290,9 @@ class RescaleAddParams:
     a_multiplier: int
     b_multiplier: int
     shift: int
+
+    def __post_init__(self):
+        _check_fields(self, {"a_multiplier": (0, 1 << 21), "b_multiplier": (0, 1 << 21), "shift": (12, 30)})
 
 
 def rescale_add_params(a_scale, b_scale, y_scale) -> RescaleAddParams:
@@ -280,10 +320,10 @@ def rescale_add_params(a_scale, b_scale, y_scale) -> RescaleAddParams:
 def rescale_add_reference(a, a_zero_point, b, b_zero_point, y_zero_point, params: RescaleAddParams, *,
                           act_min=None, act_max=None):
     """XNNPACK add, eq. (2): NumPy spec. int8 or uint8; returns ``a.dtype``."""
-    shape, info = _operands(a, b)
+    a, b, shape, info = _operands(a, b)
     za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
     lo, hi = activation_bounds(act_min, act_max, info.dtype)
-    p = params
+    p = _params(params, RescaleAddParams)
     bias = (1 << (p.shift - 1)) - p.a_multiplier * za - p.b_multiplier * zb  # int32
     acc = bias + a.astype(np.int64) * p.a_multiplier + b.astype(np.int64) * p.b_multiplier  # exact in int32
     out = np.clip(acc >> p.shift, lo - zy, hi - zy) + zy  # arithmetic shift: floor
@@ -302,10 +342,10 @@ def _rescale_add_kernel(a, b, bias, ma, mb, shift, zy, lo, hi):
 def rescale_add(a, a_zero_point, b, b_zero_point, y_zero_point, params: RescaleAddParams, *, act_min=None,
                 act_max=None):
     """XNNPACK add, eq. (2): the Numba kernel (equal to :func:`rescale_add_reference`)."""
-    shape, info = _operands(a, b)
+    a, b, shape, info = _operands(a, b)
     za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
     lo, hi = activation_bounds(act_min, act_max, info.dtype)
-    p = params
+    p = _params(params, RescaleAddParams)
     bias = (1 << (p.shift - 1)) - p.a_multiplier * za - p.b_multiplier * zb
     fa, fb = _flat(a, b, shape)
     out = _rescale_add_kernel(fa, fb, bias, p.a_multiplier, p.b_multiplier, p.shift, zy, lo, hi)
@@ -318,17 +358,19 @@ def rescale_add(a, a_zero_point, b, b_zero_point, y_zero_point, params: RescaleA
 def _check_clamp(x, lo, hi):
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "iu":
         raise QuantizationTypeError(f"x must be an integer NumPy array, got {getattr(x, 'dtype', type(x))}")
+    x = V.native(x)
     info = np.iinfo(x.dtype)
     lo, hi = int_scalar(lo, "lo"), int_scalar(hi, "hi")
     if not info.min <= lo <= hi <= info.max:
-        raise QuantizationValueError(f"lo <= hi must lie in [{info.min}, {info.max}], got [{lo}, {hi}]")
-    return lo, hi
+        raise QuantizationValueError(f"lo <= hi must lie in [{info.min}, {info.max}] for x of dtype {x.dtype}, "
+                                     f"got [{lo}, {hi}]")
+    return x, lo, hi
 
 
 def clamp_reference(x, lo, hi):
     """Quantized clamp $\\min(\\max(x, lo), hi)$: ReLU is ``lo = Z``; ReLU6 ``hi = Z + round(6/S)``
     (see :func:`refquant.kernels.multiplier.activation_range`). Same dtype out."""
-    lo, hi = _check_clamp(x, lo, hi)
+    x, lo, hi = _check_clamp(x, lo, hi)
     return np.clip(x, lo, hi).astype(x.dtype)
 
 
@@ -342,5 +384,5 @@ def _clamp_kernel(x, lo, hi):
 
 def clamp(x, lo, hi):
     """Quantized clamp: the Numba kernel (equal to :func:`clamp_reference`)."""
-    lo, hi = _check_clamp(x, lo, hi)
+    x, lo, hi = _check_clamp(x, lo, hi)
     return _clamp_kernel(np.ascontiguousarray(x).ravel(), lo, hi).astype(x.dtype).reshape(x.shape)

@@ -34,12 +34,23 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .. import _validate as V
+from ..errors import QuantizationTypeError
 from ..quantize import fma_f32
 from .elementwise import _flat, _operands, _scales, _zero_points
 
 __all__ = ["float_add_mode", "float_add_reference", "float_add", "float_mul_reference", "float_mul"]
 
 _F32 = np.float32
+
+
+def _shape(v, name: str) -> tuple:
+    """A shape: a sequence of integers >= 0 (a tuple, list or 1-D integer array)."""
+    try:
+        items = tuple(v)
+    except TypeError:
+        raise QuantizationTypeError(f"{name} must be a shape (a sequence of ints >= 0), got {V.describe(v)}") from None
+    return tuple(V.as_int_scalar(d, name, lo=0) for d in items)
 
 
 def float_add_mode(a_shape, b_shape) -> str:
@@ -49,9 +60,10 @@ def float_add_mode(a_shape, b_shape) -> str:
     dimension whose output size exceeds 1, an input of size 1 there is a scalar over each
     span. If no dimension exceeds 1, input ``a`` counts as the scalar.
     """
+    a_shape, b_shape = _shape(a_shape, "a_shape"), _shape(b_shape, "b_shape")
     nd = max(len(a_shape), len(b_shape))
-    sa = (1,) * (nd - len(a_shape)) + tuple(a_shape)
-    sb = (1,) * (nd - len(b_shape)) + tuple(b_shape)
+    sa = (1,) * (nd - len(a_shape)) + a_shape
+    sb = (1,) * (nd - len(b_shape)) + b_shape
     for da, db in zip(reversed(sa), reversed(sb)):
         if max(da, db) > 1:
             return "a_scalar" if da == 1 else ("b_scalar" if db == 1 else "vector")
@@ -88,9 +100,10 @@ def float_add_reference(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_sc
     Returns:
         Array of ``a.dtype`` and the broadcast shape.
     """
-    shape, info = _operands(a, b)
+    a, b, shape, info = _operands(a, b)
     za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
     sa, sb, sy = _scales(a_scale, b_scale, y_scale)
+    fused = V.as_flag(fused, "fused")
     mode = float_add_mode(a.shape, b.shape)
     x, s = np.broadcast_to(a, shape).astype(_F32), np.broadcast_to(b, shape).astype(_F32)
     if mode == "a_scalar":  # MLAS is called with b as the span ("A") and a as the scalar ("B")
@@ -151,9 +164,10 @@ def _float_add_kernel(x, s, rx, rs, fixed, lo, hi, fused, vector):
 
 def float_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, fused=True):
     """ONNX Runtime QLinearAdd, eq. (3): the Numba kernel (equal to :func:`float_add_reference`)."""
-    shape, info = _operands(a, b)
+    a, b, shape, info = _operands(a, b)
     za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
     sa, sb, sy = _scales(a_scale, b_scale, y_scale)
+    fused = V.as_flag(fused, "fused")
     mode = float_add_mode(a.shape, b.shape)
     fa, fb = _flat(a, b, shape)
     if mode == "a_scalar":
@@ -166,10 +180,12 @@ def float_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zer
 
 
 def _float_mul_setup(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point):
-    shape, info = _operands(a, b)
+    a, b, shape, info = _operands(a, b)
     za, zb, zy = _zero_points(a_zero_point, b_zero_point, y_zero_point, info.dtype)
     sa, sb, sy = _scales(a_scale, b_scale, y_scale)
-    return shape, info, za, zb, zy, _F32(_F32(sa * sb) / sy)  # ScaleA * ScaleB / ScaleC in float
+    with np.errstate(over="ignore", under="ignore"):
+        m = _F32(_F32(sa * sb) / sy)  # ScaleA * ScaleB / ScaleC in float
+    return a, b, shape, info, za, zb, zy, m
 
 
 def float_mul_reference(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point):
@@ -180,8 +196,8 @@ def float_mul_reference(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_sc
     $m = \\mathrm{fl}(\\mathrm{fl}(S_a S_b) / S_y)$: the zero point is added **before** rounding,
     in float. Measured bit-exact on ONNX Runtime 1.32 (no FMA contraction here).
     """
-    shape, info, za, zb, zy, m = _float_mul_setup(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
-                                                  y_zero_point)
+    a, b, shape, info, za, zb, zy, m = _float_mul_setup(a, a_scale, a_zero_point, b, b_scale, b_zero_point,
+                                                        y_scale, y_zero_point)
     p = ((a.astype(np.int64) - za) * (b.astype(np.int64) - zb)).astype(_F32)
     y = ((p * m).astype(_F32) + _F32(zy)).astype(_F32)
     return np.broadcast_to(_saturate_cvt(y, info.min, info.max), shape).astype(a.dtype)
@@ -200,7 +216,7 @@ def _float_mul_kernel(a, b, za, zb, zy, m, lo, hi):
 
 def float_mul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point):
     """ONNX Runtime QLinearMul: the Numba kernel (equal to :func:`float_mul_reference`)."""
-    shape, info, za, zb, zy, m = _float_mul_setup(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
-                                                  y_zero_point)
+    a, b, shape, info, za, zb, zy, m = _float_mul_setup(a, a_scale, a_zero_point, b, b_scale, b_zero_point,
+                                                        y_scale, y_zero_point)
     fa, fb = _flat(a, b, shape)
     return _float_mul_kernel(fa, fb, za, zb, zy, m, info.min, info.max).astype(a.dtype).reshape(shape)

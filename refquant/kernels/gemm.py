@@ -51,7 +51,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
+from .. import _validate as V
+from ..errors import QuantizationTypeError, ShapeError, UnsupportedError
 from . import _exact_blas as eb
 from . import _gemm_fast as gf
 from . import _gemv_fast as gv
@@ -90,6 +91,17 @@ def _validate(a, b, a_zero_point, b_zero_point, acc_model, on_overflow):
 # 1. Reference: eq. (1) and eq. (3) in int64 NumPy
 # ----------------------------------------------------------------------------------------
 
+def _pair_operands(a, b):
+    """(M, K) and (K, N) integer arrays of raw codes (the pair sums' building block is public, so checked)."""
+    a, b = (V.asarray(v, n, kinds=None, what="a 2-D integer array") for v, n in ((a, "a"), (b, "b")))
+    for v, n in ((a, "a"), (b, "b")):
+        if v.dtype.kind not in "iu" or v.ndim != 2:
+            raise QuantizationTypeError(f"{n} must be a 2-D integer array, got shape {v.shape} dtype {v.dtype}")
+    if b.shape[0] != a.shape[1]:
+        raise ShapeError(f"b must have K = a.shape[1] = {a.shape[1]} rows, got b.shape = {b.shape}")
+    return a, b
+
+
 def pairwise_sat16_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """$\\sum_i \\mathrm{sat}_{16}(a_{m,2i} b_{2i,n} + a_{m,2i+1} b_{2i+1,n})$ of raw operands (eq. (3)).
 
@@ -99,6 +111,7 @@ def pairwise_sat16_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Returns:
         (M, N) int64: the int16-saturated pair sums, accumulated without wrap.
     """
+    a, b = _pair_operands(a, b)
     a64 = a.astype(np.int64)  # (M, K)
     b64 = b.astype(np.int64)  # (K, N)
     M, K = a64.shape
@@ -171,6 +184,7 @@ def _pairwise_sat16_kernel(a, bt, out):
 
 def pairwise_sat16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Numba twin of :func:`pairwise_sat16_reference` (same arguments, (M, N) int64)."""
+    a, b = _pair_operands(a, b)
     out = np.empty((a.shape[0], b.shape[1]), np.int64)
     _pairwise_sat16_kernel(np.ascontiguousarray(a), np.ascontiguousarray(b.T), out)
     return out
@@ -267,6 +281,9 @@ def _batched(a, b, a_zero_point, b_zero_point, acc_model, on_overflow, two_d):
     M, K, N = a2.shape[-2], a2.shape[-1], b2.shape[-1]
     if b2.shape[-2] != K:
         raise ShapeError(f"b must have K = {K} rows (a.shape[-1]), got b.shape = {b.shape}")
+    # Validate once for every batch element (an empty batch too): zero-copy (M, K) and (K, N) stand-ins.
+    _validate(np.broadcast_to(np.zeros((), a.dtype), (M, K)), np.broadcast_to(np.zeros((), b.dtype), (K, N)),
+              a_zero_point, b_zero_point, acc_model, on_overflow)
     out = np.empty(batch + (M, N), np.int32)
     a_b = np.broadcast_to(a2, batch + (M, K))
     b_b = np.broadcast_to(b2, batch + (K, N))

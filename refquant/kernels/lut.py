@@ -41,7 +41,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..dtypes import get_format
-from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
+from ..errors import QuantizationTypeError, ShapeError, UnsupportedError
 from ..quantize import fma_f32
 from ..rounding import round_half_away_from_zero
 from ._checks import zero_point_scalar
@@ -66,9 +66,16 @@ def _decimal(fn: str, x: float) -> Decimal:
     return (e - 1) / (e + 1)
 
 
+def _f32(x, name: str = "x") -> np.ndarray:
+    """A real array as float32 (named errors for anything else; |x| past float32 becomes inf)."""
+    with np.errstate(over="ignore"):
+        return V.asarray(x, name, kinds="biuf", what="a real array").astype(_F32)
+
+
 def _correctly_rounded(fn: str, x: np.ndarray) -> np.ndarray:
     """float32 ``fn(x)`` rounded once from the exact value (RNE); float64 with a Decimal fallback."""
-    x = np.asarray(x, _F32)
+    x0 = _f32(x)
+    x = np.atleast_1d(x0)
     with np.errstate(over="ignore", under="ignore"):
         v = np.exp(x.astype(np.float64)) if fn == "exp" else np.tanh(x.astype(np.float64))
         r = v.astype(_F32)
@@ -85,7 +92,7 @@ def _correctly_rounded(fn: str, x: np.ndarray) -> np.ndarray:
             out[idx] = lo if (np.frombuffer(_F32(lo).tobytes(), np.uint32)[0] & 1) == 0 else hi
         else:
             out[idx] = hi if (exact > m) == (hi > lo) else lo
-    return out
+    return out.reshape(x0.shape)
 
 
 def _libm(fn: str, x: np.ndarray) -> np.ndarray:
@@ -94,14 +101,12 @@ def _libm(fn: str, x: np.ndarray) -> np.ndarray:
         raise UnsupportedError("math='libm' needs the C math library, which ctypes cannot find here")
     f = getattr(ctypes.CDLL(path), fn + "f")
     f.restype, f.argtypes = ctypes.c_float, [ctypes.c_float]
-    x = np.asarray(x, _F32)
+    x = _f32(x)
     return np.array([f(float(v)) for v in x.ravel()], _F32).reshape(x.shape)
 
 
 def _math(math: str):
-    if math not in ("correctly_rounded", "libm"):
-        raise QuantizationValueError(f"math must be 'correctly_rounded' or 'libm', got {math!r}")
-    return math
+    return V.as_choice(math, "math", ("correctly_rounded", "libm"))
 
 
 def expf(x, *, math="correctly_rounded") -> np.ndarray:
@@ -118,17 +123,17 @@ def tanhf(x, *, math="correctly_rounded") -> np.ndarray:
 
 
 def _lut_dtype(dtype) -> np.dtype:
-    key = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
-    if key not in _LUT_DTYPES:
-        raise QuantizationTypeError(f"dtype must be 'int8' or 'uint8', got {dtype!r}")
-    return _LUT_DTYPES[key]
+    fmt = get_format(dtype, name="dtype")
+    if fmt.name not in _LUT_DTYPES:
+        raise QuantizationTypeError(f"dtype must be 'int8' or 'uint8', got {V.describe(dtype)}")
+    return _LUT_DTYPES[fmt.name]
 
 
 def lut_inputs(x_scale, x_zero_point, dtype="int8") -> np.ndarray:
     """$d[i] = \\mathrm{fl}(S_x (v_i - Z_x))$ for the code $v_i$ whose byte is $i$ (float32, ``(256,)``)."""
     dt = _lut_dtype(dtype)
     zx = zero_point_scalar(x_zero_point, dt, "x_zero_point")
-    sx = _F32(V.as_scale(x_scale, "x_scale").reshape(()))
+    sx = V.as_scalar_scale(x_scale, "x_scale")
     codes = np.arange(256, dtype=np.uint8).view(dt).astype(np.int64)
     return (sx * (codes - zx).astype(_F32)).astype(_F32)
 
@@ -141,8 +146,8 @@ def populate_lut(transformed, y_scale, y_zero_point, dtype="int8") -> np.ndarray
     """
     dt = _lut_dtype(dtype)
     zy = zero_point_scalar(y_zero_point, dt, "y_zero_point")
-    sy = _F32(V.as_scale(y_scale, "y_scale").reshape(()))
-    t = np.asarray(transformed, _F32)
+    sy = V.as_scalar_scale(y_scale, "y_scale")
+    t = _f32(transformed, "transformed")
     if t.shape != (256,):
         raise ShapeError(f"transformed must have shape (256,), got {t.shape}")
     with np.errstate(over="ignore", invalid="ignore"):
@@ -191,7 +196,8 @@ def rational_logistic(x, *, fused=True) -> np.ndarray:
     Horner steps are FMAs (``LogisticKernelFma3``, AVX2 machines; measured); ``False``: separate
     multiply and add with a final clamp to 1 (``MlasLogisticKernel``, SSE2; read, not run).
     """
-    x = np.minimum(np.maximum(np.asarray(x, _F32), _F32(-18.0)), _F32(18.0)).astype(_F32)
+    fused = V.as_flag(fused, "fused")
+    x = np.minimum(np.maximum(_f32(x), _F32(-18.0)), _F32(18.0)).astype(_F32)
     x2 = (x * x).astype(_F32)
     if fused:
         step = lambda acc, c: fma_f32(x2, acc, np.broadcast_to(c, x2.shape))  # noqa: E731
@@ -214,7 +220,7 @@ def rational_logistic_lut(x_scale, x_zero_point, y_scale, y_zero_point, *, dtype
     ``MlasQuantizeLinear`` ($\\mathrm{RNE}(\\mathrm{fl}(t/S_y))$ clamped in float, $+Z_y$). Offline."""
     dt = _lut_dtype(dtype)
     zy = zero_point_scalar(y_zero_point, dt, "y_zero_point")
-    sy = _F32(V.as_scale(y_scale, "y_scale").reshape(()))
+    sy = V.as_scalar_scale(y_scale, "y_scale")
     t = rational_logistic(lut_inputs(x_scale, x_zero_point, dt), fused=fused)
     info = np.iinfo(dt)
     v = np.clip((t / sy).astype(_F32), _F32(info.min - zy), _F32(info.max - zy))
@@ -227,7 +233,7 @@ def rational_logistic_lut(x_scale, x_zero_point, y_scale, y_zero_point, *, dtype
 def _check_lut_input(x, table):
     if not isinstance(x, np.ndarray) or x.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
         raise QuantizationTypeError(f"x must be an int8 or uint8 NumPy array, got {getattr(x, 'dtype', type(x))}")
-    t = np.asarray(table)
+    t = V.asarray(table, "table", kinds=None, what="a (256,) numeric array")
     if t.shape != (256,) or t.dtype.kind not in "iuf":
         raise ShapeError(f"table must be a (256,) numeric array, got shape {t.shape} dtype {t.dtype}")
     return t

@@ -76,29 +76,37 @@ def pool_geometry(input_hw, filter_size, stride=None, padding="VALID"):
         QuantizationValueError: bad padding/sizes; ShapeError: an empty output (VALID, filter
             larger than the image).
     """
-    kh, kw = V.as_int_pair(filter_size, "filter_size")
-    sh, sw = V.as_int_pair(filter_size if stride is None else stride, "stride")
-    if padding not in ("SAME", "VALID"):
-        raise QuantizationValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
-    h, w = input_hw
+    kh, kw = _int32_pair(filter_size, "filter_size")
+    sh, sw = _int32_pair(filter_size if stride is None else stride, "stride")
+    padding = V.as_choice(padding, "padding", ("SAME", "VALID"))
+    h, w = _int32_pair(input_hw, "input_hw", minimum=0)
     (oh, pt), (ow, pl) = _out_size(h, kh, sh, padding), _out_size(w, kw, sw, padding)
     if oh < 1 or ow < 1:
-        raise ShapeError(f"pooling {kh}x{kw} with {padding} padding gives an empty output for input {h}x{w}")
+        raise ShapeError(f"filter_size {kh}x{kw} with {padding} padding gives an empty output for input_hw {h}x{w}")
     return (oh, ow), (pt, pl)
+
+
+def _int32_pair(v, name: str, minimum: int = 1) -> tuple[int, int]:
+    """An int or ``(h, w)`` pair inside ``[minimum, 2^31 - 1]`` (TFLite's pool parameters are C ints)."""
+    pair = V.as_int_pair(v, name, minimum=minimum)
+    if max(pair) > 2 ** 31 - 1:
+        raise QuantizationValueError(f"{name} must be at most 2^31 - 1 (a C int in TFLite), got {V.describe(v)}")
+    return pair
 
 
 def _check_pool(x, filter_size, stride, padding, act_min, act_max):
     if not isinstance(x, np.ndarray):
         raise QuantizationTypeError(f"x must be a NumPy array, got {type(x).__name__}")
+    x = V.native(x)
     if x.dtype not in _POOL_DTYPES:
         raise QuantizationTypeError(f"x must have dtype int8, uint8 or int16, got {x.dtype}")
     if x.ndim != 4:
         raise ShapeError(f"x must be 4-D NHWC, got shape {x.shape}")
     (oh, ow), (pt, pl) = pool_geometry(x.shape[1:3], filter_size, stride, padding)
-    kh, kw = V.as_int_pair(filter_size, "filter_size")
-    sh, sw = V.as_int_pair(filter_size if stride is None else stride, "stride")
+    kh, kw = _int32_pair(filter_size, "filter_size")
+    sh, sw = _int32_pair(filter_size if stride is None else stride, "stride")
     lo, hi = activation_bounds(act_min, act_max, x.dtype)
-    return dict(kh=kh, kw=kw, sh=sh, sw=sw, oh=oh, ow=ow, pt=pt, pl=pl, lo=lo, hi=hi)
+    return dict(x=x, kh=kh, kw=kw, sh=sh, sw=sw, oh=oh, ow=ow, pt=pt, pl=pl, lo=lo, hi=hi)
 
 
 def _window(o, s, p, k, n):
@@ -122,6 +130,7 @@ def average_pool2d_reference(x, filter_size, *, stride=None, padding="VALID", ac
         Array of ``x.dtype``, ``(N, OH, OW, C)``.
     """
     g = _check_pool(x, filter_size, stride, padding, act_min, act_max)
+    x = g["x"]
     n, h, w, c = x.shape
     out = np.empty((n, g["oh"], g["ow"], c), np.int64)
     for oy in range(g["oh"]):
@@ -147,6 +156,7 @@ def max_pool2d_reference(x, filter_size, *, stride=None, padding="VALID", act_mi
     """TFLite MAX_POOL_2D on quantized NHWC codes: NumPy spec. Arguments as
     :func:`average_pool2d_reference`."""
     g = _check_pool(x, filter_size, stride, padding, act_min, act_max)
+    x = g["x"]
     n, h, w, c = x.shape
     out = np.empty((n, g["oh"], g["ow"], c), x.dtype)
     for oy in range(g["oh"]):
@@ -186,6 +196,7 @@ def _pool_kernel(x, kh, kw, sh, sw, pt, pl, oh, ow, lo, hi, is_max):
 def average_pool2d(x, filter_size, *, stride=None, padding="VALID", act_min=None, act_max=None):
     """TFLite AVERAGE_POOL_2D, eq. (1): the Numba kernel (equal to :func:`average_pool2d_reference`)."""
     g = _check_pool(x, filter_size, stride, padding, act_min, act_max)
+    x = g["x"]
     if 0 in x.shape:
         return average_pool2d_reference(x, filter_size, stride=stride, padding=padding, act_min=act_min,
                                         act_max=act_max)
@@ -197,6 +208,7 @@ def average_pool2d(x, filter_size, *, stride=None, padding="VALID", act_min=None
 def max_pool2d(x, filter_size, *, stride=None, padding="VALID", act_min=None, act_max=None):
     """TFLite MAX_POOL_2D: the Numba kernel (equal to :func:`max_pool2d_reference`)."""
     g = _check_pool(x, filter_size, stride, padding, act_min, act_max)
+    x = g["x"]
     if 0 in x.shape:
         return max_pool2d_reference(x, filter_size, stride=stride, padding=padding, act_min=act_min,
                                     act_max=act_max)
@@ -215,10 +227,11 @@ def global_average_pool_params(x_scale, y_scale, image_size: int) -> np.float32:
         QuantizationValueError: where MLAS throws (``CheckQLinearGlobalAveragePoolScaleAndSize``):
             ``image_size >= 2^24``, or a multiplier outside $[2^{-32}, 256)$.
     """
-    sx = np.float32(V.as_scale(x_scale, "x_scale").reshape(()))
-    sy = np.float32(V.as_scale(y_scale, "y_scale").reshape(()))
+    sx = V.as_scalar_scale(x_scale, "x_scale")
+    sy = V.as_scalar_scale(y_scale, "y_scale")
+    image_size = V.as_int_scalar(image_size, "image_size")
     if not 1 <= image_size < 2 ** 24:
-        raise QuantizationValueError(f"image size must be in [1, 2^24) (MLAS limit), got {image_size}")
+        raise QuantizationValueError(f"image_size must be in [1, 2^24) (MLAS limit), got {image_size}")
     with np.errstate(over="ignore", under="ignore"):
         m = np.float32(sx / np.float32(sy * np.float32(image_size)))
     if not 2.0 ** -32 <= float(m) < 256.0:
@@ -235,8 +248,7 @@ def _check_gap(x, x_zero_point, y_zero_point, channels_last):
         raise ShapeError(f"x must have rank >= 3 (N, C, spatial...), got shape {x.shape}")
     zps = [zero_point_scalar(v, x.dtype, name) for v, name in ((x_zero_point, "x_zero_point"),
                                                                 (y_zero_point, "y_zero_point"))]
-    if channels_last not in (0, 1, False, True):
-        raise QuantizationValueError(f"channels_last must be 0 or 1, got {channels_last!r}")
+    channels_last = V.as_flag(channels_last, "channels_last")
     spatial = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
     image = int(np.prod([x.shape[i] for i in spatial]))
     out_shape = tuple(1 if i in spatial else d for i, d in enumerate(x.shape))

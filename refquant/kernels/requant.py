@@ -55,16 +55,17 @@ from fractions import Fraction
 import numba
 import numpy as np
 
+from .. import _validate as V
 from .. import fixedpoint as fp
 from ..dtypes import INT32_MAX, INT32_MIN, get_format, wrap_int32
-from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..fixedpoint import (
     _wrap32_scalar,
-    mbqm_double_scalar,
-    mbqm_double_up_scalar,
-    mbqm_int64_reduced16_scalar,
-    mbqm_ruy_avx2_scalar,
-    mbqm_single_scalar,
+    _mbqm_double_nb,
+    _mbqm_double_up_nb,
+    _mbqm_int64_reduced16_nb,
+    _mbqm_ruy_avx2_nb,
+    _mbqm_single_nb,
 )
 from ..rounding import round_half_away_from_zero
 from ._exact import exact_kernel, exact_parts
@@ -80,10 +81,24 @@ _VARIANT = {"fixed_double": "double", "fixed_single": "single", "fixed_double_up
             "fixed_ruy_avx2": "ruy_avx2", "fixed_int64_reduced16": "int64_reduced16"}
 _VARIANT_CODE = {"double": 0, "single": 1, "double_up": 2, "ruy_avx2": 3, "int64_reduced16": 4}
 _OUT_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32)
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 # --------------------------------------------------------------------------- validation
 
+
+
+def _int64(arr: np.ndarray, v, name: str) -> np.ndarray:
+    """An integer array as int64, every value compared exactly (uint64 / Python ints past int64 are errors)."""
+    if arr.dtype.kind == "O" and all(isinstance(e, int) and not isinstance(e, bool) for e in arr.reshape(-1).tolist()):
+        bad = next((e for e in arr.reshape(-1).tolist() if not INT64_MIN <= e <= INT64_MAX), None)
+    elif arr.dtype.kind in "iu":
+        bad = V.first_outside(arr, INT64_MIN, INT64_MAX)
+    else:
+        raise QuantizationTypeError(f"{name} must be an integer (array), got {V.describe(v)} of dtype {arr.dtype}")
+    if bad is not None:
+        raise QuantizationValueError(f"{name} must fit int64, got {bad}")
+    return arr.astype(np.int64)
 
 
 def _per_channel(v, name: str, kind: str, n_channels):
@@ -102,11 +117,9 @@ def _per_channel(v, name: str, kind: str, n_channels):
                 raise QuantizationValueError(f"{name} must be > 0, got {fx}")
             arr[idx] = fx
     else:
-        arr = np.asarray(v)
+        arr = V.asarray(v, name, kinds=None, what="a scalar or 1-D array")
         if kind == "int":
-            if arr.dtype.kind not in "iu":
-                raise QuantizationTypeError(f"{name} must be an integer (array), got dtype {arr.dtype}")
-            arr = arr.astype(np.int64)
+            arr = _int64(arr, v, name)
         else:
             if arr.dtype.kind not in "fiu":
                 raise QuantizationTypeError(f"{name} must be a real (array), got dtype {arr.dtype}")
@@ -126,19 +139,24 @@ def _per_channel(v, name: str, kind: str, n_channels):
 
 def _prepare(acc, multiplier, output_zero_point, qmin, qmax, mode, shift, axis, dtype, zp_before):
     """Validate everything; return acc as (M, C), per-channel (C,) parameters and a restorer."""
-    if mode not in REQUANT_MODES:
-        raise QuantizationValueError(f"mode must be one of {tuple(REQUANT_MODES)}, got {mode!r}")
+    mode = V.as_choice(mode, "mode", tuple(REQUANT_MODES))
     kind = REQUANT_MODES[mode]
-    a = np.asarray(acc)
+    if kind not in ("fixed", "float32", "float64", "exact"):
+        raise UnsupportedError(f"mode {mode!r} is not a one-multiplier requantization; its kernel is elsewhere "
+                               f"(float32_scale_chain: refquant.kernels.requant_chain)")
+    a = V.asarray(acc, "acc", kinds=None, what="an integer array")
+    axis = V.as_int(axis, "axis")
+    if zp_before is not None:
+        V.as_flag(zp_before, "zero_point_before_round")
     float_ok = mode == "float32_rne" and a.dtype == np.float32
     if a.dtype.kind not in "iu" and not float_ok:
         raise QuantizationTypeError(
             f"acc must be an integer array{' (or float32 for float32_rne)' if mode == 'float32_rne' else ''}, "
             f"got dtype {a.dtype}")
     lo_acc, hi_acc = ((-(2 ** 47), 2 ** 47 - 1) if mode == "fixed_int64_reduced16" else (INT32_MIN, INT32_MAX))
-    if a.dtype.kind in "iu" and a.size and (a.min() < lo_acc or a.max() > hi_acc):
-        bad = a[(a < lo_acc) | (a > hi_acc)].ravel()[0]
-        raise QuantizationValueError(f"acc must be in [{lo_acc}, {hi_acc}] for mode {mode!r}, got {int(bad)}")
+    bad = V.first_outside(a, lo_acc, hi_acc) if a.dtype.kind in "iu" else None
+    if bad is not None:
+        raise QuantizationValueError(f"acc must be in [{lo_acc}, {hi_acc}] for mode {mode!r}, got {bad}")
     qmin, qmax = int_scalar(qmin, "qmin"), int_scalar(qmax, "qmax")
     if qmin > qmax:
         raise QuantizationValueError(f"qmin must be <= qmax, got qmin={qmin}, qmax={qmax}")
@@ -146,18 +164,20 @@ def _prepare(acc, multiplier, output_zero_point, qmin, qmax, mode, shift, axis, 
     if zp_before is not None and mode != "float64_rne":
         raise QuantizationValueError(
             f"zero_point_before_round applies to mode 'float64_rne' only, got it for {mode!r}")
-    params = [multiplier, output_zero_point] + ([shift] if kind == "fixed" else [])
+    named = [(multiplier, "multiplier"), (output_zero_point, "output_zero_point")] + (
+        [(shift, "shift")] if kind == "fixed" else [])
     if kind != "fixed" and shift is not None:
         raise QuantizationValueError(f"shift is only used by the fixed_* modes, got shift for {mode!r}")
     if kind == "fixed" and shift is None:
         raise QuantizationValueError(f"mode {mode!r} needs shift (TFLite convention: + left, - right)")
-    per_channel = any(np.ndim(p) == 1 and np.size(p) > 1 for p in params if not isinstance(p, Fraction))
+    shapes = [() if isinstance(v, Fraction) else V.asarray(v, n, kinds=None, what="a scalar or 1-D array").shape
+              for v, n in named]
+    per_channel = any(len(sh) == 1 and sh[0] > 1 for sh in shapes)
     n_c = None
     if per_channel:
         if a.ndim == 0:
             raise ShapeError("acc must have a channel axis for per-channel parameters, got a 0-d acc")
-        if not -a.ndim <= axis < a.ndim:
-            raise QuantizationValueError(f"axis must be in [{-a.ndim}, {a.ndim - 1}], got {axis}")
+        axis = V.normalize_axis(axis, a.ndim)
         n_c = a.shape[axis]
     m, _ = _per_channel(multiplier, "multiplier", {"fixed": "int"}.get(kind, kind), n_c)
     zp, _ = _per_channel(output_zero_point, "output_zero_point", "int", n_c)
@@ -219,7 +239,9 @@ def requantize_reference(acc, multiplier, output_zero_point, qmin, qmax, *, mode
         acc: Integer array of int32 values (int64 values in $[-2^{47}, 2^{47})$ for
             ``fixed_int64_reduced16``). For ``float32_rne`` a float32 array is also accepted
             and used as the already-converted value (fbgemm's float-bias path,
-            :func:`float_bias_accumulator`).
+            :func:`float_bias_accumulator`): a NaN there gives ``qmin`` (``cvtps2dq`` of NaN is
+            INT32_MIN, which the clamp takes to ``qmin``; the PyTorch face relies on it) and
+            $\\pm\\infty$ saturates to ``qmax`` / ``qmin``.
         multiplier: Scalar or 1-D ``(C,)``: the int32 ``quantized_multiplier`` for ``fixed_*``
             modes; a float (stored as float32) for ``float32_rne``; a float (float64) for the
             ``float64_*`` modes; a :class:`~fractions.Fraction` or float (its exact value) for
@@ -278,15 +300,15 @@ def _fixed_kernel(acc, q, shift, zp, lo, hi, code):
         for c in range(acc.shape[1]):
             x = acc[i, c]
             if code == 0:
-                r = mbqm_double_scalar(x, q[c], shift[c])
+                r = _mbqm_double_nb(x, q[c], shift[c])
             elif code == 1:
-                r = mbqm_single_scalar(x, q[c], shift[c])
+                r = _mbqm_single_nb(x, q[c], shift[c])
             elif code == 2:
-                r = mbqm_double_up_scalar(x, q[c], shift[c])
+                r = _mbqm_double_up_nb(x, q[c], shift[c])
             elif code == 3:
-                r = mbqm_ruy_avx2_scalar(x, q[c], shift[c])
+                r = _mbqm_ruy_avx2_nb(x, q[c], shift[c])
             else:
-                r = mbqm_int64_reduced16_scalar(x, q[c], shift[c])
+                r = _mbqm_int64_reduced16_nb(x, q[c], shift[c])
             y = _wrap32_scalar(np.int64(r) + zp[c])  # int32 add wraps
             out[i, c] = min(max(y, lo), hi)
     return out

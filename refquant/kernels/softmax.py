@@ -51,22 +51,37 @@ _F32 = np.float32
 def softmax_exp_table(x_scale, beta=1.0, *, math="correctly_rounded") -> np.ndarray:
     """``PopulateSoftmaxLookupTable``: $E[255 - k] = \\mathrm{expf}(\\mathrm{fl}(\\mathrm{fl}(-S_x\\beta) \\cdot k))$,
     $k = 0..255$ (float32 ``(256,)``). Offline."""
-    sx = _F32(V.as_scale(x_scale, "x_scale").reshape(()))
-    b = np.asarray(beta, _F32)
-    if b.shape != () or not np.isfinite(b):
-        raise QuantizationValueError(f"beta must be a finite scalar, got {beta!r}")
+    sx = V.as_scalar_scale(x_scale, "x_scale")
+    b = _F32(V.as_real_scalar(beta, "beta"))
+    if not np.isfinite(b):
+        raise QuantizationValueError(f"beta must be finite in float32, got {beta!r}")
     scale = _F32(-sx * b)
     k = np.arange(256, dtype=np.int64)
     return expf((scale * k.astype(_F32)).astype(_F32), math=math)[::-1].copy()
 
 
-def _check_softmax(x, y_scale, y_zero_point):
+def _check_x(x) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
         raise QuantizationTypeError(f"x must be an int8 or uint8 NumPy array, got {getattr(x, 'dtype', type(x))}")
     if x.ndim < 1:
         raise ShapeError("x must have at least one dimension (softmax runs over the last)")
-    sy = _F32(V.as_scale(y_scale, "y_scale").reshape(()))
-    return sy, zero_point_scalar(y_zero_point, x.dtype, "y_zero_point")
+    return x
+
+
+def _check_softmax(x, y_scale, y_zero_point):
+    x = _check_x(x)
+    sy = V.as_scalar_scale(y_scale, "y_scale")
+    zy = (-128 if x.dtype == np.int8 else 0) if y_zero_point is None else y_zero_point
+    return sy, zero_point_scalar(zy, x.dtype, "y_zero_point")
+
+
+def _check_table(table) -> np.ndarray:
+    """The (256,) float32 table of :func:`softmax_exp_table` (indexed by 255 - max + x)."""
+    t = V.asarray(table, "table", kinds=None, what="a (256,) float array")
+    if t.dtype.kind not in "fiu" or t.shape != (256,):
+        raise ShapeError(f"table must be a (256,) float32 array (softmax_exp_table), got shape {t.shape} "
+                         f"dtype {t.dtype}")
+    return np.ascontiguousarray(t, _F32)
 
 
 def softmax_lut_reference(x, table, y_scale=1.0 / 256, y_zero_point=None):
@@ -80,9 +95,10 @@ def softmax_lut_reference(x, table, y_scale=1.0 / 256, y_zero_point=None):
     Returns:
         Array of ``x.dtype`` and shape.
     """
-    sy, zy = _check_softmax(x, y_scale, y_zero_point if y_zero_point is not None else
-                            (-128 if x.dtype == np.int8 else 0))
-    t = np.asarray(table, _F32)
+    sy, zy = _check_softmax(x, y_scale, y_zero_point)
+    t = _check_table(table)
+    if x.size == 0:
+        return x.copy()
     rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
     idx = 255 - rows.max(axis=1, keepdims=True) + rows  # table[255 - max + x]
     e = t[idx]  # (R, n) float32
@@ -121,13 +137,13 @@ def _softmax_lut_kernel(rows, table, sy, zy, lo, hi, signed):
 
 def softmax_lut(x, table, y_scale=1.0 / 256, y_zero_point=None):
     """TFLite SOFTMAX, eq. (1): the Numba kernel (equal to :func:`softmax_lut_reference`)."""
-    sy, zy = _check_softmax(x, y_scale, y_zero_point if y_zero_point is not None else
-                            (-128 if x.dtype == np.int8 else 0))
+    sy, zy = _check_softmax(x, y_scale, y_zero_point)
+    t = _check_table(table)
     if x.size == 0:
         return x.copy()
     rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
     info = np.iinfo(x.dtype)
-    out = _softmax_lut_kernel(rows, np.asarray(table, _F32), sy, zy, info.min, info.max, x.dtype == np.int8)
+    out = _softmax_lut_kernel(rows, t, sy, zy, info.min, info.max, x.dtype == np.int8)
     return out.astype(x.dtype).reshape(x.shape)
 
 
@@ -137,15 +153,35 @@ class SoftmaxFixedPointParams(tuple):
     __slots__ = ()
 
     def __new__(cls, input_multiplier: int, input_left_shift: int, diff_min: int):
-        return super().__new__(cls, (int(input_multiplier), int(input_left_shift), int(diff_min)))
+        return super().__new__(cls, (V.as_int_scalar(input_multiplier, "input_multiplier", lo=0, hi=2**31 - 1),
+                                     V.as_int_scalar(input_left_shift, "input_left_shift", lo=0, hi=31),
+                                     V.as_int_scalar(diff_min, "diff_min", lo=-(2**31), hi=0)))
+
+
+def _as_params(params) -> SoftmaxFixedPointParams:
+    if isinstance(params, SoftmaxFixedPointParams):
+        return params
+    if not isinstance(params, (tuple, list)) or len(params) != 3:
+        raise QuantizationTypeError(f"params must be a SoftmaxFixedPointParams (softmax_fixed_point_params) or an "
+                                    f"(input_multiplier, input_left_shift, diff_min) triple, got {V.describe(params)}")
+    try:
+        return SoftmaxFixedPointParams(*params)
+    except (QuantizationTypeError, QuantizationValueError) as e:
+        raise type(e)(f"params: {e}") from None
 
 
 def softmax_fixed_point_params(x_scale, beta=1.0, *, single_rounding=False) -> SoftmaxFixedPointParams:
     """``SoftmaxPrepare`` (kReference): ``PreprocessSoftmaxScaling(beta, S_x, 5)`` and
     ``diff_min = -CalculateInputRadius(5, input_left_shift)``. Offline; ``beta`` and the scale
     are float32 widened to double."""
-    sx = float(_F32(V.as_scale(x_scale, "x_scale").reshape(())))
-    q, ls = fpmul.preprocess_softmax_scaling(float(_F32(beta)), sx, 5, single_rounding=single_rounding)
+    sx = float(V.as_scalar_scale(x_scale, "x_scale"))
+    b = _F32(V.as_real_scalar(beta, "beta"))
+    if not (np.isfinite(b) and b > 0):
+        raise QuantizationValueError(f"beta must be finite and > 0 in float32, got {beta!r}")
+    try:
+        q, ls = fpmul.preprocess_softmax_scaling(float(b), sx, 5, single_rounding=single_rounding)
+    except QuantizationValueError as e:
+        raise QuantizationValueError(f"x_scale={sx!r} and beta={float(b)!r} give no fixed-point softmax: {e}") from None
     return SoftmaxFixedPointParams(q, ls, -fpmul.calculate_input_radius(5, ls))
 
 
@@ -158,8 +194,11 @@ def softmax_fixed_point_reference(x, params: SoftmaxFixedPointParams, *, single_
     $y_j = \\mathrm{RDBPOT}(\\mathrm{SRDHM}(r, e_j), n + 23) + q_{min}$, clamped; other $y_j = q_{min}$.
     Output scale 1/256, zero point $q_{min}$ (-128 int8, 0 uint8). Uses :mod:`refquant.fixedpoint_math`.
     """
-    _check_softmax(x, 1.0 / 256, -128 if x.dtype == np.int8 else 0)
-    q, ls, diff_min = params
+    x = _check_x(x)
+    q, ls, diff_min = _as_params(params)
+    single_rounding = V.as_flag(single_rounding, "single_rounding")
+    if x.size == 0:
+        return x.copy()
     info = np.iinfo(x.dtype)
     rows = x.reshape(-1, x.shape[-1]).astype(np.int64)
     diff = rows - rows.max(axis=1, keepdims=True)
@@ -201,7 +240,7 @@ def _softmax_fixed_kernel(rows, q, ls, diff_min, lo, hi, single):
             diff = np.int64(rows[r, j]) - mx
             if diff >= diff_min:
                 if single:
-                    rescaled = np.int64(fp.mbqm_single_scalar(diff, q, ls))
+                    rescaled = np.int64(fp._mbqm_single_nb(diff, q, ls))
                 else:
                     rescaled = nb.srdhm(diff << ls, q)
                 e[j] = nb.exp_on_negative_values(rescaled, 5)
@@ -221,10 +260,11 @@ def _softmax_fixed_kernel(rows, q, ls, diff_min, lo, hi, single):
 
 def softmax_fixed_point(x, params: SoftmaxFixedPointParams, *, single_rounding=False):
     """TFLite reference SOFTMAX, eq. (2): the Numba kernel (equal to :func:`softmax_fixed_point_reference`)."""
-    _check_softmax(x, 1.0 / 256, -128 if x.dtype == np.int8 else 0)
+    x = _check_x(x)
+    q, ls, diff_min = _as_params(params)
+    single_rounding = V.as_flag(single_rounding, "single_rounding")
     if x.size == 0:
         return x.copy()
-    q, ls, diff_min = params
     info = np.iinfo(x.dtype)
     rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
     out, exponent = _softmax_fixed_kernel(rows, q, ls, diff_min, info.min, info.max, bool(single_rounding))

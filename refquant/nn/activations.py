@@ -6,11 +6,11 @@ is taken as 0, as PyTorch does (``threshold_backward``, ``hardtanh_backward``).
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
-from ..errors import QuantizationTypeError, QuantizationValueError
+from .._validate import as_real_scalar
+from ..errors import QuantizationValueError
 from ._checks import as_input
 from .module import Module
 
@@ -29,9 +29,7 @@ class Hardtanh(Module):
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
         super().__init__()
-        for name, v in (("min_val", min_val), ("max_val", max_val)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Real):
-                raise QuantizationTypeError(f"{name} must be a float, got {v!r}")
+        min_val, max_val = as_real_scalar(min_val, "min_val"), as_real_scalar(max_val, "max_val")
         if not min_val < max_val:
             raise QuantizationValueError(f"max_val must be > min_val = {min_val}, got {max_val}")
         self.min_val, self.max_val = float(min_val), float(max_val)

@@ -39,7 +39,8 @@ class Sequential(Module):
 
     def append(self, layer: Module) -> "Sequential":
         if not isinstance(layer, Module):
-            raise QuantizationTypeError(f"Sequential takes Module instances, got {type(layer).__name__}")
+            raise QuantizationTypeError(f"layers must be Module instances (Sequential takes Module instances), "
+                                        f"got {type(layer).__name__}")
         setattr(self, str(len(self._modules)), layer)
         return self
 
@@ -84,7 +85,9 @@ class Residual(Module):
 
     def __init__(self, body: Module, shortcut: Module | None = None, activation: Module | None = None):
         super().__init__()
-        for name, m in (("body", body), ("shortcut", shortcut), ("activation", activation)):
+        if not isinstance(body, Module):
+            raise QuantizationTypeError(f"Residual body must be a Module, got {type(body).__name__}")
+        for name, m in (("shortcut", shortcut), ("activation", activation)):
             if m is not None and not isinstance(m, Module):
                 raise QuantizationTypeError(f"Residual {name} must be a Module or None, got {type(m).__name__}")
         self.body = body

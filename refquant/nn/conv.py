@@ -34,7 +34,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import QuantizationValueError, ShapeError
-from ._checks import as_float_dtype, as_input, as_int, as_pair, as_padding
+from ._checks import as_flag, as_float_dtype, as_input, as_int, as_pair, as_padding, check_size
 from .conv_numba import JIT_ENABLED, col2im_numba, depthwise_backward_numba, depthwise_forward_numba, im2col_numba
 from .init import as_rng, uniform_fan_in
 from .module import Module, Parameter
@@ -205,6 +205,7 @@ class Conv2d(Module):
         self.padding = as_padding(padding)
         self.dilation = as_pair(dilation, "dilation")
         self.groups = as_int(groups, "groups")
+        bias = as_flag(bias, "bias")
         for name, ch in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
             if ch % self.groups:
                 raise QuantizationValueError(f"{name} must be divisible by groups = {self.groups}, got {ch}")
@@ -212,6 +213,8 @@ class Conv2d(Module):
         g = as_rng(rng)
         kh, kw = self.kernel_size
         fan_in = (self.in_channels // self.groups) * kh * kw
+        check_size(self.out_channels * fan_in, d.itemsize,
+                   "the weight out_channels * in_channels / groups * kernel_size[0] * kernel_size[1]")
         self.weight = Parameter(uniform_fan_in((self.out_channels, self.in_channels // self.groups, kh, kw),
                                                fan_in, g, d))
         self.bias = Parameter(uniform_fan_in((self.out_channels,), fan_in, g, d)) if bias else None

@@ -19,7 +19,8 @@ import numbers
 
 import numpy as np
 
-from ..errors import QuantizationTypeError
+from .._validate import describe
+from ..errors import QuantizationTypeError, QuantizationValueError
 
 __all__ = ["manual_seed", "get_rng", "as_rng", "uniform_fan_in", "kaiming_normal"]
 
@@ -28,7 +29,16 @@ _DEFAULT = [np.random.default_rng(0)]
 
 def manual_seed(seed: int) -> None:
     """Restart the process-wide generator used by layers built with ``rng=None``."""
-    _DEFAULT[0] = np.random.default_rng(seed)
+    _DEFAULT[0] = np.random.default_rng(as_seed(seed, "seed"))
+
+
+def as_seed(seed, name: str = "seed") -> int:
+    """An integer seed >= 0 (what ``numpy.random.default_rng`` accepts as one number)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (numbers.Integral, np.integer)):
+        raise QuantizationTypeError(f"{name} must be an integer >= 0, got {describe(seed)}")
+    if int(seed) < 0:
+        raise QuantizationValueError(f"{name} must be an integer >= 0, got {int(seed)}")
+    return int(seed)
 
 
 def get_rng() -> np.random.Generator:
@@ -42,9 +52,9 @@ def as_rng(rng) -> np.random.Generator:
         return _DEFAULT[0]
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, (numbers.Integral, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise QuantizationTypeError(f"rng must be None, an int seed or a numpy.random.Generator, got {rng!r}")
+    if isinstance(rng, (numbers.Integral, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        return np.random.default_rng(as_seed(rng, "rng"))
+    raise QuantizationTypeError(f"rng must be None, an int seed >= 0 or a numpy.random.Generator, got {describe(rng)}")
 
 
 def uniform_fan_in(shape, fan_in: int, rng: np.random.Generator, dtype) -> np.ndarray:

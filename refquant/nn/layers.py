@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ._checks import as_float_dtype, as_input, as_int, as_probability
+from ._checks import as_flag, as_float_dtype, as_input, as_int, as_probability, check_size
 from .init import as_rng, uniform_fan_in
 from .module import Module, Parameter
 from .transforms import apply_weight_transform, weight_grad
@@ -47,7 +47,9 @@ class Linear(Module):
         super().__init__()
         self.in_features = as_int(in_features, "in_features")
         self.out_features = as_int(out_features, "out_features")
+        bias = as_flag(bias, "bias")
         d = as_float_dtype(dtype)
+        check_size(self.in_features * self.out_features, d.itemsize, "the weight in_features * out_features")
         g = as_rng(rng)
         self.weight = Parameter(uniform_fan_in((self.out_features, self.in_features), self.in_features, g, d))
         self.bias = Parameter(uniform_fan_in((self.out_features,), self.in_features, g, d)) if bias else None
@@ -103,7 +105,7 @@ class Flatten(Module):
     def forward(self, x):
         x = as_input(x, "Flatten", ndim=tuple(range(1, 33)))
         self._cache = x.shape
-        return x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(-1, 1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:]))) if x.ndim > 1 else x.reshape(-1, 1)
 
     def backward(self, grad_out):
         shape = self._cached()
@@ -156,10 +158,10 @@ class Add(Module):
         self._cache = None
 
     def forward(self, a, b):
-        a = as_input(a, "Add", ndim=tuple(range(1, 33)))
-        b = as_input(b, "Add", ndim=tuple(range(1, 33)))
+        a = as_input(a, "Add", ndim=tuple(range(1, 33)), name="a")
+        b = as_input(b, "Add", ndim=tuple(range(1, 33)), name="b")
         if a.shape != b.shape:
-            raise ShapeError(f"Add: inputs must have the same shape, got {a.shape} and {b.shape}")
+            raise ShapeError(f"Add: inputs a and b must have the same shape, got {a.shape} and {b.shape}")
         self._cache = a.shape
         return a + b
 

@@ -12,31 +12,62 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _validate as V
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
-from ._checks import as_positive_float, as_probability
+from ._checks import as_flag, as_positive_float, as_probability
 
 __all__ = ["log_softmax", "softmax", "Loss", "CrossEntropyLoss", "MSELoss", "DistillationKLLoss"]
 
 
+def _scores(z, axis):
+    """``z`` as a float array (integers and bools as float64, so that ``z - max`` cannot wrap) and
+    ``axis`` normalized; NaN/Inf pass through as data."""
+    a = V.asarray(z, "z", kinds=None, what="a real array")
+    if a.dtype.kind in "iub":
+        a = a.astype(np.float64)
+    elif a.dtype.kind != "f":
+        raise QuantizationTypeError(f"z must be a real array, got dtype {a.dtype}")
+    return a, V.normalize_axis(axis, max(a.ndim, 1))
+
+
+def _row_max(z, axis):
+    return z.max(axis=axis, keepdims=True, initial=-np.inf)  # initial: an empty row is fine
+
+
 def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """$z_k - \\max z - \\log \\sum_j e^{z_j - \\max z}$ along ``axis`` (same dtype)."""
-    zs = z - z.max(axis=axis, keepdims=True)
+    """$z_k - \\max z - \\log \\sum_j e^{z_j - \\max z}$ along ``axis`` (float dtypes kept; integer
+    input computed in float64)."""
+    z, axis = _scores(z, axis)
+    if z.ndim == 0:
+        return np.zeros_like(z)  # one element: log 1
+    zs = z - _row_max(z, axis)
     return zs - np.log(np.exp(zs).sum(axis=axis, keepdims=True))
 
 
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """$e^{z_k - \\max z} / \\sum_j e^{z_j - \\max z}$ along ``axis`` (same dtype)."""
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    """$e^{z_k - \\max z} / \\sum_j e^{z_j - \\max z}$ along ``axis`` (float dtypes kept; integer
+    input computed in float64)."""
+    z, axis = _scores(z, axis)
+    if z.ndim == 0:
+        return np.ones_like(z)
+    e = np.exp(z - _row_max(z, axis))
     return e / e.sum(axis=axis, keepdims=True)
 
 
 def _logits(z, name: str = "logits") -> np.ndarray:
-    a = np.asarray(z)
+    a = V.asarray(z, name, kinds=None, what="a float array")
     if a.dtype.kind != "f":
         raise QuantizationTypeError(f"{name} must be a float array, got dtype {a.dtype}")
     if a.ndim != 2:
         raise ShapeError(f"{name} must have shape (N, num_classes), got {a.shape}")
     return a
+
+
+def _check_batch(n: int, reduction: str, name: str, shape) -> None:
+    """A mean over no element is undefined (0/0): refuse it rather than return NaN."""
+    if n == 0 and reduction == "mean":
+        raise ShapeError(f"{name} must hold at least one element for reduction='mean' (a mean over an empty "
+                         f"batch is 0/0), got shape {shape}")
 
 
 class Loss:
@@ -78,22 +109,21 @@ class CrossEntropyLoss(Loss):
 
     def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__()
-        if reduction not in ("mean", "sum"):
-            raise QuantizationValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = V.as_choice(reduction, "reduction", ("mean", "sum"))
         self.label_smoothing = as_probability(label_smoothing, "label_smoothing")
 
     def forward(self, logits, labels):
         z = _logits(logits)
-        y = np.asarray(labels)
+        y = V.asarray(labels, "labels", kinds=None, what="an integer array of class indices")
         if y.dtype.kind not in "iu":
             raise QuantizationTypeError(f"labels must be an integer array of class indices, got dtype {y.dtype}")
         if y.shape != (z.shape[0],):
             raise ShapeError(f"labels must have shape ({z.shape[0]},) to match logits {z.shape}, got {y.shape}")
         n, k = z.shape
-        if y.size and (y.min() < 0 or y.max() >= k):
-            bad = y[(y < 0) | (y >= k)][0]
-            raise QuantizationValueError(f"labels must be in [0, {k - 1}] for {k} classes, got {int(bad)}")
+        _check_batch(n, self.reduction, "logits", z.shape)
+        bad = V.first_outside(y, 0, k - 1)
+        if bad is not None:
+            raise QuantizationValueError(f"labels must be in [0, {k - 1}] for {k} classes, got {bad}")
         logp = log_softmax(z)
         q = np.zeros_like(z)
         q[np.arange(n), y] = 1.0
@@ -112,17 +142,18 @@ class MSELoss(Loss):
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        if reduction not in ("mean", "sum"):
-            raise QuantizationValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = V.as_choice(reduction, "reduction", ("mean", "sum"))
 
     def forward(self, output, target):
-        o = np.asarray(output)
-        t = np.asarray(target)
+        o = V.asarray(output, "output", kinds=None, what="a float array")
+        t = V.asarray(target, "target", kinds=None, what="a real array")
         if o.dtype.kind != "f":
             raise QuantizationTypeError(f"output must be a float array, got dtype {o.dtype}")
+        if t.dtype.kind not in "iuf":
+            raise QuantizationTypeError(f"target must be a real array, got dtype {t.dtype}")
         if o.shape != t.shape:
             raise ShapeError(f"target must have the output's shape {o.shape}, got {t.shape}")
+        _check_batch(o.size, self.reduction, "output", o.shape)
         d = o - t.astype(o.dtype)
         total = float((d * d).sum(dtype=np.float64))
         if self.reduction == "mean":
@@ -156,7 +187,7 @@ class DistillationKLLoss(Loss):
     def __init__(self, temperature: float = 4.0, scale_by_t2: bool = True):
         super().__init__()
         self.temperature = as_positive_float(temperature, "temperature")
-        self.scale_by_t2 = bool(scale_by_t2)
+        self.scale_by_t2 = as_flag(scale_by_t2, "scale_by_t2")
 
     def forward(self, student_logits, teacher_logits):
         zs = _logits(student_logits, "student_logits")
@@ -165,6 +196,7 @@ class DistillationKLLoss(Loss):
             raise ShapeError(f"teacher_logits must have the student's shape {zs.shape}, got {zt.shape}")
         t = self.temperature
         n = zs.shape[0]
+        _check_batch(n, "mean", "student_logits", zs.shape)
         logq = log_softmax(zs / zs.dtype.type(t))
         logp = log_softmax(zt.astype(zs.dtype) / zs.dtype.type(t))
         p = np.exp(logp)

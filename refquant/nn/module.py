@@ -33,6 +33,7 @@ quantization, pruning masks) through ``layer.weight_transform``; see
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import threading
 from collections import OrderedDict
@@ -40,7 +41,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..errors import FormatVersionError, QuantizationValueError, ShapeError, UnsupportedError
+from .._validate import as_flag, asarray, describe, native
+from ..errors import FormatVersionError, QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ._checks import as_float_dtype, check_finite
 
 __all__ = ["Parameter", "Module", "HookHandle", "module_registry"]
@@ -71,11 +73,11 @@ class Parameter:
     """
 
     def __init__(self, value, requires_grad: bool = True):
-        self.value = np.array(value, copy=True)
+        self.value = np.array(asarray(value, "value", kinds="biuf", what="a real array"), copy=True)
         if self.value.dtype.kind != "f":
             self.value = self.value.astype(np.float32)
         self.grad = np.zeros_like(self.value)
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = as_flag(requires_grad, "requires_grad")
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -102,6 +104,8 @@ class HookHandle:
     """Returned by ``register_forward_hook``; ``remove()`` detaches the hook."""
 
     def __init__(self, hooks: dict, key: int):
+        if not isinstance(hooks, dict):
+            raise QuantizationTypeError(f"hooks must be the dict of a module's hooks, got {describe(hooks)}")
         self._hooks, self._key = hooks, key
 
     def remove(self) -> None:
@@ -112,6 +116,18 @@ class HookHandle:
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+def _input_names(module, n: int) -> list[str]:
+    """Names of ``forward``'s first ``n`` arguments for messages (``x``; ``a``, ``b`` for ``Add``)."""
+    if n == 1:
+        return ["x"]
+    try:
+        params = [p.name for p in inspect.signature(module.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        params = []
+    return [params[i] if i < len(params) else f"input {i}" for i in range(n)]
 
 
 class Module:
@@ -163,10 +179,12 @@ class Module:
 
     def __call__(self, *inputs):
         depth = getattr(_STATE, "depth", 0)
-        if depth == 0:  # the model's boundary: reject NaN/Inf once, not in every layer
-            for i, x in enumerate(inputs):
+        if depth == 0:  # the model's boundary: native byte order, and NaN/Inf rejected once, not in every layer
+            names = _input_names(self, len(inputs))
+            inputs = tuple(native(x) if isinstance(x, np.ndarray) else x for x in inputs)
+            for name, x in zip(names, inputs):
                 if isinstance(x, np.ndarray):
-                    check_finite(x, "x" if len(inputs) == 1 else f"input {i}")
+                    check_finite(x, name)
         _STATE.depth = depth + 1
         try:
             for hook in list(self._forward_pre_hooks.values()):
@@ -327,7 +345,7 @@ class Module:
 
     @staticmethod
     def _check_grad(grad_out, shape: tuple, layer: str) -> np.ndarray:
-        g = np.asarray(grad_out)
+        g = asarray(grad_out, f"{layer}.backward: grad_out", kinds=None, what="an array")
         if g.shape != tuple(shape):
             raise ShapeError(f"{layer}.backward: grad_out must have the output's shape {tuple(shape)}, got {g.shape}")
         return g

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ._checks import as_float_dtype, as_input, as_int, as_positive_float, as_probability
+from ._checks import as_flag, as_float_dtype, as_input, as_int, as_positive_float, as_probability, check_size
 from .module import Module, Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
@@ -48,8 +48,10 @@ class _BatchNorm(Module):
         self.num_features = as_int(num_features, "num_features")
         self.eps = as_positive_float(eps, "eps")
         self.momentum = as_probability(momentum, "momentum", upper_open=False)
+        affine = as_flag(affine, "affine")
         d = as_float_dtype(dtype)
         c = self.num_features
+        check_size(4 * c, d.itemsize, "4 * num_features (weight, bias, running mean and variance)")
         self.weight = Parameter(np.ones(c, d)) if affine else None
         self.bias = Parameter(np.zeros(c, d)) if affine else None
         self.register_buffer("running_mean", np.zeros(c, d))

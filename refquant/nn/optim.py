@@ -12,8 +12,9 @@ import math
 
 import numpy as np
 
+from .._validate import describe
 from ..errors import QuantizationTypeError, QuantizationValueError
-from ._checks import as_int, as_positive_float, as_probability
+from ._checks import as_flag, as_int, as_positive_float, as_probability
 from .module import Module, Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "CosineLR", "clip_grad_norm"]
@@ -22,7 +23,15 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "CosineLR", "clip_grad
 def _as_params(params) -> list[Parameter]:
     if isinstance(params, Module):
         return params.parameters()
-    out = list(params)
+    if isinstance(params, Parameter):
+        return [params]
+    if isinstance(params, (str, bytes, dict, np.ndarray)):
+        raise QuantizationTypeError(f"params must be a Module or an iterable of Parameters, got {describe(params)}")
+    try:
+        out = list(params)
+    except TypeError:
+        raise QuantizationTypeError(
+            f"params must be a Module or an iterable of Parameters, got {describe(params)}") from None
     for p in out:
         if not isinstance(p, Parameter):
             raise QuantizationTypeError(f"params must be a Module or Parameters, got an element {type(p).__name__}")
@@ -65,7 +74,7 @@ class SGD(Optimizer):
         self.momentum = as_probability(momentum, "momentum")
         self.dampening = as_probability(dampening, "dampening", upper_open=False)
         self.weight_decay = as_positive_float(weight_decay, "weight_decay", allow_zero=True)
-        self.nesterov = bool(nesterov)
+        self.nesterov = as_flag(nesterov, "nesterov")
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise QuantizationValueError("nesterov=True needs momentum > 0 and dampening = 0, "
                                         f"got momentum={self.momentum}, dampening={self.dampening}")
@@ -94,6 +103,9 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise QuantizationTypeError(
+                f"betas must be a pair (beta1, beta2) of floats in [0, 1), got {describe(betas)}")
         self.betas = (as_probability(betas[0], "betas[0]"), as_probability(betas[1], "betas[1]"))
         self.eps = as_positive_float(eps, "eps")
         self.weight_decay = as_positive_float(weight_decay, "weight_decay", allow_zero=True)

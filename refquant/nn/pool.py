@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import QuantizationValueError, ShapeError
-from ._checks import as_input, as_pair
+from ._checks import as_flag, as_input, as_pair
 from .conv import conv2d_output_size, pad2d, window_tap
 from .module import Module
 
@@ -74,7 +74,7 @@ class MaxPool2d(_Pool2d):
         xp, out_hw = self._prepare(x, -np.inf)
         taps = self._taps()
         y = window_tap(xp, *taps[0], out_hw, self.stride, self.dilation).copy()
-        arg = np.zeros(y.shape, dtype=np.int16)  # index of the winning tap
+        arg = np.zeros(y.shape, dtype=np.min_scalar_type(len(taps) - 1))  # index of the winning tap (uint8/16/32)
         for t, (i, j) in enumerate(taps[1:], start=1):
             v = window_tap(xp, i, j, out_hw, self.stride, self.dilation)
             better = v > y  # strict: the first maximum wins ties
@@ -110,7 +110,7 @@ class AvgPool2d(_Pool2d):
 
     def __init__(self, kernel_size, stride=None, padding=0, count_include_pad: bool = True):
         super().__init__(kernel_size, stride, padding)
-        self.count_include_pad = bool(count_include_pad)
+        self.count_include_pad = as_flag(count_include_pad, "count_include_pad")
 
     def _divisor(self, hw, out_hw, dtype) -> np.ndarray:
         kh, kw = self.kernel_size
@@ -155,7 +155,7 @@ class GlobalAvgPool2d(Module):
 
     def __init__(self, keepdims: bool = False):
         super().__init__()
-        self.keepdims = bool(keepdims)
+        self.keepdims = as_flag(keepdims, "keepdims")
         self._cache = None
 
     def forward(self, x):

@@ -29,7 +29,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..errors import FormatVersionError, QuantizationTypeError, UnsupportedError
+from .._validate import describe
+from ..errors import FormatVersionError, QuantizationTypeError, QuantizationValueError, UnsupportedError
+from ._checks import as_flag
 from .module import Module, module_registry
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "save", "load", "save_weights", "load_weights", "architecture",
@@ -40,18 +42,42 @@ FORMAT_VERSION = 1
 _PREFIX = "state/"
 
 
+def _check_model(model) -> None:
+    if not isinstance(model, Module):
+        raise QuantizationTypeError(f"model must be a refquant.nn Module, got {type(model).__name__}")
+
+
+def _path(path, *, reading: bool):
+    """A file object (kept), or a ``str``/``os.PathLike`` path (as a str; it must exist when ``reading``)."""
+    if hasattr(path, "read" if reading else "write"):
+        return path
+    if not isinstance(path, (str, os.PathLike)):
+        raise QuantizationTypeError(f"path must be a str, an os.PathLike or a file object, got {describe(path)}")
+    name = os.fspath(path)
+    if not isinstance(name, str) or "\x00" in name:
+        raise QuantizationValueError(f"path must be a file name (a str without NUL bytes), got {name!r}")
+    if reading and not os.path.isfile(name):
+        raise FileNotFoundError(f"path must name an existing .npz file, got {name!r}")
+    return name
+
+
 def architecture(model: Module) -> dict:
     """The JSON-serialisable description of ``model``'s module tree."""
+    _check_model(model)
     return {"type": type(model).__name__, "config": model.get_config(),
             "children": {name: architecture(m) for name, m in model.named_children()}}
 
 
 def build(spec: dict, where: str = "model") -> Module:
     """Rebuild a module tree from :func:`architecture` output (weights freshly initialised)."""
+    if not isinstance(spec, dict):
+        raise QuantizationTypeError(f"spec must be a dict from architecture(), got {describe(spec)} at {where!r}")
+    if not isinstance(where, str):
+        raise QuantizationTypeError(f"where must be a str (the entry's name in messages), got {describe(where)}")
     try:
         kind, config, children = spec["type"], spec.get("config", {}), spec.get("children", {})
     except (TypeError, KeyError) as e:
-        raise FormatVersionError(f"architecture entry {where!r} is missing key 'type'") from e
+        raise FormatVersionError(f"spec: architecture entry {where!r} is missing key 'type'") from e
     registry = module_registry()
     if kind not in registry:
         raise UnsupportedError(f"unknown layer type {kind!r} at {where!r}; known types: {sorted(registry)}. "
@@ -85,11 +111,12 @@ def _write(path, kind: str, model: Module, extra: dict) -> None:
 
 
 def _open(path, kind: str) -> dict:
-    name = os.fspath(path)
+    path = _path(path, reading=True)
+    name = _name(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
-    except (ValueError, zipfile.BadZipFile) as e:
+    except (ValueError, zipfile.BadZipFile, EOFError, OSError, AttributeError) as e:
         raise FormatVersionError(f"{name} is not a refquant.nn .npz file: {e}") from e
     if not isinstance(data, dict):  # pragma: no cover - np.load returned a plain array
         raise FormatVersionError(f"{name} is not a refquant.nn .npz file")
@@ -114,8 +141,8 @@ def _state(data: dict) -> dict:
 
 def save(model: Module, path) -> None:
     """Write ``model``'s architecture and weights to ``path`` (``.npz``)."""
-    if not isinstance(model, Module):
-        raise QuantizationTypeError(f"model must be a refquant.nn Module, got {type(model).__name__}")
+    _check_model(model)
+    path = _path(path, reading=False)
     arch = json.dumps(architecture(model))
     _write(path, "model", model, {"__architecture__": np.array(arch)})
 
@@ -129,25 +156,35 @@ def load(path) -> Module:
         ShapeError: a weight whose shape does not fit the architecture.
     """
     data = _open(path, "model")
+    path = _path(path, reading=True)
     if "__architecture__" not in data:
-        raise FormatVersionError(f"{os.fspath(path)} is missing key '__architecture__'")
+        raise FormatVersionError(f"{_name(path)} is missing key '__architecture__'")
     model = build(json.loads(str(data["__architecture__"])))
     try:
         model.load_state_dict(_state(data))
     except FormatVersionError as e:
-        raise FormatVersionError(f"{os.fspath(path)}: {e}") from e
+        raise FormatVersionError(f"{_name(path)}: {e}") from e
     return model.eval()
 
 
 def save_weights(model: Module, path) -> None:
     """Write only the parameters and buffers of ``model`` to ``path`` (``.npz``)."""
-    _write(path, "weights", model, {})
+    _check_model(model)
+    _write(_path(path, reading=False), "weights", model, {})
 
 
 def load_weights(model: Module, path, strict: bool = True) -> Module:
     """Load weights saved by :func:`save_weights` into ``model`` in place; return it."""
+    _check_model(model)
+    strict = as_flag(strict, "strict")
+    data = _open(path, "weights")
     try:
-        model.load_state_dict(_state(_open(path, "weights")), strict=strict)
+        model.load_state_dict(_state(data), strict=strict)
     except FormatVersionError as e:
-        raise FormatVersionError(f"{os.fspath(path)}: {e}") from e
+        raise FormatVersionError(f"{_name(path)}: {e}") from e
     return model
+
+
+def _name(path) -> str:
+    """The path in messages (``path <file>``)."""
+    return f"path {os.fspath(path) if isinstance(path, (str, os.PathLike)) else repr(path)}"

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import _validate as V
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, TrainingDivergedError
 from ._checks import as_int, check_finite
+from .init import as_seed
 from .losses import CrossEntropyLoss, Loss
 from .module import Module
 from .optim import Adam, Optimizer
@@ -50,18 +52,27 @@ class History:
     seconds: list = field(default_factory=list)
 
 
-def _check_data(x, y, name: str):
-    x = np.asarray(x)
+def _check_data(x, y, name: str, x_name: str = "x", y_name: str = "y"):
+    x = V.asarray(x, x_name, kinds=None, what="a float array")
     if x.dtype.kind != "f":
-        raise QuantizationTypeError(f"{name} x must be a float array, got dtype {x.dtype}; "
+        raise QuantizationTypeError(f"{name} {x_name} must be a float array, got dtype {x.dtype}; "
                                     f"convert it with x.astype(np.float32)")
-    check_finite(x, f"{name} x")
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ShapeError(f"{name} {x_name} must hold at least one example on axis 0, got shape {x.shape}")
+    check_finite(x, f"{name} {x_name}")
     ys = y if isinstance(y, tuple) else (y,)
-    ys = tuple(np.asarray(t) for t in ys)
+    ys = tuple(V.asarray(t, y_name, kinds=None, what="an array of targets") for t in ys)
     for t in ys:
         if t.ndim == 0 or t.shape[0] != x.shape[0]:
-            raise ShapeError(f"{name} targets must have {x.shape[0]} rows to match x {x.shape}, got {t.shape}")
+            raise ShapeError(f"{name} targets {y_name} must have {x.shape[0]} rows to match {x_name} {x.shape}, "
+                             f"got {t.shape}")
     return x, (ys if isinstance(y, tuple) else ys[0])
+
+
+def _check_model(model) -> Module:
+    if not isinstance(model, Module):
+        raise QuantizationTypeError(f"model must be a refquant.nn Module, got {type(model).__name__}")
+    return model
 
 
 def _labels(y):
@@ -76,8 +87,9 @@ def _take(y, idx):
 
 def predict(model: Module, x, *, batch_size: int = 256) -> np.ndarray:
     """Outputs of ``model`` in evaluation mode for ``x``, batch by batch (mode restored after)."""
+    _check_model(model)
     batch_size = as_int(batch_size, "batch_size")
-    x = np.asarray(x)
+    x = V.asarray(x, "x", kinds=None, what="a float array")
     if x.ndim == 0 or x.shape[0] == 0:
         raise ShapeError(f"x must hold at least one example on axis 0, got shape {x.shape}")
     was_training = model.training
@@ -91,7 +103,8 @@ def predict(model: Module, x, *, batch_size: int = 256) -> np.ndarray:
 
 def evaluate(model: Module, x, y, *, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` on ``(x, y)`` (``y`` integer labels), in evaluation mode."""
-    y = np.asarray(y)
+    _check_model(model)
+    y = V.asarray(y, "y", kinds=None, what="an integer label array")
     out = predict(model, x, batch_size=batch_size)
     if y.shape != (out.shape[0],):
         raise ShapeError(f"y must have shape ({out.shape[0]},) to match x, got {y.shape}")
@@ -158,26 +171,35 @@ def fit(model: Module, x, y, *, epochs: int = 10, batch_size: int = 64, loss: Lo
         TrainingDivergedError: the loss became NaN or infinite (names epoch and batch).
         QuantizationTypeError, ShapeError, QuantizationValueError: bad data or arguments.
     """
-    if not isinstance(model, Module):
-        raise QuantizationTypeError(f"model must be a refquant.nn Module, got {type(model).__name__}")
+    _check_model(model)
     epochs = as_int(epochs, "epochs")
     batch_size = as_int(batch_size, "batch_size")
     x, y = _check_data(x, y, "training")
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise QuantizationTypeError("validation_data must be a pair (x_val, y_val)")
-        x_val, y_val = _check_data(*validation_data, "validation")
+            raise QuantizationTypeError(
+                f"validation_data must be a pair (x_val, y_val), got {V.describe(validation_data)}")
+        x_val, y_val = _check_data(*validation_data, "validation", "validation_data x_val", "validation_data y_val")
         if _labels(y_val) is None:
             raise QuantizationTypeError("validation_data y_val must be integer class labels of shape (N,)")
     if early_stopping is not None:
         early_stopping = as_int(early_stopping, "early_stopping")
         if validation_data is None:
             raise QuantizationValueError("early_stopping needs validation_data")
+    if loss is not None and not isinstance(loss, Loss):
+        raise QuantizationTypeError(f"loss must be a refquant.nn Loss (or None), got {V.describe(loss)}")
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise QuantizationTypeError(f"optimizer must be a refquant.nn Optimizer (or None), got {V.describe(optimizer)}")
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+        raise QuantizationTypeError(f"scheduler must have a step() method (StepLR, CosineLR) or be None, "
+                                    f"got {V.describe(scheduler)}")
+    restore_best, shuffle, progress = (V.as_flag(restore_best, "restore_best"), V.as_flag(shuffle, "shuffle"),
+                                       V.as_flag(progress, "progress"))
     loss = CrossEntropyLoss() if loss is None else loss
     optimizer = Adam(model, lr=1e-3) if optimizer is None else optimizer
     val_loss = CrossEntropyLoss()
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(as_seed(seed, "seed"))
     for m in model.modules():  # a fresh, seeded generator per stochastic layer
         m.reseed(np.random.default_rng(rng.integers(2**63)))
     n = x.shape[0]

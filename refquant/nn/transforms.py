@@ -32,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 
+from .._validate import asarray, describe
 from ..errors import QuantizationTypeError, ShapeError
 
 __all__ = ["straight_through", "mask_transform", "compose", "apply_weight_transform"]
@@ -66,6 +67,8 @@ def weight_grad(grad_w_eff: np.ndarray, bwd: Backward | None) -> np.ndarray:
 
 def straight_through(fn: Callable[[np.ndarray], np.ndarray]):
     """Transform $W \\mapsto \\mathrm{fn}(W)$ whose backward is the identity (STE)."""
+    if not callable(fn):
+        raise QuantizationTypeError(f"fn must be callable (W -> W_eff), got {describe(fn)}")
 
     def transform(w):
         return fn(w), None
@@ -79,7 +82,7 @@ def mask_transform(mask):
     Args:
         mask: 0/1 (or boolean) array of the weight's shape.
     """
-    m = np.asarray(mask)
+    m = asarray(mask, "mask", kinds="biuf", what="a 0/1 or boolean array")
 
     def transform(w):
         if m.shape != w.shape:
@@ -92,6 +95,10 @@ def mask_transform(mask):
 
 def compose(*transforms):
     """Apply ``transforms`` left to right (e.g. a pruning mask, then fake quantization)."""
+    for t in transforms:
+        if not callable(t):
+            raise QuantizationTypeError(f"transforms must be callables (W -> W_eff or (W_eff, backward)), "
+                                        f"got {describe(t)}")
 
     def transform(w):
         backs = []
