@@ -4,11 +4,12 @@ The arithmetic core (this namespace) knows nothing of models:
 
 * :mod:`refquant.dtypes` — integer formats and ranges,
 * :mod:`refquant.rounding` — every rounding mode,
-* :mod:`refquant.qparams` / :mod:`refquant.choose_qparams` — scales and zero points,
-* :mod:`refquant.quantize` — quantize, dequantize, fake-quantize,
+* :mod:`refquant.qparams` — scales and zero points, and the textbook rule that chooses them,
+* :mod:`refquant.quantization` — quantize, dequantize, fake-quantize,
 * :mod:`refquant.fixedpoint` / :mod:`refquant.fixedpoint_math` — gemmlowp/TFLite fixed-point
   primitives, with the offline multiplier choice in :mod:`refquant.fixedpoint_multiplier`,
-* :mod:`refquant.profiles` — each backend's choices, by name.
+* :mod:`refquant.specs`, :mod:`refquant.modes`, :mod:`refquant.profiles` — each backend's
+  choices, by name.
 
 This namespace holds what the textbook flow needs — choose parameters, quantize, dequantize,
 fake-quantize, under a named profile::
@@ -17,12 +18,15 @@ fake-quantize, under a named profile::
     q = refquant.quantize(x, qp, "tflite_reference")           # that backend's arithmetic
     x_hat = refquant.dequantize(q, qp)
 
-Each backend's own parameter formula (``tflite_activation_qparams``, ``onnxruntime_qparams``,
-...) is in :mod:`refquant.choose_qparams`; the fixed-point and kernel functions are one import
-away (``from refquant.fixedpoint import multiply_by_quantized_multiplier``), which keeps
-``import refquant`` free of Numba. Note that ``refquant.quantize`` and ``refquant.choose_qparams``
-here are the *functions*; import their modules' other names with ``from refquant.quantize import ...``.
-The pinned backend faces live in :mod:`refquant.backends`.
+Each backend's own parameter formula is in its face (``refquant.backends.tflite.activation_qparams``,
+``refquant.backends.onnxruntime.tool_qparams``, ``refquant.backends.pytorch.choose_qparams``);
+the fixed-point and kernel functions are one import away
+(``from refquant.fixedpoint import multiply_by_quantized_multiplier``), which keeps
+``import refquant`` free of Numba. The pinned backend faces live in :mod:`refquant.backends`.
+
+Changed in 0.1.0: the modules ``refquant.quantize`` and ``refquant.choose_qparams`` are now
+:mod:`refquant.quantization` and :mod:`refquant.qparams` (the backend formulas moved to the faces),
+so that ``refquant.quantize`` and ``refquant.choose_qparams`` name only the functions.
 """
 
 from __future__ import annotations
@@ -30,11 +34,10 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import errors
-from .choose_qparams import choose_qparams
 from .dtypes import FORMATS, IntFormat, get_format, pack_int4, quant_range, unpack_int4
 from .profiles import PROFILES, Profile, get_profile, list_profiles
-from .qparams import QParams, make_qparams
-from .quantize import (
+from .qparams import QParams, choose_qparams, make_qparams
+from .quantization import (
     DequantizeSpec,
     QuantizeSpec,
     dequantize,

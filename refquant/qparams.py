@@ -13,8 +13,10 @@ with a float32 scale $S > 0$ and an integer zero point $Z \\in [q_{min}, q_{max}
   $\\lceil D_{axis} / B \\rceil$ on ``axis``; element $i$ along ``axis`` uses block
   $\\lfloor i / B \\rfloor$ (the last block may be partial, as in ONNX opset 21+).
 
-This module only stores and expands parameters. *Choosing* them from a range is in
-:mod:`refquant.choose_qparams`; applying them is in :mod:`refquant.quantize`.
+This module stores and expands parameters, and chooses them from a range with the textbook
+rule (:func:`choose_qparams`); each backend's own formula is in its face (for example
+:func:`refquant.backends.tflite.activation_qparams`). Applying them is in
+:mod:`refquant.quantization`.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import numpy as np
 from . import _validate as V
 from .dtypes import IntFormat, get_format, quant_range
 from .errors import QuantizationTypeError, QuantizationValueError, ShapeError
+from .rounding import as_rounding_mode, round_by_mode
 
-__all__ = ["QParams", "make_qparams"]
+__all__ = ["QParams", "make_qparams", "choose_qparams"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,3 +184,88 @@ def make_qparams(scale, zero_point=None, fmt="int8", *, axis=None, block_size=No
         if block_size is None and s.ndim != 1:
             raise ShapeError(f"a per-axis scale must be 1-D, got shape {s.shape}")
     return QParams(s, z, f, axis, block_size, lo, hi)
+
+
+# --------------------------------------------------------------------------- choosing (S, Z)
+
+
+def _check_scale_finite(scale, what):
+    if not np.isfinite(scale).all():
+        raise QuantizationValueError(
+            f"min_val and max_val: scale must be finite, got inf ({what} overflows float32)")
+
+
+def _min_max(min_val, max_val, names=("min_val", "max_val")):
+    arrays = []
+    for name, v in zip(names, (min_val, max_val)):
+        a = V.asarray(v, name, kinds=None, what="a real number or array")
+        if a.dtype.kind not in "fiu":
+            raise QuantizationTypeError(f"{name} must be a real number or array, got {V.describe(v)}")
+        arrays.append(a)
+    with np.errstate(over="ignore"):
+        lo = arrays[0].astype(np.float64 if arrays[0].dtype == np.float64 else np.float32)
+        hi = arrays[1].astype(lo.dtype)
+    if lo.shape != hi.shape:
+        raise ShapeError(f"{names[0]} and {names[1]} must have the same shape, got {lo.shape} and {hi.shape}")
+    if np.isnan(lo).any() or np.isnan(hi).any():
+        raise QuantizationValueError(f"{names[0]} and {names[1]} must not be NaN")
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        bad = lo[~np.isfinite(lo)] if not np.isfinite(lo).all() else hi[~np.isfinite(hi)]  # a float64 past float32
+        raise QuantizationValueError(
+            f"{names[0]} and {names[1]} must be finite (in {lo.dtype}), got {bad.flat[0].item()!r}")
+    if (lo > hi).any():
+        i = np.argmax((lo > hi).reshape(-1))
+        raise QuantizationValueError(
+            f"{names[0]} must be <= {names[1]}, got {names[0]}={float(lo.reshape(-1)[i])!r} > "
+            f"{names[1]}={float(hi.reshape(-1)[i])!r}")
+    return lo, hi
+
+
+def choose_qparams(min_val, max_val, fmt="int8", *, symmetric: bool = False, narrow: bool = False,
+                   reduce_range=None, axis=None, zero_point_rounding="half_to_even",
+                   eps: float = float(np.finfo(np.float32).eps)) -> QParams:
+    """Textbook scale and zero point from a range (per-tensor, or per-axis with arrays).
+
+    $S = \\max\\big((r_{max} - r_{min}) / (q_{max} - q_{min}), \\varepsilon\\big)$ in float32;
+    affine $Z = \\operatorname{clamp}(q_{min} - \\operatorname{round}(r_{min}/S))$;
+    symmetric $S = \\max(\\varepsilon, \\max(|r_{min}|, |r_{max}|) / ((q_{max} - q_{min})/2))$ with
+    $Z = 0$ (signed) or $\\lceil (q_{min} + q_{max}) / 2 \\rceil$ (unsigned: 128 for uint8).
+
+    Args:
+        min_val, max_val: Observed range; scalars, or 1-D arrays for per-axis with ``axis``.
+        fmt: Integer format.
+        symmetric: Symmetric scheme.
+        narrow, reduce_range: Code range variant (:func:`refquant.dtypes.quant_range`).
+        axis: Quantized axis when the ranges are arrays.
+        zero_point_rounding: Rounding of $Z$ (PyTorch/ONNX Runtime: ``"half_to_even"``;
+            TFLite: ``"half_away_from_zero"``).
+        eps: Smallest scale (guards all-zero ranges); PyTorch uses float32 eps.
+
+    Returns:
+        A validated :class:`refquant.qparams.QParams`.
+    """
+    f = get_format(fmt, name="fmt")
+    qmin, qmax = quant_range(f, narrow=narrow, reduce_range=reduce_range)
+    symmetric = V.as_flag(symmetric, "symmetric")
+    as_rounding_mode(zero_point_rounding, name="zero_point_rounding")
+    with np.errstate(over="ignore"):
+        eps32 = np.float32(V.as_real_scalar(eps, "eps"))
+    if not (np.isfinite(eps32) and eps32 > 0):
+        raise QuantizationValueError(f"eps must be finite and > 0 in float32 (the smallest scale), got {eps!r}")
+    lo, hi = _min_max(min_val, max_val)
+    if lo.ndim and axis is None:
+        raise ShapeError(f"array min_val/max_val need axis=, got shape {lo.shape} with axis=None")
+    rmin = np.minimum(lo, 0).astype(np.float32)
+    rmax = np.maximum(hi, 0).astype(np.float32)
+    if symmetric:
+        half = np.float32((qmax - qmin) / 2)
+        scale = np.maximum(np.maximum(-rmin, rmax) / half, eps32).astype(np.float32)
+        mid = 0 if f.signed else (qmin + qmax + 1) // 2
+        zp = np.full(scale.shape, mid, np.int64)
+    else:
+        with np.errstate(over="ignore"):
+            scale = np.maximum((rmax - rmin) / np.float32(qmax - qmin), eps32).astype(np.float32)
+        _check_scale_finite(scale, "max_val - min_val")
+        z = np.float32(qmin) - round_by_mode((rmin / scale).astype(np.float32), zero_point_rounding)
+        zp = np.clip(z, qmin, qmax).astype(np.int64)
+    return make_qparams(scale, zp, f, axis=axis, qmin=qmin, qmax=qmax)

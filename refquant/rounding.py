@@ -2,7 +2,7 @@
 
 Each function maps a float array to the same-dtype float array of integers
 $\\operatorname{round}(x)$; converting to an integer type is a separate step (see
-:mod:`refquant.quantize`) because backends differ in *where* they saturate.
+:mod:`refquant.quantization`) because backends differ in *where* they saturate.
 
 | name | rule on ties (.5) | where backends use it |
 |---|---|---|

@@ -1,7 +1,7 @@
 """Specifications: every step on which backends differ, as data.
 
 A backend profile (:mod:`refquant.profiles`) is built from these records; the core functions
-(:mod:`refquant.quantize`) and the ops layer (:mod:`refquant.ops`) read them. Nothing here
+(:mod:`refquant.quantization`) and the ops layer (:mod:`refquant.ops`) read them. Nothing here
 names a backend: a record says *what* the arithmetic does.
 
 * :class:`QuantizeSpec` / :class:`DequantizeSpec` — float to codes and back, step by step.

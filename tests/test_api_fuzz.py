@@ -56,7 +56,7 @@ except ImportError:  # pragma: no cover - Windows
 
 MODULES = [
     "refquant", "refquant.kernels", "refquant.nn", "refquant.data", "refquant.fixedpoint",
-    "refquant.choose_qparams", "refquant.qparams", "refquant.dtypes", "refquant.rounding",
+    "refquant.qparams", "refquant.dtypes", "refquant.rounding",
     "refquant.backends.onnx", "refquant.backends.onnxruntime", "refquant.backends.tflite",
     "refquant.backends.pytorch",
     # beyond the namespaces: the fixed-point math and the model zoo (a module named in an
@@ -285,13 +285,14 @@ def _baselines():
         "round_half_down": ROUND_X, "round_half_toward_zero": ROUND_X, "round_floor": ROUND_X,
         "round_ceil": ROUND_X, "round_toward_zero": ROUND_X,
         "round_stochastic": lambda: dict(x=np.array([0.5, 1.25, -2.5], F32), seed=3),
-        # ---- choose_qparams
-        "tflite_activation_qparams": lambda: dict(min_val=-1.0, max_val=3.0, fmt="int8"),
-        "tflite_symmetric_weight_quantize": lambda: dict(w=f32(3, 4), axis=0),
-        "tflite_bias_quantize": lambda: dict(bias=np.array([0.5, -1.0, 2.0], F32), input_scale=0.1,
+        # ---- the faces' parameter formulas
+        "tflite.activation_qparams": lambda: dict(min_val=-1.0, max_val=3.0, fmt="int8"),
+        "tflite.symmetric_weight_quantize": lambda: dict(w=f32(3, 4), axis=0),
+        "tflite.bias_quantize": lambda: dict(bias=np.array([0.5, -1.0, 2.0], F32), input_scale=0.1,
                                              weight_scale=np.array([0.05, 0.1, 0.2], F32)),
-        "onnxruntime_qparams": lambda: dict(rmin=-1.0, rmax=3.0, fmt="uint8", symmetric=False),
-        "onnx_dynamic_qparams": lambda: dict(x=f32(2, 3), variant="spec"),
+        "onnxruntime.tool_qparams": lambda: dict(rmin=-1.0, rmax=3.0, fmt="uint8", symmetric=False),
+        "onnx.dynamic_qparams": lambda: dict(x=f32(2, 3), variant="spec"),
+        "onnxruntime.dynamic_qparams": lambda: dict(x=f32(2, 3), variant="onnxruntime"),
         # ---- fixedpoint (offline and runtime)
         "integer_frexp": lambda: dict(value=0.3),
         "quantize_multiplier": lambda: dict(real_multiplier=0.3),
@@ -1127,7 +1128,7 @@ def _npz_with_lying_header():
 def _must_raise():
     from refquant import kernels, nn  # noqa: F401 - kernels: the package, its modules below
     from refquant.backends import onnx, tflite
-    from refquant.choose_qparams import tflite_symmetric_weight_quantize
+    from refquant.backends.tflite import symmetric_weight_quantize as tflite_symmetric_weight_quantize
     from refquant.data import load_npz
     from refquant.kernels import gemm, softmax
     x = f32(2, 3)

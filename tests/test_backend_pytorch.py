@@ -160,7 +160,7 @@ def test_learnable_gradient_vector():
 def test_core_spec_options_added_for_this_face():
     """The QuantizeSpec/DequantizeSpec options this face needs, on hand-worked values."""
     from refquant import make_qparams
-    from refquant.quantize import DequantizeSpec, QuantizeSpec, dequantize, fake_quantize_with_mask, quantize
+    from refquant.quantization import DequantizeSpec, QuantizeSpec, dequantize, fake_quantize_with_mask, quantize
     qp = make_qparams(1.0, 2**30 + 1, "int32")
     after_f = QuantizeSpec(division="multiply_reciprocal", zero_point="after_round_float")
     assert quantize(f32(100.0), qp, after_f).tolist() == [1073741952]  # f32(2^30 + 1) + 100 -> ulp 128

@@ -16,8 +16,8 @@ from refquant.backends import tflite
 from refquant.errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from refquant.profiles import get_profile
 from refquant.qparams import make_qparams
-from refquant.quantize import QuantizeSpec
-from refquant.quantize import quantize as core_quantize
+from refquant.quantization import QuantizeSpec
+from refquant.quantization import quantize as core_quantize
 
 pytestmark = pytest.mark.kernels
 

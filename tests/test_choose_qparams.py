@@ -16,14 +16,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from refquant.choose_qparams import (
-    choose_qparams,
-    onnx_dynamic_qparams,
-    onnxruntime_qparams,
-    tflite_activation_qparams,
-    tflite_bias_quantize,
-    tflite_symmetric_weight_quantize,
-)
+from refquant.backends._onnx_params import dynamic_qparams as onnx_dynamic_qparams
+from refquant.backends._onnx_params import tool_qparams as onnxruntime_qparams
+from refquant.backends.tflite import activation_qparams as tflite_activation_qparams
+from refquant.backends.tflite import bias_quantize as tflite_bias_quantize
+from refquant.backends.tflite import symmetric_weight_quantize as tflite_symmetric_weight_quantize
+from refquant.qparams import choose_qparams
 from refquant.errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from refquant.qparams import QParams
 

@@ -30,7 +30,7 @@ from support.edge_values import INT_RANGES, TIE_SCALES, float_edge_values, int_e
 from refquant.backends import onnx as O  # noqa: E402
 from refquant.backends import onnxruntime as R  # noqa: E402
 from refquant.qparams import make_qparams  # noqa: E402
-from refquant.quantize import quantize  # noqa: E402
+from refquant.quantization import quantize  # noqa: E402
 
 pytestmark = pytest.mark.conformance
 

@@ -144,7 +144,7 @@ def test_quantize_models_are_distinguished(dtype):
     (backends.md §6 practice). Candidates: zero point before rounding with one FMA rounding,
     before with two float32 roundings, after rounding."""
     from refquant import make_qparams, quantize
-    from refquant.quantize import QuantizeSpec
+    from refquant.quantization import QuantizeSpec
     rng = np.random.default_rng(111)
     lo, hi = RANGES[dtype]
     fmt = {"quint8": "uint8", "qint8": "int8", "qint32": "int32"}[dtype]

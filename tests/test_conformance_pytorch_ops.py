@@ -35,7 +35,7 @@ from refquant.backends import pytorch as P  # noqa: E402
 from refquant.errors import UnsupportedError  # noqa: E402
 from refquant.kernels import bias as B  # noqa: E402
 from refquant.kernels import requant as RQ  # noqa: E402
-from refquant.quantize import fma_f32  # noqa: E402
+from refquant.quantization import fma_f32  # noqa: E402
 
 pytestmark = [pytest.mark.conformance, pytest.mark.filterwarnings("ignore::UserWarning")]
 F32 = np.float32

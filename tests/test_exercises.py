@@ -90,7 +90,7 @@ def test_every_untouched_stub_fails():
 
 def test_quiz_answers_agree_with_refquant():
     import refquant as rq
-    from refquant.choose_qparams import choose_qparams
+    from refquant.qparams import choose_qparams
     from refquant.rounding import round_by_mode
 
     answers = {}

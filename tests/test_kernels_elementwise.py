@@ -12,7 +12,7 @@ import pytest
 from refquant.errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from refquant.kernels import elementwise as ew
 from refquant.kernels import elementwise_float as ewf
-from refquant.quantize import fma_f32
+from refquant.quantization import fma_f32
 
 pytestmark = pytest.mark.kernels
 F32 = np.float32

@@ -23,7 +23,7 @@ from hypothesis import strategies as st  # noqa: E402
 from refquant.dtypes import get_format  # noqa: E402
 from refquant.profiles import PROFILES, get_profile  # noqa: E402
 from refquant.qparams import make_qparams  # noqa: E402
-from refquant.quantize import dequantize, fake_quantize, fake_quantize_with_mask, quantize  # noqa: E402
+from refquant.quantization import dequantize, fake_quantize, fake_quantize_with_mask, quantize  # noqa: E402
 
 pytestmark = pytest.mark.kernels
 

@@ -42,11 +42,11 @@ def test_every_public_module_has_an_explicit_all(name):
 
 def test_top_level_has_the_textbook_flow():
     """choose parameters -> quantize -> dequantize, under a named profile, from ``refquant`` alone."""
-    from refquant.choose_qparams import choose_qparams
+    from refquant.qparams import choose_qparams
 
     for name in ("choose_qparams", "make_qparams", "quantize", "dequantize", "fake_quantize", "get_profile"):
         assert name in refquant.__all__, name
-    assert refquant.choose_qparams is choose_qparams  # the function (its module: refquant.choose_qparams)
+    assert refquant.choose_qparams is choose_qparams  # the function (defined in refquant.qparams)
 
 
 def test_import_refquant_does_not_load_numba_or_backends():

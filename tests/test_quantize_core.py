@@ -19,7 +19,7 @@ from refquant.errors import QuantizationTypeError, QuantizationValueError, Shape
 from refquant.specs import SimdSplit
 from refquant.profiles import PROFILES, get_profile
 from refquant.qparams import make_qparams
-from refquant.quantize import (  # the module (refquant.quantize itself is the function)
+from refquant.quantization import (  # the module (refquant.quantize itself is the function)
     DequantizeSpec,
     QuantizeSpec,
     _fma_f32,

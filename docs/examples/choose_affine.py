@@ -2,7 +2,7 @@
 import numpy as np
 
 from refquant import dequantize, quantize
-from refquant.choose_qparams import choose_qparams
+from refquant.qparams import choose_qparams
 
 x = np.array([[-0.90, -0.50, -0.40, -0.20, -0.10],
               [ 0.00,  0.05,  0.10,  0.20,  0.25],

@@ -1,10 +1,12 @@
 """One range, four backends' parameter rules (Learn 2, §6). Numbers measured on the real backends
-(PyTorch 2.13 observers, ONNX Runtime 1.32, backends.md §2.3, §3.3)."""
+(PyTorch 2.13 observers, ONNX Runtime 1.32)."""
 import numpy as np
 
 from refquant import make_qparams, quantize
-from refquant.choose_qparams import (choose_qparams, onnx_dynamic_qparams, onnxruntime_qparams,
-                                     tflite_activation_qparams)
+from refquant.backends.onnx import dynamic_qparams as onnx_dynamic_qparams
+from refquant.backends.onnxruntime import tool_qparams as onnxruntime_qparams
+from refquant.backends.tflite import activation_qparams as tflite_activation_qparams
+from refquant.qparams import choose_qparams
 
 
 def bits(s):

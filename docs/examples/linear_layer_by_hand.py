@@ -2,7 +2,7 @@
 import numpy as np
 
 from refquant import dequantize, make_qparams, quantize
-from refquant.choose_qparams import tflite_bias_quantize
+from refquant.backends.tflite import bias_quantize as tflite_bias_quantize
 from refquant.kernels.gemm import gemm
 from refquant.kernels.multiplier import activation_range, requant_params
 from refquant.kernels.bias import add_bias

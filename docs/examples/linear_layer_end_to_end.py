@@ -1,8 +1,10 @@
 """A float linear layer, made integer-only the TFLite way, and compared with float (Learn 5, §3-4)."""
 import numpy as np
 
-from refquant import dequantize, make_qparams, quantize
-from refquant.choose_qparams import tflite_activation_qparams, tflite_bias_quantize, tflite_symmetric_weight_quantize
+from refquant import dequantize, quantize
+from refquant.backends.tflite import activation_qparams as tflite_activation_qparams
+from refquant.backends.tflite import bias_quantize as tflite_bias_quantize
+from refquant.backends.tflite import symmetric_weight_quantize as tflite_symmetric_weight_quantize
 from refquant.kernels.gemm import gemm
 from refquant.kernels.multiplier import requant_params
 from refquant.kernels.bias import add_bias

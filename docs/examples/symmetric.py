@@ -2,7 +2,8 @@
 import numpy as np
 
 from refquant import make_qparams, quantize
-from refquant.choose_qparams import choose_qparams, onnxruntime_qparams
+from refquant.backends.onnxruntime import tool_qparams as onnxruntime_qparams
+from refquant.qparams import choose_qparams
 
 lo, hi = np.float32(-1.3), np.float32(5.1)
 

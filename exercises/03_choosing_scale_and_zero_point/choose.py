@@ -6,7 +6,7 @@ Check your work: ``python -m exercises 03`` from the repository root.
 
 Fill in each function between ``# BEGIN YOUR SOLUTION`` and ``# END YOUR SOLUTION``, with NumPy
 only. Follow the rule of PyTorch's observers (``MinMaxObserver.calculate_qparams``), which
-``refquant.choose_qparams.choose_qparams`` also implements, bit for bit: every operation in
+``refquant.qparams.choose_qparams`` also implements, bit for bit: every operation in
 **float32**, zero points rounded half to even, and a floor of ``EPS = float32 machine epsilon`` on
 the scale so that an all-zero range still gets a scale > 0.
 """

@@ -9,7 +9,7 @@ import pytest
 
 from exercises._loader import load_exercise
 from refquant import dequantize, make_qparams, quantize
-from refquant.choose_qparams import choose_qparams
+from refquant.qparams import choose_qparams
 from refquant.dtypes import quant_range
 
 ex = load_exercise(__file__, "choose.py")

@@ -65,7 +65,7 @@ from ..kernels.gemm import gemm
 from ..ops import layers
 from ..profiles import Profile, get_profile
 from ..qparams import make_qparams
-from ..quantize import fma_f32, quantize as _quantize
+from ..quantization import fma_f32, quantize as _quantize
 from ._pytorch_observers import choose_qparams_dynamic
 
 __all__ = ["ENGINES", "ENGINE_PROFILES", "linear", "conv2d", "dynamic_linear", "fbgemm_conv_path"]

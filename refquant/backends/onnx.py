@@ -1,8 +1,8 @@
 """The ONNX operator specification, op by op: ``QuantizeLinear``, ``DequantizeLinear``,
 ``DynamicQuantizeLinear`` (pinned face, design.md §4).
 
-Each function is a thin binding of the arithmetic core (:func:`refquant.quantize.quantize`,
-:func:`refquant.quantize.dequantize`, :func:`refquant.choose_qparams.onnx_dynamic_qparams`)
+Each function is a thin binding of the arithmetic core (:func:`refquant.quantization.quantize`,
+:func:`refquant.quantization.dequantize`, :func:`dynamic_qparams`)
 to ONNX's argument conventions: inputs positional in ONNX order, attributes keyword-only
 with their ONNX names, and the ``onnx`` profile (divide, round half to even, add the zero
 point, saturate). It follows the **specification text** (opset 21-25). Where
@@ -44,14 +44,14 @@ import numbers
 import numpy as np
 
 from .. import _validate as V
-from ..choose_qparams import onnx_dynamic_qparams
 from ..dtypes import FORMATS, IntFormat
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..qparams import QParams, make_qparams
-from ..quantize import dequantize, quantize
+from ..quantization import dequantize, quantize
 from ._onnx_op_args import is_python_int
+from ._onnx_params import dynamic_qparams
 
-__all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "matmul_integer", "qlinear_matmul",
+__all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "dynamic_qparams", "matmul_integer", "qlinear_matmul",
            "conv_integer", "qlinear_conv", "ONNX_INTEGER_TYPES"]
 
 ONNX_INTEGER_TYPES = ("uint8", "int8", "uint16", "int16", "uint4", "int4", "uint2", "int2")
@@ -340,7 +340,7 @@ def dynamic_quantize_linear(x):
         raise UnsupportedError("x must be finite: the ONNX specification leaves DynamicQuantizeLinear undefined for "
                                "NaN/Inf (refquant.backends.onnxruntime.dynamic_quantize_linear gives ORT's answer)")
     with np.errstate(over="ignore"):  # a range past FLT_MAX gives y_scale = inf, as in the spec
-        scale, zp = onnx_dynamic_qparams(a, variant="spec")
+        scale, zp = dynamic_qparams(a, variant="spec")
     if scale == 0:
         raise UnsupportedError(f"the range of x ({float(a.min())!r}, {float(a.max())!r}) makes y_scale underflow "
                                f"to 0 in float32, where the spec's zero point is 0/0")

@@ -13,7 +13,7 @@ specification only where ORT's MLAS kernels do:
   the float32 scale; a float16 scale gives that float32 result rounded to float16.
 * **DynamicQuantizeLinear**: min/max by ORT's AVX reduction kernel (NaN skipped or kept
   depending on its position), ``scale = 1`` for an all-zero input, a NaN zero point becomes
-  255 (:func:`refquant.choose_qparams.onnx_dynamic_qparams` with ``variant="onnxruntime"``).
+  255 (:func:`dynamic_qparams` with ``variant="onnxruntime"``).
 
 Measured against onnxruntime 1.32 (``ORT_DISABLE_ALL``, one intra-op thread) on an AVX2 CPU
 without VNNI; none of these three ops depends on VNNI. Type rules are ORT's: ``x`` and the
@@ -73,11 +73,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..choose_qparams import onnx_dynamic_qparams
 from ..dtypes import FORMATS
 from ..errors import QuantizationTypeError, UnsupportedError
 from ..qparams import QParams
-from ..quantize import dequantize, quantize
+from ..quantization import dequantize, quantize
+from ._onnx_params import dynamic_qparams, tool_qparams
 from .onnx import (
     _as_scale,
     _check_saturate,
@@ -88,7 +88,7 @@ from .onnx import (
     _qparams,
 )
 
-__all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "matmul_integer", "qlinear_matmul",
+__all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "dynamic_qparams", "tool_qparams", "matmul_integer", "qlinear_matmul",
            "conv_integer", "qlinear_conv", "qlinear_add", "qlinear_global_average_pool", "qlinear_sigmoid"]
 
 _PROFILE = "onnxruntime"  # quantize: divide f32, clamp in float, RNE, NaN -> qmin; dequantize: int32 difference
@@ -170,7 +170,7 @@ def dequantize_linear(x, x_scale, x_zero_point=None, *, axis=1, block_size=0):
 def dynamic_quantize_linear(x):
     """ONNX Runtime ``DynamicQuantizeLinear`` (uint8), exactly, NaN and $\\pm\\infty$ included.
 
-    Parameters from :func:`refquant.choose_qparams.onnx_dynamic_qparams` with
+    Parameters from :func:`dynamic_qparams` with
     ``variant="onnxruntime"`` (``qmath.h GetQuantizationParameter``: scale 1.0 when
     $\\max = \\min$, e.g. all zeros or empty; ORT's min/max kernel order for NaN), then ORT's
     QuantizeLinear (:func:`quantize_linear` arithmetic) with that scale, even when it is 0,
@@ -190,7 +190,7 @@ def dynamic_quantize_linear(x):
         raise QuantizationTypeError(f"x must be a float32 array, got dtype {a.dtype}")
     with np.errstate(over="ignore"):
         a = a.astype(np.float32)
-    scale, zp = onnx_dynamic_qparams(a, variant="onnxruntime")
+    scale, zp = dynamic_qparams(a, variant="onnxruntime")
     # Not make_qparams: ORT goes on with a degenerate scale (0, inf or NaN) where make_qparams would refuse it.
     qp = QParams(scale, zp, FORMATS["uint8"], qmin=0, qmax=255)
     with np.errstate(all="ignore"):

@@ -1,6 +1,6 @@
 """PyTorch quantized CPU ops, bit for bit (torch 2.13, x86-64 with AVX2 and FMA).
 
-A thin binding of :mod:`refquant.quantize` to PyTorch's conventions: NumPy arrays in
+A thin binding of :mod:`refquant.quantization` to PyTorch's conventions: NumPy arrays in
 and out, ``dtype`` ``"quint8"`` (uint8), ``"qint8"`` (int8) or ``"qint32"`` (int32),
 scales used as float32 (``1.0f / scale``, then multiply), zero points integer.
 
@@ -59,7 +59,7 @@ from .. import _validate as V
 from ..dtypes import IntFormat, get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..qparams import make_qparams
-from ..quantize import (dequantize as _dequantize, fake_quantize_backward, fake_quantize_with_mask, fma_f32,
+from ..quantization import (dequantize as _dequantize, fake_quantize_backward, fake_quantize_with_mask, fma_f32,
                         quantize as _quantize)
 from ._pytorch_add import add
 from ._pytorch_observers import choose_qparams, choose_qparams_dynamic, observer_qmin_qmax

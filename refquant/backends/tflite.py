@@ -66,12 +66,13 @@ from .. import _validate as V
 from ..dtypes import IntFormat, get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..qparams import QParams, make_qparams
-from ..quantize import dequantize as _dequantize
-from ..quantize import quantize as _quantize
+from ..quantization import dequantize as _dequantize
+from ..quantization import quantize as _quantize
 from ._tflite_ops import KERNELS, PROFILE_OF_KERNEL, conv2d, depthwise_conv2d, fully_connected, kernel_profile
 from ._tflite_ops_misc import add, average_pool2d, logistic, max_pool2d, softmax
+from ._tflite_params import activation_qparams, bias_quantize, symmetric_weight_quantize
 
-__all__ = ["KERNELS", "PROFILE_OF_KERNEL", "QUANTIZE_DTYPES", "DEQUANTIZE_DTYPES", "quantize", "dequantize",
+__all__ = ["KERNELS", "PROFILE_OF_KERNEL", "activation_qparams", "symmetric_weight_quantize", "bias_quantize", "QUANTIZE_DTYPES", "DEQUANTIZE_DTYPES", "quantize", "dequantize",
            "fully_connected", "conv2d", "depthwise_conv2d", "add", "average_pool2d", "max_pool2d",
            "softmax", "logistic"]
 

@@ -19,7 +19,7 @@ import numpy as np
 from .. import _validate as V
 from ..dtypes import INT32_MAX, INT32_MIN, get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
-from ..quantize import fma_f32
+from ..quantization import fma_f32
 from ._checks import check_on_overflow, finish_int64, int_scalar
 
 __all__ = ["add_bias", "float_bias_accumulator", "quantize_bias_runtime", "add_zero_point_sat16"]

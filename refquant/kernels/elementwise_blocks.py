@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from ..quantize import fma_f32
+from ..quantization import fma_f32
 
 __all__ = ["float_add_blocks"]
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..errors import QuantizationTypeError
-from ..quantize import fma_f32
+from ..quantization import fma_f32
 from .elementwise import _flat, _operands, _scales, _zero_points
 
 __all__ = ["float_add_mode", "float_add_reference", "float_add", "float_mul_reference", "float_mul"]

@@ -42,7 +42,7 @@ import numpy as np
 from .. import _validate as V
 from ..dtypes import get_format
 from ..errors import QuantizationTypeError, ShapeError, UnsupportedError
-from ..quantize import fma_f32
+from ..quantization import fma_f32
 from ..rounding import round_half_away_from_zero
 from ._checks import zero_point_scalar
 

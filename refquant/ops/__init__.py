@@ -10,8 +10,8 @@ node run under the same profile can never disagree.
 * :mod:`refquant.ops.layers` — :func:`~refquant.ops.layers.linear`,
   :func:`~refquant.ops.layers.conv2d` (groups, depthwise), :func:`~refquant.ops.layers.output_stage`.
 * :mod:`refquant.ops.reference_loops` — the same layers as plain loops, for reading.
-* quantize and dequantize are the core's :func:`refquant.quantize.quantize` and
-  :func:`refquant.quantize.dequantize`, which take a profile too.
+* quantize and dequantize are the core's :func:`refquant.quantization.quantize` and
+  :func:`refquant.quantization.dequantize`, which take a profile too.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
   the mode's rule on ties;
 * :func:`round_fraction` — an exact rational rounded once to the nearest float16/32/64, ties to
   even (IEEE round-to-nearest), with overflow to ±inf;
-* :func:`oracle_quantize` — one finite element through a :class:`refquant.quantize.QuantizeSpec`,
+* :func:`oracle_quantize` — one finite element through a :class:`refquant.quantization.QuantizeSpec`,
   every float operation the exact result rounded once to the operation's dtype.
 
 Used by ``test_quantize_core.py``, ``test_rounding.py`` and ``test_fixedpoint.py``. Needs only
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from refquant.quantize import QuantizeSpec
+    from refquant.quantization import QuantizeSpec
 
 __all__ = ["round_exact", "round_fraction", "oracle_quantize"]
 
