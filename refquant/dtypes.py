@@ -11,20 +11,11 @@ Three range variants exist besides the full range (see the Conventions page):
 * **narrow**: drop the lowest code, $[q_{min}+1, q_{max}]$; TFLite int8 weights
   are $[-127, 127]$.
 * **reduced** (``reduce_range``): 7-bit ranges that keep the AVX2 ``vpmaddubsw``
-  int16 pair sums from saturating. PyTorch and ONNX Runtime do not agree on them:
-
-  | format | PyTorch ``reduce_range`` | ONNX Runtime tool ``reduce_range`` |
-  |---|---|---|
-  | uint8  | [0, 127] | [0, 127] |
-  | int8   | [-64, 63] | [-64, 64] |
-  | uint16 | [0, 32767] | [0, 32767] |
-  | int16  | [-16384, 16383] | [-16384, 16384] |
-  | uint4  | [0, 7] | [0, 7] |
-  | int4   | [-4, 3] | [-4, 3] |
-
-  PyTorch halves both ends with floor division (``qmin // 2, qmax // 2``,
-  ``torch/ao/quantization/utils.py``); ONNX Runtime reads a fixed table
-  (``onnxruntime/quantization/quant_utils.py::get_qmin_qmax_for_qType``).
+  int16 pair sums from saturating: both ends halved with floor division,
+  $[\lfloor q_{min}/2 \rfloor, \lfloor q_{max}/2 \rfloor]$ (int8 $[-64, 63]$, uint8 $[0, 127]$),
+  as PyTorch's observers do (``torch/ao/quantization/utils.py``). ONNX Runtime's quantization
+  tool reads its own table instead (int8 $[-64, 64]$):
+  :func:`refquant.backends.onnxruntime.reduced_range`.
 """
 
 from __future__ import annotations
@@ -159,10 +150,6 @@ _BY_DTYPE = {np.dtype(np.int8): "int8", np.dtype(np.uint8): "uint8",
              np.dtype(np.int16): "int16", np.dtype(np.uint16): "uint16",
              np.dtype(np.int32): "int32"}
 
-# ONNX Runtime quantization tool, reduce_range=True (quant_utils.get_qmin_qmax_for_qType).
-_ORT_REDUCED = {"uint8": (0, 127), "int8": (-64, 64), "uint16": (0, 32767),
-                "int16": (-16384, 16384), "uint4": (0, 7), "int4": (-4, 3)}
-
 
 def get_format(fmt, *, name: str = "dtype") -> IntFormat:
     """Return the :class:`IntFormat` for a name, a NumPy dtype or a format.
@@ -242,8 +229,8 @@ def quant_range(fmt, *, narrow: bool = False, reduce_range=None) -> tuple[int, i
         fmt: Anything :func:`get_format` accepts.
         narrow: Drop the lowest code: $[q_{min}+1, q_{max}]$ (TFLite int8 weights,
             ORT symmetric int8).
-        reduce_range: ``None``/``False`` (full), ``"pytorch"`` or ``True``
-            (``qmin // 2, qmax // 2``) or ``"onnxruntime"`` (the ORT tool's table).
+        reduce_range: ``None``/``False`` (full) or ``True`` (both ends halved with floor
+            division, ``qmin // 2, qmax // 2``).
 
     Returns:
         Two Python ints.
@@ -255,19 +242,12 @@ def quant_range(fmt, *, narrow: bool = False, reduce_range=None) -> tuple[int, i
     f = get_format(fmt, name="fmt")
     lo, hi = f.qmin, f.qmax
     narrow = _flag(narrow, "narrow")
-    if not (reduce_range is None or isinstance(reduce_range, (bool, str))) or \
-            reduce_range not in (None, False, True, "pytorch", "onnxruntime"):
-        raise QuantizationValueError(
-            f"reduce_range must be None, False, True, 'pytorch' or 'onnxruntime', got {reduce_range!r}")
+    if reduce_range is not None:
+        reduce_range = _flag(reduce_range, "reduce_range")
     if reduce_range and narrow:
         raise QuantizationValueError("narrow and reduce_range cannot both be set")
-    if reduce_range in (True, "pytorch"):
+    if reduce_range:
         lo, hi = lo // 2, hi // 2
-    elif reduce_range == "onnxruntime":
-        if f.name not in _ORT_REDUCED:
-            raise QuantizationValueError(
-                f"reduce_range='onnxruntime' is defined for {sorted(_ORT_REDUCED)}, got {f.name}")
-        lo, hi = _ORT_REDUCED[f.name]
     if narrow:
         lo += 1
     return int(lo), int(hi)

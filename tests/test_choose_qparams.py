@@ -332,10 +332,10 @@ DATA = np.array([-1.3, 0.2, 2.7, 5.1], F32)
 @pytest.mark.kernels
 @pytest.mark.parametrize("fmt,symmetric,rr,scale,zp", [
     ("uint8", False, None, 0.02509804, 52),
-    ("uint8", False, "pytorch", 0.05039370, 26),
+    ("uint8", False, True, 0.05039370, 26),
     ("int8", False, None, 0.02509804, -76),
     ("int8", True, None, 0.04, 0),
-    ("int8", True, "pytorch", 0.08031496, 0),
+    ("int8", True, True, 0.08031496, 0),
     ("uint8", True, None, 0.04, 128),
 ])
 def test_choose_qparams_hand_values(fmt, symmetric, rr, scale, zp):
@@ -428,7 +428,7 @@ def test_choose_qparams_matches_torch_minmax_observer(dtype, qscheme, reduce_ran
         # function is defined there: the midpoint of [0, 127].
         with pytest.raises(NotImplementedError, match="Cannot reduce range for symmetric"):
             torch.ao.quantization.MinMaxObserver(dtype=tdtype, qscheme=tq, reduce_range=True)
-        assert int(choose_qparams(-1.0, 1.0, "uint8", symmetric=True, reduce_range="pytorch").zero_point) == 64
+        assert int(choose_qparams(-1.0, 1.0, "uint8", symmetric=True, reduce_range=True).zero_point) == 64
         return
     fmt = {"quint8": "uint8", "qint8": "int8"}[dtype]
     for lo, hi in _ranges(3, 200, f32_span=True):
@@ -436,6 +436,6 @@ def test_choose_qparams_matches_torch_minmax_observer(dtype, qscheme, reduce_ran
         obs(torch.tensor([float(lo), float(hi)], dtype=torch.float32))
         s_t, z_t = obs.calculate_qparams()
         qp = choose_qparams(lo, hi, fmt, symmetric=qscheme.endswith("symmetric"),
-                            reduce_range="pytorch" if reduce_range else None)
+                            reduce_range=True if reduce_range else None)
         assert qp.scale.view(np.uint32) == s_t.numpy().astype(F32).view(np.uint32)[0], (lo, hi)
         assert int(qp.zero_point) == int(z_t[0]), (lo, hi)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from refquant.backends.onnxruntime import reduced_range
 from refquant.dtypes import quant_range
 from refquant.rounding import round_by_mode
 
@@ -94,9 +95,9 @@ def test_conventions_range_table_matches_quant_range():
         assert _interval(full) == quant_range(fmt), fmt
         assert _interval(narrow) == quant_range(fmt, narrow=True), fmt
         if _interval(torch_rr) is not None:
-            assert _interval(torch_rr) == quant_range(fmt, reduce_range="pytorch"), fmt
+            assert _interval(torch_rr) == quant_range(fmt, reduce_range=True), fmt
         if _interval(ort_rr) is not None:
-            assert _interval(ort_rr) == quant_range(fmt, reduce_range="onnxruntime"), fmt
+            assert _interval(ort_rr) == reduced_range(fmt), fmt
 
 
 def test_conventions_rounding_table_matches_round_by_mode():

@@ -15,6 +15,7 @@ from refquant.dtypes import (
     unpack_int2,
     unpack_int4,
 )
+from refquant.backends.onnxruntime import reduced_range
 from refquant.errors import QuantizationTypeError, QuantizationValueError
 
 # pure arithmetic tests carry the kernels mark one by one: the conformance ones must not
@@ -117,14 +118,14 @@ ORT_RR = {"uint8": (0, 127), "int8": (-64, 64), "uint16": (0, 32767), "int16": (
 @pytest.mark.kernels
 @pytest.mark.parametrize("name", sorted(PYTORCH_RR))
 def test_reduce_range_pytorch(name):
-    assert quant_range(name, reduce_range="pytorch") == PYTORCH_RR[name]
+    assert quant_range(name, reduce_range=True) == PYTORCH_RR[name]
     assert quant_range(name, reduce_range=True) == PYTORCH_RR[name]
 
 
 @pytest.mark.kernels
 @pytest.mark.parametrize("name", sorted(ORT_RR))
 def test_reduce_range_onnxruntime(name):
-    assert quant_range(name, reduce_range="onnxruntime") == ORT_RR[name]
+    assert reduced_range(name) == ORT_RR[name]
 
 
 @pytest.mark.kernels
@@ -141,7 +142,7 @@ def test_reduce_range_onnxruntime_matches_the_tool():
              "int16": TensorProto.INT16, "uint4": TensorProto.UINT4, "int4": TensorProto.INT4}
     for name, t in types.items():
         lo, hi = qu.get_qmin_qmax_for_qType(t, reduce_range=True)
-        assert quant_range(name, reduce_range="onnxruntime") == (int(lo), int(hi)), name
+        assert reduced_range(name) == (int(lo), int(hi)), name
         lo, hi = qu.get_qmin_qmax_for_qType(t)
         assert quant_range(name) == (int(lo), int(hi)), name
 
@@ -153,12 +154,12 @@ def test_full_range_is_default():
 
 @pytest.mark.kernels
 def test_range_errors():
-    with pytest.raises(QuantizationValueError, match="reduce_range must be"):
-        quant_range("int8", reduce_range="tflite")
+    with pytest.raises(QuantizationTypeError, match="reduce_range must be a bool"):
+        quant_range("int8", reduce_range="pytorch")  # named after arithmetic now: True halves both ends
     with pytest.raises(QuantizationValueError, match="narrow and reduce_range"):
         quant_range("int8", narrow=True, reduce_range=True)
-    with pytest.raises(QuantizationValueError, match="onnxruntime"):
-        quant_range("int32", reduce_range="onnxruntime")
+    with pytest.raises(QuantizationValueError, match="fmt must be one of"):
+        reduced_range("int32")
     with pytest.raises(QuantizationValueError):
         quant_range("int9")
 

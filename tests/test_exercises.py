@@ -102,8 +102,9 @@ def test_quiz_answers_agree_with_refquant():
     assert float(np.floor(x + np.float32(0.5))) == a[2]["floor_x_plus_half_float32"]
     assert float(round_by_mode(x, "half_up")) == a[2]["round_half_up"]
     assert rq.quant_range("int8", narrow=True) == a[3]["narrow"]
-    assert rq.quant_range("int8", reduce_range="pytorch") == a[3]["pytorch_reduce_range"]
-    assert rq.quant_range("int8", reduce_range="onnxruntime") == a[3]["onnxruntime_reduce_range"]
+    assert rq.quant_range("int8", reduce_range=True) == a[3]["pytorch_reduce_range"]
+    from refquant.backends.onnxruntime import reduced_range
+    assert reduced_range("int8") == a[3]["onnxruntime_reduce_range"]
     qp = rq.make_qparams(0.5, 10, "uint8")
     xs = np.array([1.25, -3.0, 200.0], np.float32)
     assert rq.quantize(xs, qp, "onnx").tolist() == a[4]

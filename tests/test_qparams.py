@@ -33,8 +33,8 @@ def test_zero_point_default_and_range_variants():
     assert int(make_qparams(1.0).zero_point) == 0
     qp = make_qparams(1.0, 0, "int8", narrow=True)
     assert (qp.qmin, qp.qmax) == (-127, 127)
-    qp = make_qparams(1.0, 0, "int8", reduce_range="onnxruntime")
-    assert (qp.qmin, qp.qmax) == (-64, 64)
+    qp = make_qparams(1.0, 0, "int8", reduce_range=True)
+    assert (qp.qmin, qp.qmax) == (-64, 63)
     qp = make_qparams(1.0, 0, "uint8", reduce_range=True)
     assert (qp.qmin, qp.qmax) == (0, 127)
     qp = make_qparams(1.0, 0, "int8", qmin=-4, qmax=3)

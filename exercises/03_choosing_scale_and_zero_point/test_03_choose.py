@@ -68,8 +68,8 @@ def test_symmetric_by_hand():
 
 
 # ----------------------------------------------------------------------------- fresh inputs
-RANGES = [("int8", {}), ("uint8", {}), ("int8", {"narrow": True}), ("uint8", {"reduce_range": "pytorch"}),
-          ("int8", {"reduce_range": "pytorch"}), ("int4", {}), ("uint4", {}), ("int16", {}), ("int2", {})]
+RANGES = [("int8", {}), ("uint8", {}), ("int8", {"narrow": True}), ("uint8", {"reduce_range": True}),
+          ("int8", {"reduce_range": True}), ("int4", {}), ("uint4", {}), ("int16", {}), ("int2", {})]
 
 
 def _fresh_ranges(seed, n=150):

@@ -18,7 +18,27 @@ from ..dtypes import get_format, quant_range
 from ..errors import QuantizationValueError
 from ..qparams import QParams, _min_max, make_qparams
 
-__all__ = ["tool_qparams", "dynamic_qparams"]
+__all__ = ["tool_qparams", "dynamic_qparams", "reduced_range"]
+
+# quant_utils.get_qmin_qmax_for_qType(qType, reduce_range=True): a table, not a rule (int8 [-64, 64])
+_REDUCED = {"uint8": (0, 127), "int8": (-64, 64), "uint16": (0, 32767), "int16": (-16384, 16384), "uint4": (0, 7),
+            "int4": (-4, 3)}
+
+
+def reduced_range(fmt) -> tuple[int, int]:
+    """``(qmin, qmax)`` of the ONNX Runtime quantization tool with ``reduce_range=True``
+    (``quant_utils.get_qmin_qmax_for_qType``): uint8 $[0, 127]$, int8 $[-64, 64]$, uint16
+    $[0, 32767]$, int16 $[-16384, 16384]$, uint4 $[0, 7]$, int4 $[-4, 3]$. PyTorch's observers
+    halve both ends instead (:func:`refquant.dtypes.quant_range` with ``reduce_range=True``).
+
+    Raises:
+        QuantizationValueError: A format the tool has no reduced range for.
+    """
+    f = get_format(fmt, name="fmt")
+    if f.name not in _REDUCED:
+        raise QuantizationValueError(f"fmt must be one of {sorted(_REDUCED)} (the tool's reduced ranges), got {f.name}")
+    return _REDUCED[f.name]
+
 
 
 def tool_qparams(rmin, rmax, fmt="uint8", *, symmetric: bool = False, reduce_range: bool = False,
@@ -36,7 +56,7 @@ def tool_qparams(rmin, rmax, fmt="uint8", *, symmetric: bool = False, reduce_ran
     f = get_format(fmt, name="fmt")
     symmetric, reduce_range = V.as_flag(symmetric, "symmetric"), V.as_flag(reduce_range, "reduce_range")
     if reduce_range:
-        qmin, qmax = quant_range(f, reduce_range="onnxruntime")
+        qmin, qmax = reduced_range(f)
     elif symmetric and f.name in ("int8", "int16"):
         qmin, qmax = quant_range(f, narrow=True)
     else:

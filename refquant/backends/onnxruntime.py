@@ -77,7 +77,7 @@ from ..dtypes import FORMATS
 from ..errors import QuantizationTypeError, UnsupportedError
 from ..qparams import QParams
 from ..quantization import dequantize, quantize
-from ._onnx_params import dynamic_qparams, tool_qparams
+from ._onnx_params import dynamic_qparams, reduced_range, tool_qparams
 from .onnx import (
     _as_scale,
     _check_saturate,
@@ -88,7 +88,7 @@ from .onnx import (
     _qparams,
 )
 
-__all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "dynamic_qparams", "tool_qparams", "matmul_integer", "qlinear_matmul",
+__all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "dynamic_qparams", "tool_qparams", "reduced_range", "matmul_integer", "qlinear_matmul",
            "conv_integer", "qlinear_conv", "qlinear_add", "qlinear_global_average_pool", "qlinear_sigmoid"]
 
 _PROFILE = "onnxruntime"  # quantize: divide f32, clamp in float, RNE, NaN -> qmin; dequantize: int32 difference
