@@ -71,7 +71,7 @@ __all__ = [
     "multiply_by_quantized_multiplier",
     "mbqm_double_scalar",
     "mbqm_single_scalar",
-    "mbqm_ruy_avx2_scalar",
+    "mbqm_double_up_wrap_scalar",
     "mbqm_double_up_scalar",
     "mbqm_int64_reduced16_scalar",
 ]
@@ -85,7 +85,7 @@ MBQM_VARIANTS = {
     "double": ((INT32_MIN, INT32_MAX), (-31, 31), (INT32_MIN, INT32_MAX)),
     "single": ((0, INT32_MAX), (-31, 30), (INT32_MIN, INT32_MAX)),
     "int64_reduced16": ((0, INT32_MAX), (-31, 7), (-_I47, _I47 - 1)),
-    "ruy_avx2": ((INT32_MIN, INT32_MAX), (-31, 31), (INT32_MIN, INT32_MAX)),
+    "double_up_wrap": ((INT32_MIN, INT32_MAX), (-31, 31), (INT32_MIN, INT32_MAX)),
     "double_up": ((INT32_MIN, INT32_MAX), (-31, 31), (INT32_MIN, INT32_MAX)),
 }
 
@@ -239,7 +239,7 @@ def _rounding_right_shift_up(v, rs):
     return (v + nudge) >> rs
 
 
-def _mbqm_ruy_avx2(x, q, shift):
+def _mbqm_double_up_wrap(x, q, shift):
     ls = np.maximum(shift, 0)
     rs = np.maximum(-shift, 0)
     r1 = _wrap32((_wrap32(x << ls) * q + (1 << 30)) >> 31)  # low 32 bits of the 64-bit shift
@@ -256,7 +256,7 @@ _MBQM_IMPL = {
     "double": _mbqm_double,
     "single": _mbqm_single,
     "int64_reduced16": _mbqm_int64_reduced16,
-    "ruy_avx2": _mbqm_ruy_avx2,
+    "double_up_wrap": _mbqm_double_up_wrap,
     "double_up": _mbqm_double_up,
 }
 
@@ -275,7 +275,7 @@ def multiply_by_quantized_multiplier(x, quantized_multiplier, shift, *, variant:
     | ``"double"`` (default) | $\\mathrm{RDBPOT}(\\mathrm{SRDHM}(x', q), r)$ | RHU then RHAZ | TFLite ``common.cc`` (default build), reference Conv/DepthwiseConv/Add/Mul |
     | ``"single"`` | $\\lfloor (xq + 2^{30-\\text{shift}}) / 2^{31-\\text{shift}} \\rfloor$ | one RHU | ``TFLITE_SINGLE_ROUNDING=1`` builds; ruy ``detail::MultiplyByQuantizedMultiplier``; NEON ``MultiplyByQuantizedMultiplier4Rows`` in the single build (for ``shift >= 0`` NEON first shifts $x$ left by ``shift + 1``, which wraps one bit earlier) |
     | ``"int64_reduced16"`` | $\\lfloor (x\\tilde q + 2^{14-\\text{shift}}) / 2^{15-\\text{shift}} \\rfloor$, $\\tilde q = (q + 2^{15}) \\gg 16$ if $q < \\text{0x7FFF0000}$ else $\\text{0x7FFF}$ | RHU on a 16-bit rounded multiplier | the ``int64_t x`` overload (16x8 kernels), same in both builds |
-    | ``"ruy_avx2"`` | $r_1 = \\mathrm{wrap}_{32}\\lfloor (x'q + 2^{30}) / 2^{31} \\rfloor$, then $\\lfloor (r_1 + 2^{r-1}) / 2^{r} \\rfloor$ if $r > 0$ | RHU then RHU | ruy ``Kernel8bitAvx2`` (TFLite "opt" FC/Conv on x86) |
+    | ``"double_up_wrap"`` | $r_1 = \\mathrm{wrap}_{32}\\lfloor (x'q + 2^{30}) / 2^{31} \\rfloor$, then $\\lfloor (r_1 + 2^{r-1}) / 2^{r} \\rfloor$ if $r > 0$ | RHU then RHU | ruy ``Kernel8bitAvx2`` (TFLite "opt" FC/Conv on x86) |
     | ``"double_up"`` | $\\lfloor (\\mathrm{SRDHM}(x', q) + 2^{r-1}) / 2^{r} \\rfloor$ if $r > 0$ | RHU then RHU | ``DepthwiseConvOutputRounding::kUpward``; NEON ``4Rows`` double build (``vrshlq(vqrdmulhq(x << l, q), -r)``) |
 
     When ``shift >= 0`` all variants but ``"int64_reduced16"`` give one RHU and agree,
@@ -289,14 +289,14 @@ def multiply_by_quantized_multiplier(x, quantized_multiplier, shift, *, variant:
     * ``"double"``: SRDHM saturates only for ``x' = q = INT32_MIN``; RDBPOT never overflows.
     * ``"single"`` / ``"int64_reduced16"``: the 64-bit result is cast to int32 and wraps
       (upstream's range DCHECK is compiled out); in-range results are exact.
-    * ``"ruy_avx2"``: $r_1$ keeps the low 32 bits of the 64-bit shift (e.g.
+    * ``"double_up_wrap"``: $r_1$ keeps the low 32 bits of the 64-bit shift (e.g.
       ``x' = q = INT32_MIN`` gives INT32_MIN). The kernel's rounding right shift detects
       $r_1 + 2^{r-1} > \\text{INT32\\_MAX}$ and then returns $2^{31-r}$, which is exactly
       the value computed here in int64, so no special case is needed. This is the
       rounding_right_shift form of ``kernel_avx2_fma.cc`` that LiteRT 2.3 runs
       (verified empirically, see backends.md §1.9); other ruy revisions fold the
       right shift into the 64-bit shift, which equals ``"single"``. Since $r_1$ is
-      SRDHM without its saturation, ``"ruy_avx2"`` equals ``"double_up"`` everywhere
+      SRDHM without its saturation, ``"double_up_wrap"`` equals ``"double_up"`` everywhere
       except ``x' = q = INT32_MIN``.
     * ``"double_up"``: computed exactly in int64 like NEON ``vrshl``; TFLite's scalar C
       ``kUpward`` adds the nudge in int32 and would wrap only when
@@ -306,10 +306,10 @@ def multiply_by_quantized_multiplier(x, quantized_multiplier, shift, *, variant:
         x: Integer array or scalar. int32 values; for ``"int64_reduced16"``
             int64 values in $[-2^{47}, 2^{47})$.
         quantized_multiplier: Integer array or scalar (per-channel arrays broadcast).
-            In $[-2^{31}, 2^{31}-1]$ for ``"double"``, ``"double_up"``, ``"ruy_avx2"``;
+            In $[-2^{31}, 2^{31}-1]$ for ``"double"``, ``"double_up"``, ``"double_up_wrap"``;
             in $[0, 2^{31}-1]$ for ``"single"`` and ``"int64_reduced16"``.
         shift: Integer array or scalar, + left / - right. In $[-31, 31]$ for
-            ``"double"``, ``"double_up"``, ``"ruy_avx2"``; $[-31, 30]$ for ``"single"``;
+            ``"double"``, ``"double_up"``, ``"double_up_wrap"``; $[-31, 30]$ for ``"single"``;
             $[-31, 7]$ for ``"int64_reduced16"``.
         variant: One of :data:`MBQM_VARIANTS`.
 
@@ -393,8 +393,8 @@ def _mbqm_single_nb(x, q, shift):
 
 
 @numba.njit(cache=True)
-def _mbqm_ruy_avx2_nb(x, q, shift):
-    """Numba twin of ``multiply_by_quantized_multiplier(..., variant="ruy_avx2")`` for one int32."""
+def _mbqm_double_up_wrap_nb(x, q, shift):
+    """Numba twin of ``multiply_by_quantized_multiplier(..., variant="double_up_wrap")`` for one int32."""
     ls, rs = _split_shift(shift)
     shifted = _wrap32_scalar(np.int64(x) << ls)
     r1 = _wrap32_scalar((shifted * np.int64(q) + np.int64(1073741824)) >> np.int64(31))
@@ -447,6 +447,6 @@ def _scalar_entry(variant: str, twin):
 
 mbqm_double_scalar = _scalar_entry("double", _mbqm_double_nb)
 mbqm_single_scalar = _scalar_entry("single", _mbqm_single_nb)
-mbqm_ruy_avx2_scalar = _scalar_entry("ruy_avx2", _mbqm_ruy_avx2_nb)
+mbqm_double_up_wrap_scalar = _scalar_entry("double_up_wrap", _mbqm_double_up_wrap_nb)
 mbqm_double_up_scalar = _scalar_entry("double_up", _mbqm_double_up_nb)
 mbqm_int64_reduced16_scalar = _scalar_entry("int64_reduced16", _mbqm_int64_reduced16_nb)

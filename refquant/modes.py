@@ -32,7 +32,7 @@ REQUANT_MODES = {
     "fixed_double": "fixed",           # SRDHM, then RoundingDivideByPOT (two roundings, half away / half up)
     "fixed_single": "fixed",           # one rounding of the 64-bit product (single-rounding builds)
     "fixed_double_up": "fixed",        # SRDHM, then a half-up shift
-    "fixed_ruy_avx2": "fixed",         # fixed_double_up, except where acc << l = q = INT32_MIN
+    "fixed_double_up_wrap": "fixed",         # fixed_double_up, except where acc << l = q = INT32_MIN
     "fixed_int64_reduced16": "fixed",  # 64-bit product with a 16-bit-reduced multiplier (16x8 kernels)
     "float32_rne": "float32",          # lrintf(float(acc) * m), m float32
     "float64_rhaz": "float64",         # round half away of double(acc) * m, m float64

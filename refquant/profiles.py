@@ -303,8 +303,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             fake_quantize=QuantizeSpec(division="multiply_reciprocal", nan="int_cast", overflow="int_cast"),
             fake_dequantize=_TFL_DQ,
             # ruy; per-tensor FC: GetQuantizedConvolutionMultipler (float32 product, then double)
-            linear=LayerSpec("fixed_ruy_avx2", "f64_ab_div_c", multiplier_per_tensor="f32_ab_then_f64_div"),
-            conv=LayerSpec("fixed_ruy_avx2", "f64_ab_div_c"),
+            linear=LayerSpec("fixed_double_up_wrap", "f64_ab_div_c", multiplier_per_tensor="f32_ab_then_f64_div"),
+            conv=LayerSpec("fixed_double_up_wrap", "f64_ab_div_c"),
             grouped_conv=_TFL_REF_CONV,  # LiteRT runs grouped convolutions on the reference kernel
             # 8-channel vector blocks round the second step half up (DepthwiseConvOutputRounding
             # kUpward); the scalar tail of the last O % 8 channels calls the reference MBQM.

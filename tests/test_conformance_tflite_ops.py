@@ -170,10 +170,10 @@ def test_depthwise_conv2d():
 # The face's (mode, derivation) per op, kernel and per-channel flag; alternatives that must lose.
 FACE_MODES = {
     ("FC", "reference"): ("float64_rhaz", "f64_ab_div_c", "f64_ab_div_c"),
-    ("FC", "optimized"): ("fixed_ruy_avx2", "f32_ab_then_f64_div", "f64_ab_div_c"),  # per-tensor, per-channel
+    ("FC", "optimized"): ("fixed_double_up_wrap", "f32_ab_then_f64_div", "f64_ab_div_c"),  # per-tensor, per-channel
     ("FC", "xnnpack"): ("float32_rne", "f32_ab_div_c", "f32_ab_div_c"),
     ("CONV", "reference"): ("fixed_double", "f64_ab_div_c", "f64_ab_div_c"),
-    ("CONV", "optimized"): ("fixed_ruy_avx2", "f64_ab_div_c", "f64_ab_div_c"),
+    ("CONV", "optimized"): ("fixed_double_up_wrap", "f64_ab_div_c", "f64_ab_div_c"),
     ("CONV", "xnnpack"): ("float32_rne", "f32_ab_div_c", "f32_ab_div_c"),
 }
 DERIVATIONS = ("f64_ab_div_c", "f32_ab_then_f64_div", "f32_ab_div_c")

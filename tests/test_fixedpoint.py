@@ -69,7 +69,7 @@ def ref_mbqm(variant: str, x: int, q: int, s: int) -> int:
         return ref_wrap32(ref_floor_half_up(Fraction(x * red, 2 ** (15 - s))))
     if variant == "double_up":
         return ref_floor_half_up(Fraction(ref_srdhm(ref_wrap32(x * 2**ls), q), 2**rs))
-    if variant == "ruy_avx2":  # the kernel's steps on 64-bit unsigned lanes
+    if variant == "double_up_wrap":  # the kernel's steps on 64-bit unsigned lanes
         u = (ref_wrap32(x * 2**ls) * q + 2**30 + 2**63) % 2**64
         r = ref_wrap32(u >> 31)
         nudge = 2 ** (rs - 1) if rs > 0 else 0
@@ -152,10 +152,10 @@ GOLDEN = [  # (q, shift, acc, double, single, ruy-AVX2), backends.md §1.5
 def test_backends_golden_vectors(q, shift, acc, want_double, want_single, want_ruy):
     assert MBQM(acc, q, shift, variant="double") == want_double
     assert MBQM(acc, q, shift, variant="single") == want_single
-    assert MBQM(acc, q, shift, variant="ruy_avx2") == want_ruy
+    assert MBQM(acc, q, shift, variant="double_up_wrap") == want_ruy
     assert fp.mbqm_double_scalar(acc, q, shift) == want_double
     assert fp.mbqm_single_scalar(acc, q, shift) == want_single
-    assert fp.mbqm_ruy_avx2_scalar(acc, q, shift) == want_ruy
+    assert fp.mbqm_double_up_wrap_scalar(acc, q, shift) == want_ruy
 
 
 def test_golden_multipliers_and_issue_25087():
@@ -289,14 +289,14 @@ def test_single_double_differ_by_at_most_one():
 
 def test_ruy_avx2_overflow_branch_and_double_up_relation():
     # r1 = 2147483646 and nudge 2 overflow int32: the kernel returns 1 << 29, the exact value
-    assert MBQM(I32_MAX, I32_MAX, -2, variant="ruy_avx2") == 2**29
-    assert ref_mbqm("ruy_avx2", I32_MAX, I32_MAX, -2) == 2**29
-    assert MBQM(I32_MIN, I32_MIN, 0, variant="ruy_avx2") == I32_MIN  # low 32 bits of 2^31
+    assert MBQM(I32_MAX, I32_MAX, -2, variant="double_up_wrap") == 2**29
+    assert ref_mbqm("double_up_wrap", I32_MAX, I32_MAX, -2) == 2**29
+    assert MBQM(I32_MIN, I32_MIN, 0, variant="double_up_wrap") == I32_MIN  # low 32 bits of 2^31
     assert MBQM(I32_MIN, I32_MIN, 0, variant="double_up") == I32_MAX  # SRDHM saturates
-    x, q, s = grid("ruy_avx2")
+    x, q, s = grid("double_up_wrap")
     keep = ~((np.where(s > 0, ((x << np.maximum(s, 0)) + 2**31) % 2**32 - 2**31, x) == I32_MIN)
              & (q == I32_MIN))
-    np.testing.assert_array_equal(MBQM(x[keep], q[keep], s[keep], variant="ruy_avx2"),
+    np.testing.assert_array_equal(MBQM(x[keep], q[keep], s[keep], variant="double_up_wrap"),
                                   MBQM(x[keep], q[keep], s[keep], variant="double_up"))
 
 
@@ -317,7 +317,7 @@ def _make_loop(fn):
 TWINS = {
     "double": fp.mbqm_double_scalar,
     "single": fp.mbqm_single_scalar,
-    "ruy_avx2": fp.mbqm_ruy_avx2_scalar,
+    "double_up_wrap": fp.mbqm_double_up_wrap_scalar,
     "double_up": fp.mbqm_double_up_scalar,
     "int64_reduced16": fp.mbqm_int64_reduced16_scalar,
 }
@@ -482,7 +482,7 @@ int main(void) {
 }
 """
 
-C_OPS = {"double": "d", "single": "s", "int64_reduced16": "i", "double_up": "u", "ruy_avx2": "r"}
+C_OPS = {"double": "d", "single": "s", "int64_reduced16": "i", "double_up": "u", "double_up_wrap": "r"}
 
 
 def _has_avx2() -> bool:
@@ -517,7 +517,7 @@ def c_helper(tmp_path_factory):
 
 @pytest.mark.parametrize("variant", sorted(C_OPS))
 def test_mbqm_vs_c_transcription(c_helper, variant):
-    if variant == "ruy_avx2" and not c_helper.avx2:
+    if variant == "double_up_wrap" and not c_helper.avx2:
         pytest.skip("CPU without AVX2")
     x1, q1, s1 = grid(variant)
     x2, q2, s2 = random_inputs(variant, 4000, seed=5)

@@ -24,7 +24,7 @@ from refquant.kernels import requant as rq
 pytestmark = pytest.mark.kernels
 
 I32 = (-(2 ** 31), 2 ** 31 - 1)
-FIXED = ("fixed_double", "fixed_single", "fixed_double_up", "fixed_ruy_avx2")
+FIXED = ("fixed_double", "fixed_single", "fixed_double_up", "fixed_double_up_wrap")
 
 
 def both(*args, **kw):
@@ -46,7 +46,7 @@ GOLD_ACC = np.array([-10, -6, -3, -2, 1, 2, 5, 10, 123457], np.int32)
 GOLD = {  # M = 0.25, q = 2^30, shift = -1
     "fixed_double": [-3, -2, -1, -1, 1, 1, 2, 3, 30865],
     "fixed_single": [-2, -1, -1, 0, 0, 1, 1, 3, 30864],
-    "fixed_ruy_avx2": [-2, -1, 0, 0, 1, 1, 2, 3, 30865],
+    "fixed_double_up_wrap": [-2, -1, 0, 0, 1, 1, 2, 3, 30865],
     "float64_rhaz": [-3, -2, -1, -1, 0, 1, 1, 3, 30864],
     "float32_rne": [-2, -2, -1, 0, 0, 0, 1, 2, 30864],
     "exact_rne": [-2, -2, -1, 0, 0, 0, 1, 2, 30864],
@@ -67,7 +67,7 @@ def test_golden_issue_25087():
     acc = np.array([7984, -7984], np.int32)
     np.testing.assert_array_equal(both(acc, 1583594044, 0, *I32, mode="fixed_double", shift=-9), [12, -12])
     np.testing.assert_array_equal(both(acc, 1583594044, 0, *I32, mode="fixed_single", shift=-9), [11, -11])
-    np.testing.assert_array_equal(both(acc, 1583594044, 0, *I32, mode="fixed_ruy_avx2", shift=-9), [12, -11])
+    np.testing.assert_array_equal(both(acc, 1583594044, 0, *I32, mode="fixed_double_up_wrap", shift=-9), [12, -11])
 
 
 def test_float32_rounds_acc_to_float():

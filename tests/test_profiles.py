@@ -85,7 +85,7 @@ def test_mode_names_live_in_one_table():
         for family in ("linear", "conv", "grouped_conv", "depthwise"):
             spec = p.layer(family)
             assert spec.requant in modes.REQUANT_MODES and spec.multiplier in modes.DERIVATIONS
-    LayerSpec(requant="fixed_ruy_avx2")  # every mode a face uses is a valid profile value
+    LayerSpec(requant="fixed_double_up_wrap")  # every mode a face uses is a valid profile value
 
 
 # ---------------------------------------------------------------- ISA
@@ -171,7 +171,7 @@ def test_quantize_choices_match_backends_table():
 
 def test_layer_choices_match_backends_table():
     layer = {n: PROFILES[n].layer("conv") for n in PROFILES}
-    assert layer["tflite_reference"].requant == "fixed_double" and layer["tflite_optimized"].requant == "fixed_ruy_avx2"
+    assert layer["tflite_reference"].requant == "fixed_double" and layer["tflite_optimized"].requant == "fixed_double_up_wrap"
     assert PROFILES["tflite_reference"].linear.requant == "float64_rhaz"
     assert PROFILES["tflite_optimized"].layer("grouped_conv").requant == "fixed_double"
     dw = PROFILES["tflite_optimized"].layer("depthwise")

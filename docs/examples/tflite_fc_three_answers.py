@@ -10,7 +10,7 @@ from refquant.kernels.requant import requantize
 F32 = np.float32
 KERNELS = {  # kernel: (requantization mode, multiplier derivation for a per-tensor weight scale)
     "reference": ("float64_rhaz", "f64_ab_div_c"),           # double(acc) * double multiplier, RHAZ
-    "optimized": ("fixed_ruy_avx2", "f32_ab_then_f64_div"),  # ruy AVX2: (q, shift), two half-up roundings
+    "optimized": ("fixed_double_up_wrap", "f32_ab_then_f64_div"),  # ruy AVX2: (q, shift), two half-up roundings
     "xnnpack": ("float32_rne", "f32_ab_div_c"),              # lrintf(float(acc) * float32 multiplier)
 }
 

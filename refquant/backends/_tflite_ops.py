@@ -10,8 +10,8 @@ and clamp to the fused activation's range. Per kernel (measured, LiteRT 2.3.0 x8
 
 | op | ``"reference"`` | ``"optimized"`` (x86 AVX2) | ``"xnnpack"`` |
 |---|---|---|---|
-| FULLY_CONNECTED | ``float64_rhaz``, ``f64_ab_div_c`` | ``fixed_ruy_avx2``; ``f64_ab_div_c`` per-channel, ``f32_ab_then_f64_div`` per-tensor | ``float32_rne``, ``f32_ab_div_c`` |
-| CONV_2D | ``fixed_double``, ``f64_ab_div_c`` | ``fixed_ruy_avx2``, ``f64_ab_div_c``; grouped: the reference | ``float32_rne``, ``f32_ab_div_c`` |
+| FULLY_CONNECTED | ``float64_rhaz``, ``f64_ab_div_c`` | ``fixed_double_up_wrap``; ``f64_ab_div_c`` per-channel, ``f32_ab_then_f64_div`` per-tensor | ``float32_rne``, ``f32_ab_div_c`` |
+| CONV_2D | ``fixed_double``, ``f64_ab_div_c`` | ``fixed_double_up_wrap``, ``f64_ab_div_c``; grouped: the reference | ``float32_rne``, ``f32_ab_div_c`` |
 | DEPTHWISE_CONV_2D | ``fixed_double``, ``f64_ab_div_c`` | ``fixed_double_up`` for output channels ``< O - O % 8``, ``fixed_double`` for the last ``O % 8`` | ``float32_rne``, ``f32_ab_div_c`` |
 
 (requantization ``mode`` and multiplier ``derivation`` names of :mod:`refquant.kernels.requant`

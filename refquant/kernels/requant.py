@@ -14,7 +14,7 @@ and the rounding are computed (``mode``):
 |---|---|---|
 | ``fixed_double`` | ``RDBPOT(SRDHM(acc << l, q), r)`` (RHU, then RHAZ) | TFLite reference Conv/DepthwiseConv/Add/Mul, gemmlowp |
 | ``fixed_single`` | ``(acc*q + 2^(30-shift)) >> (31-shift)`` (one RHU) | ``TFLITE_SINGLE_ROUNDING`` builds |
-| ``fixed_double_up`` / ``fixed_ruy_avx2`` | SRDHM then a half-up shift (RHU, RHU) | TFLite optimized FC/Conv on x86 (ruy AVX2) |
+| ``fixed_double_up`` / ``fixed_double_up_wrap`` | SRDHM then a half-up shift (RHU, RHU) | TFLite optimized FC/Conv on x86 (ruy AVX2) |
 | ``fixed_int64_reduced16`` | 16-bit-rounded multiplier, int64 acc | TFLite 16x8 kernels |
 | ``float32_rne`` | ``rint(float(acc) * m)`` in float32; ``float(acc)`` rounds when $|acc| > 2^{24}$ | ONNX Runtime, XNNPACK, fbgemm, qnnpack |
 | ``float64_rhaz`` | ``std::round(double(acc) * m)``, cast to int32 | TFLite reference FullyConnected |
@@ -26,7 +26,7 @@ modes is integer; the float modes use one IEEE rounding per C operation. Integer
 follow the compiled C: in the fixed modes $r + Z_y$ is an int32 addition that wraps; in
 ``float64_rhaz`` a value past int32 becomes INT32_MIN (x86 ``cvttsd2si``) before $Z_y$ is added.
 
-``fixed_ruy_avx2`` is ``fixed_double_up`` except at ``acc << l = q = INT32_MIN`` (ruy keeps the low 32
+``fixed_double_up_wrap`` is ``fixed_double_up`` except at ``acc << l = q = INT32_MIN`` (ruy keeps the low 32
 bits where SRDHM saturates). A profile's ``clamp_float_before_round`` needs no parameter: the
 clamp bounds are integers, so clamping before or after RNE gives the same result for every
 finite value, and int32 accumulators are never NaN (a float32 accumulator from
@@ -35,7 +35,7 @@ finite value, and int32 accumulators are never NaN (a float32 accumulator from
 from :func:`refquant.kernels.multiplier.requant_params`.
 
 Measured bit-exact against real backends (``tests/test_conformance_kernels_misc.py``): TFLite
-FullyConnected reference (``float64_rhaz``), optimized (``fixed_ruy_avx2``) and XNNPACK
+FullyConnected reference (``float64_rhaz``), optimized (``fixed_double_up_wrap``) and XNNPACK
 (``float32_rne``); TFLite CONV_2D reference (``fixed_double``); ONNX Runtime QLinearMatMul
 (``float32_rne``) and ``onnx.reference`` (``float64_rne``); PyTorch ``nnq.Linear`` on fbgemm and
 qnnpack (``float32_rne`` with their bias paths).
@@ -64,7 +64,7 @@ from ..fixedpoint import (
     _mbqm_double_nb,
     _mbqm_double_up_nb,
     _mbqm_int64_reduced16_nb,
-    _mbqm_ruy_avx2_nb,
+    _mbqm_double_up_wrap_nb,
     _mbqm_single_nb,
 )
 from ..rounding import round_half_away_from_zero
@@ -78,8 +78,8 @@ __all__ = [
 ]
 
 _VARIANT = {"fixed_double": "double", "fixed_single": "single", "fixed_double_up": "double_up",
-            "fixed_ruy_avx2": "ruy_avx2", "fixed_int64_reduced16": "int64_reduced16"}
-_VARIANT_CODE = {"double": 0, "single": 1, "double_up": 2, "ruy_avx2": 3, "int64_reduced16": 4}
+            "fixed_double_up_wrap": "double_up_wrap", "fixed_int64_reduced16": "int64_reduced16"}
+_VARIANT_CODE = {"double": 0, "single": 1, "double_up": 2, "double_up_wrap": 3, "int64_reduced16": 4}
 _OUT_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32)
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
@@ -306,7 +306,7 @@ def _fixed_kernel(acc, q, shift, zp, lo, hi, code):
             elif code == 2:
                 r = _mbqm_double_up_nb(x, q[c], shift[c])
             elif code == 3:
-                r = _mbqm_ruy_avx2_nb(x, q[c], shift[c])
+                r = _mbqm_double_up_wrap_nb(x, q[c], shift[c])
             else:
                 r = _mbqm_int64_reduced16_nb(x, q[c], shift[c])
             y = _wrap32_scalar(np.int64(r) + zp[c])  # int32 add wraps
