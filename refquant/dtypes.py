@@ -12,7 +12,7 @@ Three range variants exist besides the full range (see the Conventions page):
   are $[-127, 127]$.
 * **reduced** (``reduce_range``): 7-bit ranges that keep the AVX2 ``vpmaddubsw``
   int16 pair sums from saturating: both ends halved with floor division,
-  $[\lfloor q_{min}/2 \rfloor, \lfloor q_{max}/2 \rfloor]$ (int8 $[-64, 63]$, uint8 $[0, 127]$),
+  $[\\lfloor q_{min}/2 \\rfloor, \\lfloor q_{max}/2 \\rfloor]$ (int8 $[-64, 63]$, uint8 $[0, 127]$),
   as PyTorch's observers do (``torch/ao/quantization/utils.py``). ONNX Runtime's quantization
   tool reads its own table instead (int8 $[-64, 64]$):
   :func:`refquant.backends.onnxruntime.reduced_range`.

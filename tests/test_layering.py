@@ -344,3 +344,19 @@ def test_no_dynamic_imports():
                     arg = ast.unparse(node.args[0]) if node.args else ""
                     bad.append(f"{mod.shown}:{node.lineno} calls {full}({arg})")
     assert not bad, "dynamic imports in refquant/ (use an import statement):\n  " + "\n  ".join(bad)
+
+
+def test_no_invalid_escape_in_any_module():
+    """A ``\\l`` in a non-raw docstring is a SyntaxWarning today and an error tomorrow; the API
+    pages would show it mangled. Every module compiles with warnings as errors."""
+    import warnings
+
+    bad = []
+    for path in sorted(PKG_DIR.rglob("*.py")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                compile(path.read_text(encoding="utf-8"), str(path), "exec", dont_inherit=True)
+            except (SyntaxError, SyntaxWarning, DeprecationWarning) as err:
+                bad.append(f"{path.relative_to(ROOT)}: {err}")
+    assert not bad, "\n".join(bad)
