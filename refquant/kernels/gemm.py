@@ -31,7 +31,7 @@ The row sums cost $MK$ additions, the column sums $KN$, against $MKN$ multiply-a
   $$ \mathrm{acc}_{mn} = \sum_{i} \mathrm{sat}_{16}\bigl(a_{m,2i} b_{2i,n} + a_{m,2i+1} b_{2i+1,n}\bigr)
      - z_b[n]\, r_m - z_a[m]\, c_n + K z_a[m] z_b[n], \tag{3} $$
   $\mathrm{sat}_{16}(v) = \min(\max(v, -32768), 32767)$. Measured: ORT 1.32 MatMulInteger
-  u8×s8 on an AVX2 CPU equals eq. (3), per-tensor and per-column $z_b$ (backends.md §2.5).
+  u8×s8 on an AVX2 CPU equals eq. (3), per-tensor and per-column $z_b$.
 * ``"pairwise_sat16_s8u8"``: the same arithmetic for int8 ``a`` × uint8 ``b`` (the pair sum
   is symmetric in its operands). ONNX Runtime's ConvInteger with int8 ``x`` and uint8 ``w``
   computes $W \cdot \mathrm{im2col}(x)$, i.e. a u8×s8 product with the weights as the
@@ -55,6 +55,7 @@ from .. import _validate as V
 from ..errors import QuantizationTypeError, ShapeError, UnsupportedError
 from . import _exact_blas as eb
 from . import _gemm_fast as gf
+from . import _gemm_vnni as vn
 from . import _gemv_fast as gv
 from ._checks import (
     INT32_MAX,
@@ -228,6 +229,13 @@ def _gemm_fast(a, b, za, zb, model, on_overflow, what):
     out = np.empty((M, N), np.int32)
     # |acc| <= K·max|a - za|·max|b - zb|: below 2^31 no overflow is possible; else recheck in int64.
     check = model == "exact" and K * max_abs_centered(a.dtype, za) * max_abs_centered(b.dtype, zb) > INT32_MAX
+    if vn.vnni_available() and (M <= _SMALL_M or not check):
+        # AVX-512 VNNI vpdpbusd: eq. (1) mod 2^32, exact (proof in _gemm_vnni); the int64 recheck below
+        vn.gemm_wrap(a, b, za_v, zb_v, out)
+        if check:
+            acc = (a.astype(np.int64) - za_v[:, None]) @ (b.astype(np.int64) - zb_v[None, :])
+            report_overflow(int(np.count_nonzero(acc != out)), model, on_overflow, what)
+        return out
     if M <= _SMALL_M:
         if gv.available():  # AVX2 vpmaddwd GEMV on raw b: eq. (1) mod 2^32, exact (proof in _gemv_fast)
             gv.gemv_wrap(a, b, za_v, zb_v, out)
