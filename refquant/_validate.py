@@ -91,23 +91,27 @@ def as_real_scalar(v, name: str, *, finite: bool = True) -> float:
     return f
 
 
-def as_flag(v, name: str) -> bool:
-    """A bool from a Python or NumPy bool, or the integers 0 and 1 (ONNX attributes)."""
+def as_flag(v, name: str, *, ints: bool = True) -> bool:
+    """A bool from a Python or NumPy bool, or (with ``ints``) the integers 0 and 1 (ONNX attributes)."""
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
-    if isinstance(v, (numbers.Integral, np.integer)) and int(v) in (0, 1):
+    if ints and isinstance(v, (numbers.Integral, np.integer)) and int(v) in (0, 1):
         return bool(v)
     raise QuantizationTypeError(f"{name} must be a bool, got {describe(v)}")
 
 
-def as_choice(v, name: str, choices) -> str:
-    """The element of ``choices`` (strings) equal to ``v``; anything else is a named error."""
+def as_choice(v, name: str, choices) -> str | None:
+    """The element of ``choices`` (strings, and ``None`` where "not given" is a choice) equal to
+    ``v``; anything else (an array, a number, an unknown string) is a named error."""
+    choices = tuple(choices)
+    if v is None and None in choices:
+        return None
     if isinstance(v, str):
         for c in choices:
-            if v == c:
+            if isinstance(c, str) and v == c:
                 return c
-        raise QuantizationValueError(f"{name} must be one of {tuple(choices)}, got {v!r}")
-    raise QuantizationTypeError(f"{name} must be a string, one of {tuple(choices)}, got {describe(v)}")
+        raise QuantizationValueError(f"{name} must be one of {choices}, got {v!r}")
+    raise QuantizationTypeError(f"{name} must be one of {choices}, got {describe(v)} (not a string)")
 
 
 def memory_limit() -> int:
@@ -182,12 +186,13 @@ def as_scale(scale, name: str = "scale", *, dtype=np.float32, allow_zero: bool =
     return a
 
 
-def as_scalar_scale(scale, name: str = "scale", *, dtype=np.float32, allow_zero: bool = False):
-    """:func:`as_scale` for a per-tensor scale: one element (a scalar, or a one-element array),
-    returned as a NumPy scalar of ``dtype``."""
+def as_scalar_scale(scale, name: str = "scale", *, dtype=np.float32, allow_zero: bool = False,
+                    max_ndim: int | None = None):
+    """:func:`as_scale` for a per-tensor scale: one element (a scalar, or a one-element array of
+    rank <= ``max_ndim`` if given), returned as a NumPy scalar of ``dtype``."""
     a = as_scale(scale, name, dtype=dtype, allow_zero=allow_zero)
-    if a.size != 1:
-        raise ShapeError(f"{name} must be a scalar, got shape {a.shape}")
+    if a.size != 1 or (max_ndim is not None and a.ndim > max_ndim):
+        raise ShapeError(f"{name} must be a scalar (per-tensor), got shape {a.shape}")
     return a.reshape(())[()]
 
 
@@ -232,6 +237,48 @@ def as_zero_point(zero_point, fmt: IntFormat, name: str = "zero_point", *, qmin=
     return a.astype(np.int64)
 
 
+def as_scalar_zero_point(zero_point, fmt: IntFormat, name: str = "zero_point", *, qmin=None, qmax=None) -> int:
+    """:func:`as_zero_point` for a per-tensor zero point that must be given: one element (a
+    scalar or a one-element array), returned as a Python int. ``None`` is a type error."""
+    if zero_point is None:
+        raise QuantizationTypeError(f"{name} must be an integer, got None")
+    z = as_zero_point(zero_point, fmt, name, qmin=qmin, qmax=qmax)
+    if z.size != 1:
+        raise ShapeError(f"{name} must be a scalar (per-tensor), got shape {z.shape}")
+    return int(z.reshape(()))
+
+
+def as_tuple(v, name: str, what: str, *, item_len: int | None = None) -> tuple:
+    """``v`` itself if it is a tuple (frozen records hold tuples: they stay hashable); with
+    ``item_len``, a tuple of tuples of that length (``(dtype, kernel)`` pairs)."""
+    if not isinstance(v, tuple) or (item_len is not None
+                                    and not all(isinstance(i, tuple) and len(i) == item_len for i in v)):
+        raise QuantizationTypeError(f"{name} must be a tuple of {what}, got {describe(v)}")
+    return v
+
+
+def as_typed_array(x, name: str, dtypes, *, ndim: int | None = None, min_ndim: int | None = None,
+                   array_only: bool = False, labels: str | None = None) -> np.ndarray:
+    """``x`` as a native-order ndarray whose dtype is one of ``dtypes`` (names or dtypes),
+    of rank ``ndim`` (exact) or at least ``min_ndim``.
+
+    ``array_only``: ``x`` must already be a NumPy array or scalar (integer codes carry their
+    type: a list of ints does not say whether it holds int8 or uint8 codes). ``labels``: the
+    expected dtypes as messages should say them (``"uint8 (quint8)"``)."""
+    want = tuple(np.dtype(d) for d in dtypes)
+    names = labels or " or ".join(d.name for d in want)
+    if array_only and not isinstance(x, (np.ndarray, np.generic)):
+        raise QuantizationTypeError(f"{name} must be a NumPy {names} array, got {describe(x)}")
+    a = asarray(x, name, kinds=None, what=f"an array of dtype {names}")
+    if a.dtype not in want:
+        raise QuantizationTypeError(f"{name} must have dtype {names}, got {a.dtype}")
+    if ndim is not None and a.ndim != ndim:
+        raise ShapeError(f"{name} must have rank {ndim}, got shape {a.shape}")
+    if min_ndim is not None and a.ndim < min_ndim:
+        raise ShapeError(f"{name} must have rank >= {min_ndim}, got shape {a.shape}")
+    return a
+
+
 def normalize_axis(axis, ndim: int, name: str = "axis") -> int:
     """Return ``axis`` in ``[0, ndim)``; negative axes count from the end."""
     if isinstance(axis, bool) or not isinstance(axis, (numbers.Integral, np.integer)):
@@ -249,19 +296,47 @@ def as_int(v, name: str) -> int:
     return int(v)
 
 
-def as_int_pair(v, name: str, *, minimum: int = 1) -> tuple[int, int]:
-    """Return an int or an ``(h, w)`` pair of ints as ``(h, w)``, each >= ``minimum``."""
+def as_int_pair(v, name: str, *, minimum: int = 1, maximum: int | None = None) -> tuple[int, int]:
+    """Return an int or an ``(h, w)`` pair of ints as ``(h, w)``, each in ``[minimum, maximum]``."""
     items = (v, v) if isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) else v
     try:
         items = tuple(items)
     except TypeError:
         raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {describe(v)}") from None
-    if len(items) != 2 or any(isinstance(i, bool) or not isinstance(i, (numbers.Integral, np.integer))
+    if len(items) != 2 or any(isinstance(i, (bool, np.bool_)) or not isinstance(i, (numbers.Integral, np.integer))
                               for i in items):
         raise QuantizationTypeError(f"{name} must be an int or an (h, w) pair of ints, got {describe(v)}")
-    if min(items) < minimum:
+    pair = int(items[0]), int(items[1])
+    if min(pair) < minimum:
         raise QuantizationValueError(f"{name} must be >= {minimum}, got {describe(v)}")
-    return int(items[0]), int(items[1])
+    if maximum is not None and max(pair) > maximum:
+        raise QuantizationValueError(f"{name} must be <= {maximum}, got {describe(v)}")
+    return pair
+
+
+def as_int_sequence(v, name: str, *, length: int | None = None, minimum: int | None = None,
+                    maximum: int | None = None) -> tuple[int, ...]:
+    """A list, tuple or 1-D integer array of ints (not bools) as a tuple, of ``length`` items
+    (``None``: any), each in ``[minimum, maximum]`` (``None``: unbounded)."""
+    what = f"a sequence of {length} ints" if length is not None else "a sequence of ints"
+    if isinstance(v, np.ndarray):
+        if v.ndim != 1 or (v.size and v.dtype.kind not in "iu"):
+            raise QuantizationTypeError(f"{name} must be {what}, got {describe(v)}")
+        items = tuple(v.tolist())
+    elif isinstance(v, (list, tuple)):
+        items = tuple(v)
+    else:
+        raise QuantizationTypeError(f"{name} must be {what}, got {describe(v)}")
+    if any(isinstance(i, (bool, np.bool_)) or not isinstance(i, (numbers.Integral, np.integer)) for i in items):
+        raise QuantizationTypeError(f"{name} must be {what}, got {describe(v)}")
+    items = tuple(int(i) for i in items)
+    if length is not None and len(items) != length:
+        raise QuantizationValueError(f"{name} must have {length} values, got {list(items)}")
+    if minimum is not None and any(i < minimum for i in items):
+        raise QuantizationValueError(f"{name} must be >= {minimum}, got {list(items)}")
+    if maximum is not None and any(i > maximum for i in items):
+        raise QuantizationValueError(f"{name} must be <= {maximum}, got {list(items)}")
+    return items
 
 
 def grad_and_mask(grad, mask, grad_name: str = "grad_output") -> tuple[np.ndarray, np.ndarray]:

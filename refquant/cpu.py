@@ -2,8 +2,8 @@
 
 Only a few features matter to refquant: whether ONNX Runtime's MLAS and fbgemm run
 u8×s8 products through AVX2 ``vpmaddubsw`` (adjacent pairs saturate to int16) or
-through VNNI ``vpdpbusd`` (exact). See backends.md §2.5 and the ``isa=`` argument of
-the ONNX Runtime and PyTorch faces.
+through VNNI ``vpdpbusd`` (exact); see the ``isa=`` argument of the ONNX Runtime and
+PyTorch faces and :meth:`refquant.profiles.Profile.with_isa`.
 """
 
 from __future__ import annotations

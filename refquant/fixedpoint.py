@@ -294,7 +294,7 @@ def multiply_by_quantized_multiplier(x, quantized_multiplier, shift, *, variant:
       $r_1 + 2^{r-1} > \\text{INT32\\_MAX}$ and then returns $2^{31-r}$, which is exactly
       the value computed here in int64, so no special case is needed. This is the
       rounding_right_shift form of ``kernel_avx2_fma.cc`` that LiteRT 2.3 runs
-      (verified empirically, see backends.md §1.9); other ruy revisions fold the
+      (verified empirically); other ruy revisions fold the
       right shift into the 64-bit shift, which equals ``"single"``. Since $r_1$ is
       SRDHM without its saturation, ``"double_up_wrap"`` equals ``"double_up"`` everywhere
       except ``x' = q = INT32_MIN``.

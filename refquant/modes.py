@@ -13,7 +13,8 @@ which backend does it: the profiles say that.
 | :data:`ACTIVATION_BOUNDS` | how a fused activation's float range becomes integer clamp bounds |
 | :data:`ISAS` | the instruction-set classes a profile may resolve its accumulation for |
 | :data:`ADD_KERNELS` | the arithmetic of a quantized element-wise add |
-| :data:`SOFTMAX_KERNELS`, :data:`LOGISTIC_KERNELS` | the arithmetic of quantized softmax and sigmoid |
+| :data:`MUL_KERNELS` | the arithmetic of a quantized element-wise multiply |
+| :data:`SOFTMAX_KERNELS`, :data:`LOGISTIC_KERNELS`, :data:`TANH_KERNELS` | the arithmetic of quantized softmax, sigmoid and tanh |
 | :data:`POOL_BOUNDS_WHEN` | which max pools a pointwise spec's kernels take |
 | :data:`CONV_GEOMETRIES` | convolution geometries that select a backend's kernel, or that a kernel mishandles |
 """
@@ -25,7 +26,7 @@ import numpy as np
 from .errors import QuantizationValueError
 
 __all__ = ["REQUANT_MODES", "DERIVATIONS", "BIAS_MODES", "ACCUMULATIONS", "ACTIVATION_BOUNDS", "ISAS",
-           "ADD_KERNELS", "SOFTMAX_KERNELS", "LOGISTIC_KERNELS", "POOL_BOUNDS_WHEN", "CONV_GEOMETRIES", "check_name"]
+           "ADD_KERNELS", "MUL_KERNELS", "TANH_KERNELS", "SOFTMAX_KERNELS", "LOGISTIC_KERNELS", "POOL_BOUNDS_WHEN", "CONV_GEOMETRIES", "check_name"]
 
 # requant mode -> kind of multiplier it consumes
 REQUANT_MODES = {
@@ -73,6 +74,18 @@ ADD_KERNELS = (
     "float32_blocks",       # float32, zero point after rounding in 64-element blocks, before in the tail
     "pot_shift",            # power-of-two multipliers, RDBPOT, int16-saturating zero point (uint8)
     "not_modelled",         # the backend runs a kernel refquant does not model: refused
+)
+
+MUL_KERNELS = (
+    "fixed_point",      # MBQM((a - Z_a)(b - Z_b), q, shift) + Z_y, double rounding
+    "float32_requant",  # the exact product requantized with fl(fl(S_a S_b) / S_y), lrintf
+    "float32_fma",      # float32 product of the dequantized codes, zero point before rounding
+    "not_modelled",     # the backend runs a kernel refquant does not model: refused
+)
+
+TANH_KERNELS = (
+    "float_table_rhaz",  # 256-entry table of float32 tanhf, round half away, + Z_y
+    "not_modelled",
 )
 
 SOFTMAX_KERNELS = (

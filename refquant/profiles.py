@@ -25,8 +25,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from . import _validate as V
+from ._validate import describe
 from .cpu import resolve_isa_class
-from .errors import QuantizationValueError
+from .errors import QuantizationTypeError, QuantizationValueError, UnsupportedError
 from .modes import CONV_GEOMETRIES, ISAS, check_name
 from .specs import (Case, Cases, ConvDispatch, DequantizeSpec, LayerSpec, PointwiseSpec, QuantizeSpec, SimdSplit,
                     select_spec)
@@ -34,7 +36,7 @@ from .specs import (Case, Cases, ConvDispatch, DequantizeSpec, LayerSpec, Pointw
 __all__ = ["Profile", "get_profile", "list_profiles", "PROFILES"]
 
 _STEP_TYPES = (QuantizeSpec, DequantizeSpec, Cases, SimdSplit)
-_FAMILIES = ("linear", "conv", "grouped_conv", "depthwise", "integer_conv")
+_FAMILIES = ("linear", "conv", "grouped_conv", "depthwise", "integer_conv", "requantize")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Profile:
             some convolutions to another kernel on some CPUs; the first that applies wins.
         pointwise: The weight-free ops: add, pooling, softmax, sigmoid
             (:class:`~refquant.specs.PointwiseSpec`).
+        requantize: Codes of one tensor rescaled to another's parameters (TFLite's QUANTIZE
+            from an integer tensor); ``None``: the backend has no such op (refused).
         integer_conv: Convolutions that stop at the int32 accumulator (ONNX ``ConvInteger``),
             where a backend runs another kernel; ``None``: as ``conv``.
         isa: The instruction-set class the accumulation models are resolved for (one of
@@ -81,6 +85,7 @@ class Profile:
     grouped_conv: LayerSpec | None = None
     depthwise: LayerSpec | None = None
     integer_conv: LayerSpec | None = None
+    requantize: LayerSpec | None = None
     conv_families: tuple = ()
     conv_dispatch: tuple = ()
     pointwise: PointwiseSpec = field(default_factory=PointwiseSpec)
@@ -88,6 +93,9 @@ class Profile:
     sources: str = ""
 
     def __post_init__(self):
+        for name in ("name", "description", "sources"):
+            if not isinstance(getattr(self, name), str):
+                raise QuantizationTypeError(f"{name} must be a string, got {describe(getattr(self, name))}")
         for name in ("quantize", "dequantize", "fake_quantize"):
             if not isinstance(getattr(self, name), _STEP_TYPES):
                 raise QuantizationValueError(f"{name} must be a QuantizeSpec, DequantizeSpec, Cases or SimdSplit, "
@@ -96,15 +104,19 @@ class Profile:
             v = getattr(self, name)
             if not (isinstance(v, LayerSpec) or (v is None and name not in ("linear", "conv"))):
                 raise QuantizationValueError(f"{name} must be a LayerSpec, got {type(v).__name__}")
+        if not (isinstance(self.conv_families, tuple)
+                and all(isinstance(rule, tuple) and len(rule) == 2 for rule in self.conv_families)):
+            raise QuantizationTypeError(f"conv_families must be a tuple of (geometry, family) pairs, "
+                                        f"got {describe(self.conv_families)}")
         for geometry, family in self.conv_families:
             check_name(geometry, "conv_families geometry", CONV_GEOMETRIES)
             check_name(family, "conv_families family", _FAMILIES)
-        if not all(isinstance(r, ConvDispatch) for r in self.conv_dispatch):
-            raise QuantizationValueError("conv_dispatch must be a tuple of ConvDispatch")
+        if not (isinstance(self.conv_dispatch, tuple) and all(isinstance(r, ConvDispatch) for r in self.conv_dispatch)):
+            raise QuantizationTypeError(f"conv_dispatch must be a tuple of ConvDispatch, "
+                                        f"got {describe(self.conv_dispatch)}")
         if not isinstance(self.pointwise, PointwiseSpec):
             raise QuantizationValueError(f"pointwise must be a PointwiseSpec, got {type(self.pointwise).__name__}")
-        if self.isa not in ISAS:
-            raise QuantizationValueError(f"isa must be one of {ISAS}, got {self.isa!r}")
+        V.as_choice(self.isa, "isa", ISAS)
 
     def replace(self, **changes) -> "Profile":
         """Return a copy with some fields changed (``dataclasses.replace``)."""
@@ -148,10 +160,16 @@ class Profile:
 
     def layer(self, family: str) -> LayerSpec:
         """The :class:`~refquant.specs.LayerSpec` of a family in :data:`_FAMILIES` (``"linear"``,
-        ``"conv"``, ``"grouped_conv"``, ``"depthwise"``, ``"integer_conv"``; the last three fall back
-        to ``conv``)."""
-        if family not in _FAMILIES:
-            raise QuantizationValueError(f"family must be one of {_FAMILIES}, got {family!r}")
+        ``"conv"``, ``"grouped_conv"``, ``"depthwise"``, ``"integer_conv"`` fall back to ``conv``;
+        ``"requantize"`` has no fallback).
+
+        Raises:
+            UnsupportedError: ``"requantize"`` on a profile whose backend has no such op.
+        """
+        V.as_choice(family, "family", _FAMILIES)
+        if family == "requantize" and self.requantize is None:
+            raise UnsupportedError(f"profile {self.name!r} has no requantize op (its backend dequantizes and "
+                                   f"quantizes again)")
         return getattr(self, family) or self.conv
 
 
@@ -244,15 +262,24 @@ _QNNPACK_LAYER = LayerSpec("float32_rne", "f32_ba_times_recip_c", bias="runtime_
 # (never AVERAGE_POOL_2D),
 # quantizing fused-activation bounds with RNE after adding Z_y; the builtin kernels run what it declines.
 _TFL_OPT_POINTWISE = PointwiseSpec(add=(("int8", "not_modelled"), ("uint8", "not_modelled"),
-                                        ("int16", "fixed_point_shift15")), softmax="float_table")
+                                        ("int16", "fixed_point_shift15")),
+                                   mul=(("int8", "not_modelled"), ("uint8", "not_modelled")), softmax="float_table")
+# XNNPACK MUL (measured where it takes the node): the exact product, float32 RNE requantization,
+# TFLite's own activation bounds; when it declines a MUL is not measured, so the fallback refuses.
 _XNN_POINTWISE = PointwiseSpec(add=(("int8", "rescale"), ("uint8", "rescale")), add_max_rank=6,
+                               mul=(("int8", "float32_requant"), ("uint8", "float32_requant")),
                                activation_bounds="add_zero_point_then_rne", average_pool=False,
                                max_pool_when="8bit_stride_in_filter",
                                softmax="float_table", logistic="double_table_rne", fallback=_TFL_OPT_POINTWISE)
 # ATen's qadd_kernel in float32 (vector blocks and tail); qnnpack's q8vadd for quint8.
-_TORCH_POINTWISE = PointwiseSpec(add=(("uint8", "float32_blocks"), ("int8", "float32_blocks")))
-_QNNPACK_POINTWISE = PointwiseSpec(add=(("uint8", "pot_shift"), ("int8", "float32_blocks")))
-_ORT_POINTWISE = PointwiseSpec(add=(("uint8", "float32_fma"), ("int8", "float32_fma")), logistic="rational_float32")
+_NO_MUL = (("int8", "not_modelled"), ("uint8", "not_modelled"))
+_TORCH_POINTWISE = PointwiseSpec(add=(("uint8", "float32_blocks"), ("int8", "float32_blocks")), mul=_NO_MUL,
+                                 tanh="not_modelled")
+_QNNPACK_POINTWISE = PointwiseSpec(add=(("uint8", "pot_shift"), ("int8", "float32_blocks")), mul=_NO_MUL,
+                                   tanh="not_modelled")
+_ORT_POINTWISE = PointwiseSpec(add=(("uint8", "float32_fma"), ("int8", "float32_fma")),
+                               mul=(("uint8", "float32_fma"), ("int8", "float32_fma")), logistic="rational_float32",
+                               tanh="not_modelled")
 
 # PyTorch's x86 engine: fbgemm, except that on a CPU with AVX-512 VNNI a convolution with symmetric weights
 # and at most 100 groups is packed for oneDNN (should_use_onednn_quant), whose output stage applies the
@@ -288,7 +315,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             sources="MLAS QuantizeLinear, QGEMM and requantize kernels (measured, ONNX Runtime 1.32)"),
     Profile("tflite_reference", "TFLite/LiteRT reference kernels (BUILTIN_REF): std::round(x / s), gemmlowp double rounding",
             quantize=_TFL_REF_Q, dequantize=_TFL_DQ, fake_quantize=QuantizeSpec(rounding="half_away_from_zero"),
-            linear=_TFL_REF_FC, conv=_TFL_REF_CONV,
+            linear=_TFL_REF_FC, conv=_TFL_REF_CONV, requantize=_TFL_REF_CONV,  # QUANTIZE int -> int: MBQM
             sources="reference_ops / reference_integer_ops (measured, LiteRT 2.3.0)"),
     Profile("tflite_xnnpack", "TFLite with the XNNPACK delegate: x * (1/s) RNE; fp32 requantization",
             quantize=Cases(_TFL_REF_CASES + (Case(_XNN_Q, **_XNN_TAKES),), _TFL_OPT_Q),
@@ -343,6 +370,16 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             linear=_TFL_REF_CONV, conv=_TFL_REF_CONV, sources="gemmlowp doc/quantization.md"),
 )}
 
+def as_profile(value, name: str = "profile") -> Profile:
+    """``value`` (a :class:`Profile` or a key of :data:`PROFILES`) as a :class:`Profile`; the
+    error names the argument ``name`` (the callers' ``profile=``)."""
+    if isinstance(value, Profile):
+        return value
+    if isinstance(value, str) and value in PROFILES:
+        return PROFILES[value]
+    raise QuantizationValueError(f"{name} must be one of {sorted(PROFILES)} or a Profile, got {describe(value)}")
+
+
 def get_profile(name, *, isa: str | None = None) -> Profile:
     """Return a named profile (or pass a :class:`Profile` through).
 
@@ -354,13 +391,7 @@ def get_profile(name, *, isa: str | None = None) -> Profile:
     Raises:
         QuantizationValueError: Unknown name.
     """
-    if isinstance(name, Profile):
-        p = name
-    else:
-        try:
-            p = PROFILES[name]
-        except (KeyError, TypeError):
-            raise QuantizationValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}") from None
+    p = as_profile(name, "name")
     return p if isa is None else p.with_isa(isa)
 
 

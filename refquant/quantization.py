@@ -37,7 +37,7 @@ import numpy as np
 from . import _validate as V
 from .dtypes import INT32_MIN, wrap_int32
 from .errors import QuantizationTypeError, QuantizationValueError, UnsupportedError
-from .profiles import get_profile
+from .profiles import as_profile
 from .qparams import QParams
 from .rounding import round_by_mode
 from .specs import Cases, DequantizeSpec, QuantizeSpec, SimdSplit, select_spec
@@ -59,7 +59,7 @@ def _entry(profile, attr: str, default):
         return default
     if isinstance(profile, (QuantizeSpec, DequantizeSpec, Cases, SimdSplit)):
         return profile
-    return getattr(get_profile(profile), attr)
+    return getattr(as_profile(profile), attr)
 
 
 def _check_qparams(qparams) -> QParams:
@@ -320,7 +320,7 @@ def fake_quantize_with_mask(x, qparams: QParams, profile=None) -> tuple[np.ndarr
         raise QuantizationTypeError(f"profile must be a Profile, a profile name or a QuantizeSpec for "
                                     f"fake-quantization, got {type(profile).__name__}")
     else:
-        prof = get_profile(profile)
+        prof = as_profile(profile)
         dentry = prof.dequantize if prof.fake_dequantize is None else prof.fake_dequantize
     dspec = select_spec(dentry, qp, x.shape, x.dtype)
     if isinstance(qspec, SimdSplit) or isinstance(dspec, SimdSplit):
@@ -371,7 +371,7 @@ def fake_quantize_backward(grad_output, mask, *, multiply: bool = False) -> np.n
         ShapeError: ``mask`` does not have ``grad_output``'s shape (no broadcasting).
     """
     g, m = V.grad_and_mask(grad_output, mask, "grad_output")
-    if multiply:
+    if V.as_flag(multiply, "multiply"):
         with np.errstate(invalid="ignore"):
             return (g * m.astype(g.dtype)).astype(g.dtype)
     return np.where(m, g, np.zeros((), g.dtype))

@@ -22,9 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import QuantizationValueError
+from . import _validate as V
+from .errors import QuantizationTypeError, QuantizationValueError
 from .modes import (ACCUMULATIONS, ACTIVATION_BOUNDS, ADD_KERNELS, BIAS_MODES, CONV_GEOMETRIES, DERIVATIONS, ISAS,
-                    LOGISTIC_KERNELS, POOL_BOUNDS_WHEN, REQUANT_MODES, SOFTMAX_KERNELS, check_name)
+                    LOGISTIC_KERNELS, MUL_KERNELS, POOL_BOUNDS_WHEN, REQUANT_MODES, SOFTMAX_KERNELS, TANH_KERNELS,
+                    check_name)
+from .qparams import QParams
 from .rounding import as_rounding_mode
 
 __all__ = ["QuantizeSpec", "DequantizeSpec", "Case", "Cases", "SimdSplit", "LayerSpec", "ConvDispatch", "PointwiseSpec",
@@ -41,6 +44,7 @@ _CHOICES = {
     "denormals": ("keep", "flush"),
     "subnormal_scale": ("allow", "refuse"),
 }
+_PRECISIONS = ("float16", "float32", "float64", "input", "scale")
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,8 @@ class QuantizeSpec:
 
     def __post_init__(self):
         for field, allowed in _CHOICES.items():
-            if getattr(self, field) not in allowed:
-                raise QuantizationValueError(f"{field} must be one of {allowed}, got {getattr(self, field)!r}")
-        if self.precision not in ("float16", "float32", "float64", "input", "scale"):
-            raise QuantizationValueError(
-                f"precision must be 'float16', 'float32', 'float64', 'input' or 'scale', got {self.precision!r}")
+            V.as_choice(getattr(self, field), field, allowed)
+        V.as_choice(self.precision, "precision", _PRECISIONS)
         if self.zero_point == "after_round_float" and self.clamp == "before_round":
             raise QuantizationValueError("zero_point='after_round_float' needs clamp='after_round'")
         object.__setattr__(self, "rounding", as_rounding_mode(self.rounding).value)
@@ -132,16 +133,10 @@ class DequantizeSpec:
     subnormal_scale: str = "allow"
 
     def __post_init__(self):
-        if self.subtract not in ("int", "int32_wrap", "float", "mul_then_sub"):
-            raise QuantizationValueError(
-                f"subtract must be 'int', 'int32_wrap', 'float' or 'mul_then_sub', got {self.subtract!r}")
-        if self.precision not in ("float16", "float32", "float64", "input", "scale"):
-            raise QuantizationValueError(
-                f"precision must be 'float16', 'float32', 'float64', 'input' or 'scale', got {self.precision!r}")
-        if self.subnormal_scale not in ("allow", "refuse"):
-            raise QuantizationValueError(f"subnormal_scale must be 'allow' or 'refuse', got {self.subnormal_scale!r}")
-        if self.scale_precision not in (None, "float64"):
-            raise QuantizationValueError(f"scale_precision must be None or 'float64', got {self.scale_precision!r}")
+        V.as_choice(self.subtract, "subtract", ("int", "int32_wrap", "float", "mul_then_sub"))
+        V.as_choice(self.precision, "precision", _PRECISIONS)
+        V.as_choice(self.subnormal_scale, "subnormal_scale", _CHOICES["subnormal_scale"])
+        V.as_choice(self.scale_precision, "scale_precision", (None, "float64"))
 
 
 GRANULARITIES = ("per_tensor", "per_axis", "per_block")
@@ -165,8 +160,9 @@ class SimdSplit:
     tail: object
 
     def __post_init__(self):
-        if not isinstance(self.block, int) or self.block < 1:
-            raise QuantizationValueError(f"block must be an int >= 1, got {self.block!r}")
+        V.as_positive_int(self.block, "block")
+        for name in ("body", "tail"):
+            _check_spec(getattr(self, name), name, (QuantizeSpec, DequantizeSpec))
 
 
 @dataclass(frozen=True)
@@ -190,8 +186,16 @@ class Case:
     input_dtypes: tuple | None = None
 
     def __post_init__(self):
+        _check_spec(self.spec, "spec", (QuantizeSpec, DequantizeSpec, SimdSplit))
+        for name in ("formats", "input_dtypes"):
+            v = getattr(self, name)
+            if v is not None and not all(isinstance(n, str) for n in V.as_tuple(v, name, "names")):
+                raise QuantizationTypeError(f"{name} must be None or a tuple of names, got {V.describe(v)}")
         if self.granularity is not None:
             check_name(self.granularity, "granularity", GRANULARITIES)
+        V.as_flag(self.nonempty, "nonempty")
+        if self.max_rank is not None:
+            V.as_int_scalar(self.max_rank, "max_rank", lo=0)
 
     def matches(self, fmt_name: str, granularity: str, shape: tuple, input_dtype) -> bool:
         """Whether this case covers a tensor of that format, granularity, shape and input dtype."""
@@ -210,6 +214,16 @@ class Cases:
     cases: tuple
     default: object
 
+    def __post_init__(self):
+        if not all(isinstance(c, Case) for c in V.as_tuple(self.cases, "cases", "Case")):
+            raise QuantizationTypeError(f"cases must be a tuple of Case, got {V.describe(self.cases)}")
+        _check_spec(self.default, "default", (QuantizeSpec, DequantizeSpec, SimdSplit))
+
+
+def _check_spec(v, name: str, types) -> None:
+    if not isinstance(v, types):
+        raise QuantizationTypeError(f"{name} must be a {' or '.join(t.__name__ for t in types)}, got {V.describe(v)}")
+
 
 def select_spec(entry, qparams, shape, input_dtype=None):
     """The spec of ``entry`` (a spec, :class:`SimdSplit` or :class:`Cases`) for one tensor.
@@ -223,6 +237,16 @@ def select_spec(entry, qparams, shape, input_dtype=None):
     Returns:
         A :class:`QuantizeSpec`, :class:`DequantizeSpec` or :class:`SimdSplit`.
     """
+    _check_spec(entry, "entry", (QuantizeSpec, DequantizeSpec, SimdSplit, Cases))
+    if not isinstance(qparams, QParams):
+        raise QuantizationTypeError(f"qparams must be a refquant.QParams, got {V.describe(qparams)}")
+    shape = V.as_int_sequence(shape, "shape", minimum=0)
+    if input_dtype is not None:
+        try:
+            input_dtype = np.dtype(input_dtype)
+        except TypeError:
+            raise QuantizationTypeError(f"input_dtype must be None or a NumPy dtype, got {V.describe(input_dtype)}") \
+                from None
     if not isinstance(entry, Cases):
         return entry
     granularity = ("per_tensor" if qparams.axis is None
@@ -297,14 +321,21 @@ class LayerSpec:
             check_name(self.multiplier_per_tensor, "multiplier_per_tensor", DERIVATIONS)
         check_name(self.bias, "bias", BIAS_MODES)
         check_name(self.accumulation, "accumulation", ACCUMULATIONS)
-        for isa in self.pair_saturation_isas:
+        for isa in V.as_tuple(self.pair_saturation_isas, "pair_saturation_isas", "ISA names"):
             check_name(isa, "pair_saturation_isas", ISAS)
-        for pair in self.pair_operands:
+        for pair in V.as_tuple(self.pair_operands, "pair_operands", "(activation dtype, weight dtype) pairs",
+                               item_len=2):
             check_name(pair, "pair_operands", _PAIRS)
         check_name(self.activation_bounds, "activation_bounds", ACTIVATION_BOUNDS)
         check_name(self.dynamic_output, "dynamic_output", ("fma", "mul_then_add"))
-        if self.tail_block:
+        for name in ("single_rounding", "bias_reciprocal_per_tensor", "require_normal_multiplier",
+                     "overflow_to_zero", "dynamic_reduce_range"):
+            V.as_flag(getattr(self, name), name)
+        if V.as_int_scalar(self.tail_block, "tail_block", lo=0):
             check_name(self.tail_requant, "tail_requant", REQUANT_MODES)
+        if self.max_requant_scale is not None and not V.as_real_scalar(self.max_requant_scale,
+                                                                       "max_requant_scale") > 0:
+            raise QuantizationValueError(f"max_requant_scale must be None or > 0, got {self.max_requant_scale!r}")
 
     def derivation(self, per_channel: bool) -> str:
         """The multiplier derivation for per-channel or per-tensor weights."""
@@ -349,10 +380,13 @@ class ConvDispatch:
     def __post_init__(self):
         if not isinstance(self.spec, LayerSpec):
             raise QuantizationValueError(f"spec must be a LayerSpec, got {type(self.spec).__name__}")
-        for isa in self.isas:
+        for isa in V.as_tuple(self.isas, "isas", "ISA names"):
             check_name(isa, "isas", ISAS)
-        for g in self.refused + self.zero_accumulator:
-            check_name(g, "refused / zero_accumulator", CONV_GEOMETRIES)
+        V.as_positive_int(self.max_groups, "max_groups")
+        V.as_flag(self.symmetric_weights, "symmetric_weights")
+        for name in ("refused", "zero_accumulator"):
+            for g in V.as_tuple(getattr(self, name), name, "geometry names"):
+                check_name(g, name, CONV_GEOMETRIES)
 
     def applies(self, isa: str, groups: int, w_zero_point) -> bool:
         """Whether a convolution with these groups and weight zero points runs this kernel on ``isa``."""
@@ -368,6 +402,8 @@ class PointwiseSpec:
         add: ``(dtype name, kernel)`` pairs: the :data:`refquant.modes.ADD_KERNELS` name of the
             add for each operand dtype (``"int8"``, ``"uint8"``, ``"int16"``).
         add_max_rank: The highest rank the ``rescale`` kernel takes (``None``: any).
+        mul: ``(dtype name, kernel)`` pairs: the :data:`refquant.modes.MUL_KERNELS` name of the
+            element-wise multiply for each operand dtype.
         activation_bounds: How a fused activation's float range becomes integer bounds
             (:data:`refquant.modes.ACTIVATION_BOUNDS`), for add and pooling.
         average_pool: Whether this spec's kernels take average pooling (else the fallback's do).
@@ -375,6 +411,7 @@ class PointwiseSpec:
             (:data:`refquant.modes.POOL_BOUNDS_WHEN`); otherwise the fallback's bounds apply.
         softmax: A :data:`refquant.modes.SOFTMAX_KERNELS` name.
         logistic: A :data:`refquant.modes.LOGISTIC_KERNELS` name.
+        tanh: A :data:`refquant.modes.TANH_KERNELS` name.
         fallback: The spec of the kernels that run what this one declines: a dtype ``add`` does
             not list, scales or ranks ``rescale`` refuses, a max pool outside ``max_pool_when``
             (a delegate hands such nodes back to the builtin kernels). ``None``: refused.
@@ -382,17 +419,26 @@ class PointwiseSpec:
 
     add: tuple = (("int8", "fixed_point_shift20"), ("uint8", "fixed_point_shift20"), ("int16", "fixed_point_shift15"))
     add_max_rank: int | None = None
+    mul: tuple = (("int8", "fixed_point"), ("uint8", "fixed_point"))
     activation_bounds: str = "round_then_add_zero_point"
     average_pool: bool = True
     max_pool_when: str = "always"
     softmax: str = "fixed_point"
     logistic: str = "float_table_rhaz"
+    tanh: str = "float_table_rhaz"
     fallback: "PointwiseSpec | None" = None
 
     def __post_init__(self):
-        for dtype, kernel in self.add:
+        for dtype, kernel in V.as_tuple(self.add, "add", "(dtype, kernel) pairs", item_len=2):
             check_name(dtype, "add dtype", ("int8", "uint8", "int16"))
             check_name(kernel, "add", ADD_KERNELS)
+        for dtype, kernel in V.as_tuple(self.mul, "mul", "(dtype, kernel) pairs", item_len=2):
+            check_name(dtype, "mul dtype", ("int8", "uint8", "int16"))
+            check_name(kernel, "mul", MUL_KERNELS)
+        if self.add_max_rank is not None:
+            V.as_int_scalar(self.add_max_rank, "add_max_rank", lo=0)
+        V.as_flag(self.average_pool, "average_pool")
+        check_name(self.tanh, "tanh", TANH_KERNELS)
         check_name(self.activation_bounds, "activation_bounds", ACTIVATION_BOUNDS)
         check_name(self.max_pool_when, "max_pool_when", POOL_BOUNDS_WHEN)
         check_name(self.softmax, "softmax", SOFTMAX_KERNELS)

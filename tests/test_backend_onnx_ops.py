@@ -204,7 +204,7 @@ QC = dict(x=X, x_scale=F32(0.1), x_zero_point=U8(0), w=W, w_scale=F32(0.1), w_ze
 
 BAD_MATMUL = [  # (changes, error, message fragment)
     (dict(b=np.zeros((5, 3), S8)), ShapeError, "a has K = 4 columns but b has 5 rows"),
-    (dict(a=A44.astype(F32)), QuantizationTypeError, "a must be an int8 or uint8 array"),
+    (dict(a=A44.astype(F32)), QuantizationTypeError, "a must have dtype int8 or uint8"),
     (dict(a=A44.tolist()), QuantizationTypeError, "a must be a NumPy int8 or uint8 array"),
     (dict(a_zero_point=np.int16(3)), QuantizationTypeError, "a_zero_point must have a's type uint8"),
     (dict(b_zero_point=U8(3)), QuantizationTypeError, "b_zero_point must have b's type int8"),
@@ -228,21 +228,21 @@ BAD_CONV = [
     (dict(w=np.zeros((5, 2, 3, 3), S8), group=2), ShapeError, "output channels M = 5 must be divisible by group"),
     (dict(w=np.zeros((6, 4, 7, 7), S8)), ShapeError, "larger than the padded input"),
     (dict(w=np.zeros((6, 4, 3, 3), S8), dilations=[3, 3]), ShapeError, "dilated: 7"),
-    (dict(x=X.astype(F32)), QuantizationTypeError, "x must be an int8 or uint8 array"),
+    (dict(x=X.astype(F32)), QuantizationTypeError, "x must have dtype int8 or uint8"),
     (dict(x_zero_point=np.int16(0)), QuantizationTypeError, "x_zero_point must have x's type uint8"),
     (dict(x_zero_point=-1), QuantizationValueError, "x_zero_point must be in [0, 255]"),
     (dict(x_zero_point=np.zeros(4, U8)), ShapeError, "x_zero_point must be a scalar"),
     (dict(w_zero_point=np.zeros(5, S8)), ShapeError, "w_zero_point must be a scalar or have shape (6,)"),
     (dict(pads=[1, 1]), QuantizationValueError, "pads must have 4 values"),
     (dict(pads=[1, 1, -1, 1]), QuantizationValueError, "pads must be >= 0"),
-    (dict(pads=[1, 1, 1.5, 1]), QuantizationTypeError, "pads must be an int"),
+    (dict(pads=[1, 1, 1.5, 1]), QuantizationTypeError, "pads must be a sequence of 4 ints"),
     (dict(strides=[0, 1]), QuantizationValueError, "strides must be >= 1"),
     (dict(strides=2), QuantizationTypeError, "strides must be a sequence of 2 ints"),
     (dict(dilations=[1, 1, 1]), QuantizationValueError, "dilations must have 2 values"),
     (dict(kernel_shape=[3, 2]), ShapeError, "kernel_shape must equal w.shape[2:] = [3, 3]"),
     (dict(auto_pad="SAME"), QuantizationValueError, "auto_pad must be one of"),
     (dict(auto_pad="SAME_UPPER", pads=[0, 0, 0, 0]), QuantizationValueError, "pads cannot be used with auto_pad"),
-    (dict(group=0), QuantizationValueError, "group must be >= 1"),
+    (dict(group=0), QuantizationValueError, "group must be an integer >= 1"),
     (dict(x=np.zeros((1, 4, 5, 5, 5), U8), w=np.zeros((6, 4, 3, 3, 3), S8)), UnsupportedError, "1-D and 2-D"),
     (dict(x=np.zeros((1, 4), U8)), ShapeError, "at least one spatial axis"),
     (dict(w=np.zeros((6, 4, 3), S8)), ShapeError, "w must have x's rank 4"),
@@ -339,7 +339,7 @@ BAD_CONTRIB = [
     (R.qlinear_global_average_pool, (X, 0.1, U8(0), 0.1, S8(0)), QuantizationTypeError, "y_zero_point must have x's"),
     (R.qlinear_global_average_pool, (A44, 0.1, U8(0), 0.1, U8(0)), ShapeError, "rank >= 3"),
     (R.qlinear_sigmoid, (X, 0.1, U8(0), np.full(2, 0.1), U8(0)), ShapeError, "y_scale must be a scalar"),
-    (R.qlinear_sigmoid, (X.astype(F32), 0.1, U8(0), 0.1, U8(0)), QuantizationTypeError, "x must be an int8"),
+    (R.qlinear_sigmoid, (X.astype(F32), 0.1, U8(0), 0.1, U8(0)), QuantizationTypeError, "x must have dtype int8"),
 ]
 
 

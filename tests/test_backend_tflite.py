@@ -234,12 +234,14 @@ def test_bad_dtype(dtype, exc, msg):
         tflite.quantize(X, 0.5, 0, dtype=dtype)
 
 
-@pytest.mark.parametrize("kernel", ["fast", "ref", "", None, 1])
-def test_bad_kernel(kernel):
+@pytest.mark.parametrize("kernel, exc", [("fast", QuantizationValueError), ("ref", QuantizationValueError),
+                                         ("", QuantizationValueError), (None, QuantizationTypeError),
+                                         (1, QuantizationTypeError)])
+def test_bad_kernel(kernel, exc):
     msg = r"kernel must be one of \('reference', 'xnnpack', 'optimized'\), got "
-    with pytest.raises(QuantizationValueError, match=msg):
+    with pytest.raises(exc, match=msg):
         tflite.quantize(X, 0.5, 0, kernel=kernel)
-    with pytest.raises(QuantizationValueError, match=msg):
+    with pytest.raises(exc, match=msg):
         tflite.dequantize(np.zeros(3, np.int8), 0.5, 0, kernel=kernel)
 
 

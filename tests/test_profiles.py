@@ -51,7 +51,7 @@ def test_profiles_are_frozen():
 
 @pytest.mark.parametrize("bad", ["tensorrt", "", None, 3])
 def test_get_profile_errors(bad):
-    with pytest.raises(QuantizationValueError, match="profile must be one of"):
+    with pytest.raises(QuantizationValueError, match="name must be one of"):  # get_profile's argument
         get_profile(bad)
 
 

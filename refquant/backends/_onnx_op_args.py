@@ -37,12 +37,7 @@ def is_python_int(v) -> bool:
 
 def operand(x, name: str) -> np.ndarray:
     """An int8/uint8 NumPy array (ONNX T1/T2 of the integer matmul and conv ops)."""
-    if not isinstance(x, (np.ndarray, np.generic)):
-        raise QuantizationTypeError(f"{name} must be a NumPy int8 or uint8 array, got {type(x).__name__}")
-    a = np.asarray(x)
-    if a.dtype not in _OPERAND_DTYPES:
-        raise QuantizationTypeError(f"{name} must be an int8 or uint8 array, got dtype {a.dtype}")
-    return a
+    return V.as_typed_array(x, name, _OPERAND_DTYPES, array_only=True)
 
 
 def input_zero_point(zp, x: np.ndarray, name: str, x_name: str) -> np.ndarray:
@@ -53,20 +48,15 @@ def input_zero_point(zp, x: np.ndarray, name: str, x_name: str) -> np.ndarray:
     """
     if zp is None:
         return np.zeros((), np.int64)
-    if is_python_int(zp):
-        arr = np.asarray(zp, dtype=np.int64)
-    else:
-        arr = np.asarray(zp)
-        if arr.dtype != x.dtype:
+    if not is_python_int(zp):
+        zp = V.asarray(zp, name, kinds=None, what="an integer or integer array")
+        if zp.dtype != x.dtype:
             raise QuantizationTypeError(f"{name} must have {x_name}'s type {x.dtype} (ONNX: a zero point has "
-                                        f"its tensor's type), got dtype {arr.dtype}")
+                                        f"its tensor's type), got dtype {zp.dtype}")
+    arr = V.as_zero_point(zp, FORMATS[x.dtype.name], name)  # exact range check, huge Python ints included
     if arr.size == 0:
         raise ShapeError(f"{name} must not be empty, got shape {arr.shape}")
-    info = np.iinfo(x.dtype)
-    if arr.min() < info.min or arr.max() > info.max:
-        bad = arr[(arr < info.min) | (arr > info.max)].flat[0]
-        raise QuantizationValueError(f"{name} must be in [{info.min}, {info.max}] for {x.dtype}, got {int(bad)}")
-    return arr.astype(np.int64)
+    return arr
 
 
 def output_format(y_zero_point, name: str = "y_zero_point", like=None) -> IntFormat:
@@ -84,7 +74,7 @@ def output_format(y_zero_point, name: str = "y_zero_point", like=None) -> IntFor
                                     f"integer (np.uint8 or np.int8; its dtype is the output type, as in ONNX), "
                                     f"got {y_zero_point!r}")
     else:
-        dt = np.asarray(y_zero_point).dtype
+        dt = V.asarray(y_zero_point, name, kinds=None, what="an int8 or uint8 scalar").dtype
         if dt not in _OPERAND_DTYPES:
             raise QuantizationTypeError(f"{name} must be int8 or uint8 (its dtype is the output type), got dtype {dt}")
         fmt = FORMATS[dt.name]
@@ -98,11 +88,6 @@ def output_zero_point(y_zero_point, fmt: IntFormat, name: str = "y_zero_point") 
     z = V.as_zero_point(y_zero_point, fmt, name)
     scalar_shape(z, name)
     return int(z.reshape(()))
-
-
-def scale(s, name: str) -> np.ndarray:
-    """A scale as float32, finite and > 0 (float16 widens exactly; Python floats and float64 round to float32)."""
-    return V.as_scale(s, name, dtype=np.float32)
 
 
 def scalar_shape(arr: np.ndarray, name: str) -> None:
@@ -205,18 +190,11 @@ class ConvGeometry:
 
 
 def _ints(v, n: int, name: str, default: int, minimum: int) -> tuple:
-    """An ONNX INTS attribute of length ``n`` (None -> ``default``), each >= ``minimum``."""
+    """An ONNX INTS attribute: ``n`` ints (one per spatial axis; ``pads``: begins, then ends),
+    each >= ``minimum``; ``None`` -> ``default``."""
     if v is None:
         return (default,) * n
-    if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
-        raise QuantizationTypeError(f"{name} must be a sequence of {n} ints, got {v!r}")
-    items = tuple(V.as_int(e, name) for e in v)
-    if len(items) != n:
-        raise QuantizationValueError(f"{name} must have {n} values (one per spatial axis"
-                                     f"{', begins then ends' if name == 'pads' else ''}), got {list(items)}")
-    if any(e < minimum for e in items):
-        raise QuantizationValueError(f"{name} must be >= {minimum}, got {list(items)}")
-    return items
+    return V.as_int_sequence(v, name, length=n, minimum=minimum)
 
 
 def _c_half(v: int) -> int:
@@ -255,9 +233,7 @@ def conv_geometry(x, w, auto_pad, dilations, group, kernel_shape, pads, strides,
     if w.ndim != x.ndim:
         raise ShapeError(f"w must have x's rank {x.ndim} (M, C/group, k...), got shape {w.shape}")
     n_sp = x.ndim - 2
-    group = V.as_int(group, "group")
-    if group < 1:
-        raise QuantizationValueError(f"group must be >= 1, got {group}")
+    group = V.as_positive_int(group, "group")
     C, M = x.shape[1], w.shape[0]
     if C % group:
         raise ShapeError(f"x's channels C = {C} must be divisible by group = {group}")
@@ -273,8 +249,7 @@ def conv_geometry(x, w, auto_pad, dilations, group, kernel_shape, pads, strides,
         raise ShapeError(f"w's kernel must be at least 1 along each axis, got {list(kernel)}")
     st = _ints(strides, n_sp, "strides", 1, 1)
     dl = _ints(dilations, n_sp, "dilations", 1, 1)
-    if not isinstance(auto_pad, str) or auto_pad not in AUTO_PADS:
-        raise QuantizationValueError(f"auto_pad must be one of {AUTO_PADS}, got {auto_pad!r}")
+    auto_pad = V.as_choice(auto_pad, "auto_pad", AUTO_PADS)
     if auto_pad != "NOTSET" and pads is not None:
         raise QuantizationValueError(f"pads cannot be used with auto_pad={auto_pad!r} (ONNX: pads 'cannot be "
                                      f"used simultaneously with auto_pad'), got pads={pads!r}")

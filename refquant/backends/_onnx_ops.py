@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _validate as V
 from ..errors import QuantizationTypeError, ShapeError
 from ..kernels.conv import conv2d
 from ..kernels.gemm import gemm, matmul
@@ -78,16 +79,16 @@ def requant_matmul(acc, sa, sb, sy, zy: int, fmt, profile: str) -> np.ndarray:
 
     spec = get_profile(profile).layer("linear")
 
-    def run(sel, s_in, s_w, axis):
-        out[sel] = output_stage(acc[sel], spec, s_in, s_w, sy, zy, axis=axis, out_dtype=fmt.dtype)
+    def run(sel, s_in, s_w, axis, names=("a_scale", "b_scale", "y_scale")):
+        out[sel] = output_stage(acc[sel], spec, s_in, s_w, sy, zy, axis=axis, out_dtype=fmt.dtype, scale_names=names)
 
     for pidx in np.ndindex(*pb):
         sel = (slice(None),) * lead + tuple(i if d > 1 else slice(None) for i, d in zip(pidx, pb))
         rows, cols = sa_b[pidx][:, 0], sb_b[pidx][0]  # (M or 1,), (N or 1,)
         if rows.size == 1:
             run(sel, rows[0], cols if cols.size > 1 else cols[0], -1)
-        elif cols.size == 1:
-            run(sel, cols[0], rows, -2)  # S_b S_a / S_y: the same product, exact and commutative in float32
+        elif cols.size == 1:  # S_b S_a / S_y: the same product, exact and commutative in float32
+            run(sel, cols[0], rows, -2, ("b_scale", "a_scale", "y_scale"))
         else:
             for m in range(rows.size):
                 run(sel + (m,), rows[m], cols, -1)
@@ -98,12 +99,12 @@ def bias(B, M: int):
     """QLinearConv's optional ``B``: an int32 (M,) array, or None."""
     if B is None:
         return None
-    arr = np.asarray(B)
+    arr = V.asarray(B, "B", kinds=None, what="an int32 array")
     if arr.dtype != np.int32:
         raise QuantizationTypeError(f"B must be an int32 array (scale x_scale·w_scale, zero point 0), got dtype "
                                     f"{arr.dtype}")
     if arr.shape != (M,):
-        raise ShapeError(f"B must have shape ({M},) (one per output channel), got {arr.shape}")
+        raise ShapeError(f"B must have shape ({M},), one per output channel of w, got {arr.shape}")
     return arr
 
 
@@ -135,7 +136,7 @@ def conv_zero_points(x, w, x_zero_point, w_zero_point):
 
 def check_w_scale(w_scale, w) -> np.ndarray:
     """QLinearConv's ``w_scale``: per-tensor or (M,), float32."""
-    sw = A.scale(w_scale, "w_scale")
+    sw = V.as_scale(w_scale, "w_scale")
     if sw.size > 1 and sw.shape != (w.shape[0],):
         raise ShapeError(f"w_scale must be a scalar or have shape ({w.shape[0]},) (per output channel), "
                          f"got {sw.shape}")
@@ -206,10 +207,10 @@ def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, 
     a2, b2 = A.promote(a, b)
     fmt = A.output_format(y_zero_point)
     zy = A.output_zero_point(y_zero_point, fmt)
-    sy = A.scale(y_scale, "y_scale")
+    sy = V.as_scale(y_scale, "y_scale")
     A.scalar_shape(sy, "y_scale")
-    sa, za, sb, zb = (A.scale(a_scale, "a_scale"), A.input_zero_point(a_zero_point, a, "a_zero_point", "a"),
-                      A.scale(b_scale, "b_scale"), A.input_zero_point(b_zero_point, b, "b_zero_point", "b"))
+    sa, za, sb, zb = (V.as_scale(a_scale, "a_scale"), A.input_zero_point(a_zero_point, a, "a_zero_point", "a"),
+                      V.as_scale(b_scale, "b_scale"), A.input_zero_point(b_zero_point, b, "b_zero_point", "b"))
     sa, za = A.row_param(sa, a2, "a_scale"), A.row_param(za, a2, "a_zero_point")
     sb, zb = A.col_param(sb, b2, "b_scale"), A.col_param(zb, b2, "b_zero_point")
     acc = integer_matmul(a2, b2, za, zb, "exact")
@@ -278,7 +279,7 @@ def qlinear_conv(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_
     x, w = A.operand(x, "x"), A.operand(w, "w")
     g = A.conv_geometry(x, w, auto_pad, dilations, group, kernel_shape, pads, strides)
     xz, wz = conv_zero_points(x, w, x_zero_point, w_zero_point)
-    sx, sw, sy = A.scale(x_scale, "x_scale"), check_w_scale(w_scale, w), A.scale(y_scale, "y_scale")
+    sx, sw, sy = V.as_scale(x_scale, "x_scale"), check_w_scale(w_scale, w), V.as_scale(y_scale, "y_scale")
     A.scalar_shape(sx, "x_scale")
     A.scalar_shape(sy, "y_scale")
     fmt = A.output_format(y_zero_point)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _validate as V
 from ..cpu import resolve_isa
-from ..profiles import get_profile
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
+from ..profiles import get_profile
 from ..ops import layers, pointwise
 from . import _onnx_op_args as A
 from . import _onnx_ops as X
@@ -110,10 +111,10 @@ def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, 
     a2, b2 = A.promote(a, b)
     fmt = _qlinear_types(a, b, y_zero_point, "QLinearMatMul")
     zy = A.output_zero_point(y_zero_point, fmt)
-    raw = {"a_scale": A.scale(a_scale, "a_scale"), "b_scale": A.scale(b_scale, "b_scale"),
+    raw = {"a_scale": V.as_scale(a_scale, "a_scale"), "b_scale": V.as_scale(b_scale, "b_scale"),
            "a_zero_point": A.input_zero_point(a_zero_point, a, "a_zero_point", "a"),
            "b_zero_point": A.input_zero_point(b_zero_point, b, "b_zero_point", "b"),
-           "y_scale": A.scale(y_scale, "y_scale")}
+           "y_scale": V.as_scale(y_scale, "y_scale")}
     sa, za = A.row_param(raw["a_scale"], a2, "a_scale"), A.row_param(raw["a_zero_point"], a2, "a_zero_point")
     sb, zb = A.col_param(raw["b_scale"], b2, "b_scale"), A.col_param(raw["b_zero_point"], b2, "b_zero_point")
     A.scalar_shape(raw["y_scale"], "y_scale")
@@ -181,7 +182,7 @@ def qlinear_conv(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_
     fmt = _qlinear_types(x, w, y_zero_point, "QLinearConv", ("x", "w"))
     g = A.conv_geometry(x, w, auto_pad, dilations, group, kernel_shape, pads, strides, same="onnxruntime")
     xz, wz = X.conv_zero_points(x, w, x_zero_point, w_zero_point)
-    sx, sw, sy = A.scale(x_scale, "x_scale"), X.check_w_scale(w_scale, w), A.scale(y_scale, "y_scale")
+    sx, sw, sy = V.as_scale(x_scale, "x_scale"), X.check_w_scale(w_scale, w), V.as_scale(y_scale, "y_scale")
     A.scalar_shape(sx, "x_scale")
     A.scalar_shape(sy, "y_scale")
     zy = A.output_zero_point(y_zero_point, fmt)
@@ -202,12 +203,6 @@ def _same_type_zero_point(zp, x, name: str, x_name: str = "x") -> np.ndarray:
     z = A.input_zero_point(zp, x, name, x_name)
     A.scalar_shape(z, name)
     return x.dtype.type(z.reshape(()))
-
-
-def _scalar_scale(s, name: str) -> np.float32:
-    v = A.scale(s, name)
-    A.scalar_shape(v, name)
-    return np.float32(v.reshape(()))
 
 
 def qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, c_zero_point):
@@ -237,7 +232,8 @@ def qlinear_add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, c_z
     za, zb, zc = (_same_type_zero_point(z, a, n, "a") for z, n in ((a_zero_point, "a_zero_point"),
                                                                    (b_zero_point, "b_zero_point"),
                                                                    (c_zero_point, "c_zero_point")))
-    sa, sb, sc = (_scalar_scale(s, n) for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (c_scale, "c_scale")))
+    sa, sb, sc = (V.as_scalar_scale(s, n, max_ndim=1) for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"),
+                                                                     (c_scale, "c_scale")))
     return pointwise.add(a, sa, int(za), b, sb, int(zb), sc, int(zc), profile=_PROFILE)
 
 
@@ -262,13 +258,14 @@ def qlinear_global_average_pool(x, x_scale, x_zero_point, y_scale, y_zero_point,
             $m \\notin [2^{-32}, 256)$), and the usual bad-input errors.
     """
     x = A.operand(x, "x")
-    if isinstance(channels_last, bool) or channels_last not in (0, 1):
-        raise QuantizationValueError(f"channels_last must be 0 or 1, got {channels_last!r}")
+    channels_last = V.as_int_scalar(channels_last, "channels_last")  # an ONNX INT attribute
+    if channels_last not in (0, 1):
+        raise QuantizationValueError(f"channels_last must be 0 or 1, got {channels_last}")
     if x.ndim < 3:
         raise ShapeError(f"x must have rank >= 3 (N, C, spatial...), got shape {x.shape}")
     zx = _same_type_zero_point(x_zero_point, x, "x_zero_point")
     zy = _same_type_zero_point(y_zero_point, x, "y_zero_point")
-    sx, sy = _scalar_scale(x_scale, "x_scale"), _scalar_scale(y_scale, "y_scale")
+    sx, sy = V.as_scalar_scale(x_scale, "x_scale", max_ndim=1), V.as_scalar_scale(y_scale, "y_scale", max_ndim=1)
     return pointwise.global_average_pool(x, sx, int(zx), sy, int(zy), profile=_PROFILE, channels_last=channels_last)
 
 
@@ -288,5 +285,5 @@ def qlinear_sigmoid(x, x_scale, x_zero_point, y_scale, y_zero_point):
     x = A.operand(x, "x")
     zx = _same_type_zero_point(x_zero_point, x, "x_zero_point")
     zy = _same_type_zero_point(y_zero_point, x, "y_zero_point")
-    sx, sy = _scalar_scale(x_scale, "x_scale"), _scalar_scale(y_scale, "y_scale")
+    sx, sy = V.as_scalar_scale(x_scale, "x_scale", max_ndim=1), V.as_scalar_scale(y_scale, "y_scale", max_ndim=1)
     return pointwise.logistic(x, sx, int(zx), sy, int(zy), profile=_PROFILE)

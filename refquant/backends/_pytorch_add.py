@@ -47,10 +47,11 @@ import numbers
 
 import numpy as np
 
+from .. import _validate as V
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..ops import pointwise
 from ..profiles import get_profile
-from ._pytorch_ops import ENGINE_PROFILES, _engine, _scalar_scale, _zero_point
+from ._pytorch_ops import ENGINE_PROFILES, _engine, _zero_point
 
 __all__ = ["add", "aten_add", "qnnpack_add"]
 
@@ -133,18 +134,14 @@ def _threads(num_threads) -> int:
 
 
 def _args(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, relu):
-    for x, name in ((a, "a"), (b, "b")):
-        if not isinstance(x, np.ndarray):
-            raise QuantizationTypeError(f"{name} must be a NumPy uint8 or int8 array, got {type(x).__name__}")
-    if a.dtype not in (np.uint8, np.int8):
-        raise QuantizationTypeError(f"a must have dtype uint8 (quint8) or int8 (qint8), got {a.dtype}")
+    a, b = (V.as_typed_array(v, n, (np.uint8, np.int8), array_only=True, labels="uint8 (quint8) or int8 (qint8)")
+            for v, n in ((a, "a"), (b, "b")))
     if b.dtype != a.dtype:
         raise QuantizationTypeError(f"b must have a's dtype {a.dtype} (PyTorch adds one quantized type), got {b.dtype}")
     if a.shape != b.shape:
         raise ShapeError(f"b must have a's shape {a.shape} (refquant models same-shape add only), got {b.shape}")
-    if not isinstance(relu, (bool, np.bool_)):
-        raise QuantizationTypeError(f"relu must be a bool, got {relu!r}")
-    params = [(_scalar_scale(s, sn), int(_zero_point(z, a.dtype, zn)))
+    V.as_flag(relu, "relu", ints=False)
+    params = [(V.as_scalar_scale(s, sn, max_ndim=1), int(_zero_point(z, a.dtype, zn)))
               for s, sn, z, zn in ((a_scale, "a_scale", a_zero_point, "a_zero_point"),
                                    (b_scale, "b_scale", b_zero_point, "b_zero_point"),
                                    (y_scale, "y_scale", y_zero_point, "y_zero_point"))]

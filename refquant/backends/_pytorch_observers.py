@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from .. import _validate as V
 from ..dtypes import INT32_MAX, INT32_MIN, wrap_int32
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 
@@ -70,8 +71,7 @@ def observer_qmin_qmax(dtype="quint8", *, reduce_range=False, quant_min=None, qu
     """
     name = _name(dtype)
     qmin, qmax = _int_or_none(quant_min, "quant_min"), _int_or_none(quant_max, "quant_max")
-    if not isinstance(reduce_range, (bool, np.bool_)):
-        raise QuantizationTypeError(f"reduce_range must be a bool, got {reduce_range!r}")
+    reduce_range = V.as_flag(reduce_range, "reduce_range", ints=False)
     if qmin is not None and qmax is not None:
         if not qmin <= 0 <= qmax:
             raise QuantizationValueError(
@@ -152,8 +152,7 @@ def choose_qparams(min_val, max_val, *, dtype="quint8", qscheme="per_tensor_affi
         ShapeError: Per-tensor inputs with more than one value, per-channel inputs not 1-D,
             or min/max shapes that differ.
     """
-    if qscheme not in _QSCHEMES:
-        raise QuantizationValueError(f"qscheme must be one of {_QSCHEMES}, got {qscheme!r}")
+    V.as_choice(qscheme, "qscheme", _QSCHEMES)
     name = _name(dtype)
     symmetric = qscheme.endswith("symmetric")
     per_channel = qscheme.startswith("per_channel")
@@ -169,7 +168,7 @@ def choose_qparams(min_val, max_val, *, dtype="quint8", qscheme="per_tensor_affi
     lo, hi = _as_range(min_val, "min_val", per_channel), _as_range(max_val, "max_val", per_channel)
     if lo.shape != hi.shape:
         raise ShapeError(f"min_val and max_val must have the same shape, got {lo.shape} and {hi.shape}")
-    eps32 = np.float32(_finite_float(eps, "eps"))
+    eps32 = np.float32(V.as_real_scalar(eps, "eps"))
     default = (np.ones(1, np.float32), np.zeros(1, np.int64))
     if lo.size == 0:  # observer never ran
         return default
@@ -206,16 +205,8 @@ def choose_qparams(min_val, max_val, *, dtype="quint8", qscheme="per_tensor_affi
     return scale.reshape(-1).astype(np.float32), zero_point.reshape(-1)
 
 
-def _finite_float(v, arg: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (numbers.Real, np.floating, np.integer)):
-        raise QuantizationTypeError(f"{arg} must be a real number, got {v!r}")
-    return float(v)
-
-
 def _as_range(v, arg: str, per_channel: bool) -> np.ndarray:
-    a = np.asarray(v)
-    if a.dtype.kind not in "fiu" or a.dtype == np.bool_:
-        raise QuantizationTypeError(f"{arg} must be a real number or array, got dtype {a.dtype}")
+    a = V.asarray(v, arg, kinds="fiu", what="a real number or array")
     a = a.astype(np.float32)
     if per_channel:
         if a.ndim > 1:
@@ -250,9 +241,14 @@ def choose_qparams_dynamic(min_val, max_val, *, qmin=0, qmax=255, preserve_spars
         QuantizationValueError: ``min_val > max_val`` or NaN (torch: ``RuntimeError``),
             ``qmin >= qmax`` after reduction.
     """
-    m = np.float32(_finite_float(min_val, "min_val"))
-    M = np.float32(_finite_float(max_val, "max_val"))
-    qmin, qmax = _int_or_none(qmin, "qmin"), _int_or_none(qmax, "qmax")
+    m = np.float32(V.as_real_scalar(min_val, "min_val", finite=False))
+    M = np.float32(V.as_real_scalar(max_val, "max_val", finite=False))
+    # C++ int32_t qmin, qmax
+    qmin = V.as_int_scalar(qmin, "qmin", lo=INT32_MIN, hi=INT32_MAX)
+    qmax = V.as_int_scalar(qmax, "qmax", lo=INT32_MIN, hi=INT32_MAX)
+    reduce_range = V.as_flag(reduce_range, "reduce_range", ints=False)
+    preserve_sparsity = V.as_flag(preserve_sparsity, "preserve_sparsity", ints=False)
+    force_scale_power_of_two = V.as_flag(force_scale_power_of_two, "force_scale_power_of_two", ints=False)
     if not m <= M:
         raise QuantizationValueError(f"min_val must be <= max_val, got {float(m)!r} and {float(M)!r}")
     if reduce_range:

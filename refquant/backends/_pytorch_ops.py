@@ -60,6 +60,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..cpu import ISA_CHOICES
+from ..dtypes import INT32_MAX, get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from ..kernels.gemm import gemm
 from ..ops import layers
@@ -82,62 +83,36 @@ _U8, _I8 = np.dtype(np.uint8), np.dtype(np.int8)
 
 
 def _engine(engine) -> str:
-    if not isinstance(engine, str) or engine not in ENGINES:
-        raise QuantizationValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    return engine
+    return V.as_choice(engine, "engine", ENGINES)
 
 
 def _profile(engine, isa) -> Profile:
     """The engine's profile with its accumulation resolved for ``isa`` (``"auto"``: this CPU)."""
-    if not isinstance(isa, str) or isa not in ISA_CHOICES:
-        raise QuantizationValueError(f"isa must be one of {ISA_CHOICES}, got {isa!r}")
+    isa = V.as_choice(isa, "isa", ISA_CHOICES)
     return get_profile(ENGINE_PROFILES[_engine(engine)]).with_isa(isa)
 
 
 def _codes(x, name: str, dtype, min_ndim: int, exact_ndim=None) -> np.ndarray:
-    if not isinstance(x, np.ndarray):
-        raise QuantizationTypeError(f"{name} must be a NumPy {np.dtype(dtype).name} array, got {type(x).__name__}")
-    if x.dtype != dtype:
-        what = {_U8: "quint8", _I8: "qint8"}[np.dtype(dtype)]
-        raise QuantizationTypeError(f"{name} must have dtype {np.dtype(dtype).name} ({what}), got {x.dtype}")
-    if exact_ndim is not None and x.ndim != exact_ndim:
-        raise ShapeError(f"{name} must be {exact_ndim}-D, got shape {x.shape}")
-    if x.ndim < min_ndim:
-        raise ShapeError(f"{name} must have rank >= {min_ndim} (as in PyTorch), got shape {x.shape}")
-    return x
-
-
-def _scalar_scale(s, name: str) -> np.float32:
-    a = V.as_scale(s, name)
-    if a.size != 1 or a.ndim > 1:
-        raise ShapeError(f"{name} must be one positive float, got shape {a.shape}")
-    return _F32(a.reshape(()))
+    """Quantized codes: a NumPy array of the tensor's dtype (uint8 quint8, int8 qint8), rank as PyTorch needs."""
+    label = {_U8: "uint8 (quint8)", _I8: "int8 (qint8)"}[np.dtype(dtype)]
+    return V.as_typed_array(x, name, (dtype,), ndim=exact_ndim, min_ndim=min_ndim, array_only=True, labels=label)
 
 
 def _zero_point(z, dtype, name: str, length=None) -> np.ndarray:
-    """A Python int, or NumPy integers of the tensor's dtype or int64 (PyTorch's zero-point dtype).
-
-    Returns int64 of shape () or (length,).
-    """
-    info = np.iinfo(dtype)
-    if isinstance(z, (bool, np.bool_)) or z is None or isinstance(z, (str, bytes)):
-        raise QuantizationTypeError(f"{name} must be an integer, got {z!r}")
-    if isinstance(z, numbers.Integral) and not isinstance(z, np.generic):
-        a = np.asarray(int(z), np.int64)
-    else:
-        a = np.asarray(z)
-        if a.dtype not in (np.dtype(dtype), np.dtype(np.int64)):
+    """A Python int, or NumPy integers of the tensor's dtype or int64 (PyTorch's zero-point dtype),
+    inside the tensor's range. Returns int64 of shape () or (length,)."""
+    dtype = np.dtype(dtype)
+    if not (isinstance(z, numbers.Integral) and not isinstance(z, (bool, np.generic))):  # not a Python int
+        a = V.asarray(z, name, kinds=None, what="an integer")
+        if a.dtype not in (dtype, np.dtype(np.int64)):
             raise QuantizationTypeError(
-                f"{name} must be a Python int or have dtype {np.dtype(dtype).name} (or int64), got dtype {a.dtype}")
-        a = a.astype(np.int64)
+                f"{name} must be a Python int or have dtype {dtype.name} (or int64), got {V.describe(z)}")
+        z = a
+    a = V.as_zero_point(z, get_format(dtype), name)
     if a.ndim > 1 or (a.ndim == 1 and length is None):
         raise ShapeError(f"{name} must be a scalar{'' if length is None else ' or 1-D'}, got shape {a.shape}")
     if a.ndim == 1 and a.shape[0] != length:
         raise ShapeError(f"{name} must have {length} elements (one per output channel), got {a.shape[0]}")
-    if a.size and (a.min() < info.min or a.max() > info.max):
-        bad = int(a[(a < info.min) | (a > info.max)].flat[0])
-        raise QuantizationValueError(
-            f"{name} must be in [{info.min}, {info.max}] for {np.dtype(dtype).name}, got {bad}")
     return a
 
 
@@ -153,7 +128,7 @@ def _weight_qparams(w_scale, w_zero_point, n: int):
 def _layer_qparams(x_scale, x_zero_point, w_scale, w_zero_point, bias, y_scale, y_zero_point, n: int):
     """The parameters of a quantized linear/conv layer, validated:
     ``(xs, xz, ws, wz, per_channel, b, ys, yz)`` (zero points as int64, bias float32 or None)."""
-    xs, ys = _scalar_scale(x_scale, "x_scale"), _scalar_scale(y_scale, "y_scale")
+    xs, ys = V.as_scalar_scale(x_scale, "x_scale", max_ndim=1), V.as_scalar_scale(y_scale, "y_scale", max_ndim=1)
     xz = _zero_point(x_zero_point, _U8, "x_zero_point")
     yz = _zero_point(y_zero_point, _U8, "y_zero_point")
     ws, wz, per_channel = _weight_qparams(w_scale, w_zero_point, n)
@@ -165,7 +140,7 @@ def _bias_arg(bias, n: int):
         return None
     b = V.as_float_array(bias, "bias")
     if b.shape != (n,):
-        raise ShapeError(f"bias must have shape ({n},) (one per output channel), got {b.shape}")
+        raise ShapeError(f"bias must have shape ({n},), one per output channel of w, got {b.shape}")
     b = b.astype(_F32)  # PyTorch keeps the bias in float32
     if not np.all(np.isfinite(b)):
         raise QuantizationValueError(f"bias must be finite, got {b[~np.isfinite(b)][0]!r}")
@@ -222,7 +197,15 @@ def fbgemm_conv_path(in_channels, out_channels, kernel, stride, padding, dilatio
     """Which fbgemm kernel ``fbgemmConv`` picks (``ConvFastPath``): ``"depthwise"``, ``"groupwise"``,
     ``"pointwise"`` or ``"im2col"``. On AVX2 all four give the same pairwise result (measured);
     the name matters for ``isa="vnni"``, where only the depthwise kernel keeps ``vpmaddubsw``."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    in_channels, out_channels = V.as_positive_int(in_channels, "in_channels"), V.as_positive_int(out_channels,
+                                                                                                 "out_channels")
+    groups = V.as_positive_int(groups, "groups")
+    if in_channels % groups or out_channels % groups:
+        raise QuantizationValueError(f"in_channels and out_channels must be divisible by groups = {groups}, "
+                                     f"got {in_channels} and {out_channels}")
+    (kh, kw), (sh, sw), (dh, dw) = (V.as_int_pair(v, n) for v, n in ((kernel, "kernel"), (stride, "stride"),
+                                                                       (dilation, "dilation")))
+    ph, pw = V.as_int_pair(padding, "padding", minimum=0)
     cg, og = in_channels // groups, out_channels // groups
     if (groups == in_channels and out_channels in (groups, 2 * groups) and groups % 8 == 0 and {sh, sw} <= {1, 2}
             and kh == kw and kh in (3, 5) and (dh, dw) == (1, 1) and ph == pw == (kh - 1) // 2):
@@ -262,11 +245,10 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_
     prof = _profile(engine, isa)
     x = _codes(x, "x", _U8, 4, exact_ndim=4)
     w = _codes(w, "w", _I8, 4, exact_ndim=4)
-    stride, dilation = V.as_int_pair(stride, "stride"), V.as_int_pair(dilation, "dilation")
-    padding = V.as_int_pair(padding, "padding", minimum=0)
-    groups = V.as_int(groups, "groups")
-    if groups < 1:
-        raise QuantizationValueError(f"groups must be >= 1, got {groups}")
+    stride = V.as_int_pair(stride, "stride", maximum=INT32_MAX)
+    dilation = V.as_int_pair(dilation, "dilation", maximum=INT32_MAX)
+    padding = V.as_int_pair(padding, "padding", minimum=0, maximum=INT32_MAX)
+    groups = V.as_positive_int(groups, "groups")
     c, o = x.shape[1], w.shape[0]
     if c % groups or o % groups:
         raise ShapeError(f"channels must be divisible by groups = {groups}, got C = {c} (x) and O = {o} (w)")
@@ -318,8 +300,7 @@ def dynamic_linear(x, w, w_scale, w_zero_point, bias, *, reduce_range=True, engi
     n, k = w.shape
     if xf.shape[-1] != k:
         raise ShapeError(f"x must have K = w.shape[1] = {k} features in its last dimension, got x.shape = {xf.shape}")
-    if not isinstance(reduce_range, (bool, np.bool_)):
-        raise QuantizationTypeError(f"reduce_range must be a bool, got {reduce_range!r}")
+    reduce_range = V.as_flag(reduce_range, "reduce_range", ints=False)
     ws, wz, _ = _weight_qparams(w_scale, w_zero_point, n)
     b = _bias_arg(bias, n)
     out_shape = xf.shape[:-1] + (n,)

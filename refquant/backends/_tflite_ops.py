@@ -35,8 +35,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
-from ..dtypes import get_format
-from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
+from ..dtypes import INT32_MAX, get_format
+from ..errors import QuantizationTypeError, ShapeError, UnsupportedError
 from ..kernels.multiplier import ACTIVATION_FLOAT_RANGES
 from ..ops import layers
 
@@ -47,15 +47,14 @@ PROFILE_OF_KERNEL = {"reference": "tflite_reference", "xnnpack": "tflite_xnnpack
 KERNELS = tuple(PROFILE_OF_KERNEL)
 ACTIVATIONS = tuple(ACTIVATION_FLOAT_RANGES)  # None, "NONE", "RELU", "RELU6", "RELU_N1_TO_1"
 PADDINGS = ("SAME", "VALID")
+_INT8 = get_format("int8")
 
 
 # --------------------------------------------------------------------------- validation (shared)
 
 
 def check_kernel(kernel) -> str:
-    if not isinstance(kernel, str) or kernel not in KERNELS:
-        raise QuantizationValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    return kernel
+    return V.as_choice(kernel, "kernel", KERNELS)
 
 
 def kernel_profile(kernel) -> str:
@@ -64,43 +63,11 @@ def kernel_profile(kernel) -> str:
 
 
 def check_activation(activation):
-    if not (activation is None or (isinstance(activation, str) and activation in ACTIVATIONS)):
-        raise QuantizationValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    return activation
-
-
-def check_tensor(x, name: str, dtypes, ndim=None) -> np.ndarray:
-    """``x`` as an ndarray of one of ``dtypes`` (names); ``ndim``: exact rank, or ``(min,)``."""
-    a = np.asarray(x)
-    if a.dtype.name not in dtypes:
-        raise QuantizationTypeError(f"{name} must have dtype {' or '.join(dtypes)}, got {a.dtype}")
-    if isinstance(ndim, tuple) and a.ndim < ndim[0]:
-        raise ShapeError(f"{name} must have rank >= {ndim[0]}, got shape {a.shape}")
-    if isinstance(ndim, int) and a.ndim != ndim:
-        raise ShapeError(f"{name} must have rank {ndim}, got shape {a.shape}")
-    return a
-
-
-def check_scale(scale, name: str) -> np.float32:
-    s = V.as_scale(scale, name)  # float32, finite, > 0
-    if s.size != 1:
-        raise ShapeError(f"{name} must be a scalar (per-tensor), got shape {s.shape}")
-    return np.float32(s.reshape(()))
-
-
-def check_zero_point(zero_point, dtype, name: str) -> int:
-    if zero_point is None:
-        raise QuantizationTypeError(f"{name} must be an integer, got None")
-    z = V.as_zero_point(zero_point, get_format(dtype), name)
-    if z.size != 1:
-        raise ShapeError(f"{name} must be a scalar (per-tensor), got shape {z.shape}")
-    return int(z.reshape(()))
+    return V.as_choice(activation, "activation", ACTIVATIONS)
 
 
 def check_padding(padding) -> str:
-    if not isinstance(padding, str) or padding not in PADDINGS:
-        raise QuantizationValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
-    return padding
+    return V.as_choice(padding, "padding", PADDINGS)
 
 
 def _weight_scales(w_scale, n: int) -> tuple[np.ndarray, bool]:
@@ -118,34 +85,35 @@ def _weight_scales(w_scale, n: int) -> tuple[np.ndarray, bool]:
 def _bias(b, n: int) -> np.ndarray:
     if b is None:
         return np.zeros(n, np.int32)  # no bias: the same arithmetic as a zero int32 bias
-    a = np.asarray(b)
+    a = V.asarray(b, "b", kinds=None, what="an int32 array")
     if a.dtype != np.int32:
         raise QuantizationTypeError(f"b must be an int32 array (TFLite's int8 bias tensor), got dtype {a.dtype}")
     if a.shape != (n,):
-        raise ShapeError(f"b must have shape ({n},) (one per output channel), got {a.shape}")
+        raise ShapeError(f"b must have shape ({n},), one per output channel of w, got {a.shape}")
     return a
 
 
 def _layer_params(x_scale, x_zero_point, w_scale, b, y_scale, y_zero_point, n: int):
     """The tensor parameters of a weighted int8 op, validated: ``(xs, xz, ws, per_channel, bias, ys, yz)``."""
-    xs, ys = check_scale(x_scale, "x_scale"), check_scale(y_scale, "y_scale")
+    xs, ys = V.as_scalar_scale(x_scale, "x_scale"), V.as_scalar_scale(y_scale, "y_scale")
     ws, per_channel = _weight_scales(w_scale, n)
-    xz = check_zero_point(x_zero_point, np.int8, "x_zero_point")
-    yz = check_zero_point(y_zero_point, np.int8, "y_zero_point")
+    xz = V.as_scalar_zero_point(x_zero_point, _INT8, "x_zero_point")
+    yz = V.as_scalar_zero_point(y_zero_point, _INT8, "y_zero_point")
     return xs, xz, ws, per_channel, _bias(b, n), ys, yz
 
 
 def _int8_activations(x, name="x", ndim=None) -> np.ndarray:
-    a = np.asarray(x)
+    a = V.asarray(x, name, kinds=None, what="an int8 array")
     if a.dtype in (np.uint8, np.int16):
         raise UnsupportedError(
             f"{name} has dtype {a.dtype}: only int8 activations with int8 symmetric weights are modelled "
             f"(legacy uint8 weights carry a zero point these signatures lack; 16x8 is not modelled)")
-    return check_tensor(a, name, ("int8",), ndim)
+    return V.as_typed_array(a, name, ("int8",), ndim=ndim, min_ndim=1)
 
 
 def _geometry(x, kh, kw, stride, padding, dilation):
-    st, dl, pad = V.as_int_pair(stride, "stride"), V.as_int_pair(dilation, "dilation"), check_padding(padding)
+    st, dl = V.as_int_pair(stride, "stride", maximum=INT32_MAX), V.as_int_pair(dilation, "dilation", maximum=INT32_MAX)
+    pad = check_padding(padding)
     for axis, k, n, s, d in (("height", kh, x.shape[1], st[0], dl[0]), ("width", kw, x.shape[2], st[1], dl[1])):
         if pad == "VALID" and d * (k - 1) + 1 > n:
             raise ShapeError(f"the dilated kernel {axis} {d * (k - 1) + 1} is larger than the input {axis} {n} "
@@ -184,9 +152,9 @@ def fully_connected(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_poi
     """
     profile, activation = kernel_profile(kernel), check_activation(activation)
     x = _int8_activations(x)
-    w = check_tensor(w, "w", ("int8",), 2)
+    w = V.as_typed_array(w, "w", ("int8",), ndim=2)
     n, k = w.shape
-    if x.ndim < 1 or x.shape[-1] != k:
+    if x.shape[-1] != k:
         raise ShapeError(f"x must have shape (..., K) with K = w.shape[1] = {k}, got {x.shape}")
     xs, xz, ws, _, bias, ys, yz = _layer_params(x_scale, x_zero_point, w_scale, b, y_scale, y_zero_point, n)
     return layers.linear(x.reshape(-1, k), xs, xz, w, ws, 0, bias, ys, yz, profile=profile, activation=activation)
@@ -223,7 +191,7 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_point, *, st
     """
     profile, activation = kernel_profile(kernel), check_activation(activation)
     x = _int8_activations(x, ndim=4)
-    w = check_tensor(w, "w", ("int8",), 4)
+    w = V.as_typed_array(w, "w", ("int8",), ndim=4)
     o, kh, kw, cg = w.shape
     c = x.shape[3]
     if min(o, kh, kw, cg) < 1:
@@ -267,7 +235,7 @@ def depthwise_conv2d(x, x_scale, x_zero_point, w, w_scale, b, y_scale, y_zero_po
     """
     profile, activation = kernel_profile(kernel), check_activation(activation)
     x = _int8_activations(x, ndim=4)
-    w = check_tensor(w, "w", ("int8",), 4)
+    w = V.as_typed_array(w, "w", ("int8",), ndim=4)
     if w.shape[0] != 1 or min(w.shape) < 1:
         raise ShapeError(f"w must have shape (1, kH, kW, O), got {w.shape}")
     _, kh, kw, o = w.shape

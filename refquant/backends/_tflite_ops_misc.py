@@ -39,17 +39,21 @@ from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, 
 from ..kernels import pool as _pool
 from ..kernels import softmax as _softmax
 from ..ops import pointwise
-from ._tflite_ops import (check_activation, check_kernel, check_padding, check_scale, check_tensor, check_zero_point,
-                          kernel_profile)
+from ..dtypes import get_format
+from ._tflite_ops import check_activation, check_kernel, check_padding, kernel_profile
 
 __all__ = ["add", "average_pool2d", "max_pool2d", "softmax", "logistic"]
 
 def _lut_input(x, op):
-    a = np.asarray(x)
+    a = V.asarray(x, "x", kinds=None, what="an int8 or uint8 array")
     if a.dtype == np.int16:
-        raise UnsupportedError(f"{op} int16 is not modelled (TFLite's int16 kernels are not LUT-based); "
-                               f"pass int8 or uint8")
-    return check_tensor(a, "x", ("int8", "uint8"))
+        raise UnsupportedError(f"x has dtype int16: {op} int16 is not modelled (TFLite's int16 kernels are not "
+                               f"LUT-based); pass int8 or uint8")
+    return V.as_typed_array(a, "x", ("int8", "uint8"))
+
+
+def _scalar_zero_point(zero_point, dtype, name: str) -> int:
+    return V.as_scalar_zero_point(zero_point, get_format(dtype), name)
 
 
 # --------------------------------------------------------------------------- ADD
@@ -76,16 +80,17 @@ def add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_poin
         UnsupportedError: 8-bit ADD on the optimized kernel (see the module docstring).
     """
     kernel, activation = check_kernel(kernel), check_activation(activation)
-    a = check_tensor(a, "a", ("int8", "uint8", "int16"))
-    b = check_tensor(b, "b", ("int8", "uint8", "int16"))
+    a = V.as_typed_array(a, "a", ("int8", "uint8", "int16"))
+    b = V.as_typed_array(b, "b", ("int8", "uint8", "int16"))
     if a.dtype != b.dtype:
         raise QuantizationTypeError(f"a and b must have the same dtype, got {a.dtype} and {b.dtype}")
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ShapeError(f"a and b must broadcast together, got shapes {a.shape} and {b.shape}") from None
-    sa, sb, sy = (check_scale(s, n) for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"), (y_scale, "y_scale")))
-    za, zb, zy = (check_zero_point(z, a.dtype, n) for z, n in
+    sa, sb, sy = (V.as_scalar_scale(s, n) for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"),
+                                                       (y_scale, "y_scale")))
+    za, zb, zy = (_scalar_zero_point(z, a.dtype, n) for z, n in
                   ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"), (y_zero_point, "y_zero_point")))
     wide = a.dtype == np.int16
     if wide and (za, zb, zy) != (0, 0, 0):
@@ -102,13 +107,13 @@ def add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_poin
 
 def _pool_args(x, x_scale, x_zero_point, filter_size, stride, padding, activation, kernel):
     kernel, activation = check_kernel(kernel), check_activation(activation)
-    x = check_tensor(x, "x", ("int8", "uint8", "int16"), 4)
+    x = V.as_typed_array(x, "x", ("int8", "uint8", "int16"), ndim=4)
     fh, fw = V.as_int_pair(filter_size, "filter_size")
     sh, sw = (fh, fw) if stride is None else V.as_int_pair(stride, "stride")
     padding = check_padding(padding)
     _pool.pool_geometry(x.shape[1:3], (fh, fw), (sh, sw), padding)  # ShapeError for an empty output
-    xs = check_scale(x_scale, "x_scale")
-    xz = check_zero_point(x_zero_point, x.dtype, "x_zero_point")
+    xs = V.as_scalar_scale(x_scale, "x_scale")
+    xz = _scalar_zero_point(x_zero_point, x.dtype, "x_zero_point")
     return x, (fh, fw), (sh, sw), padding, activation, kernel, xs, xz, np.iinfo(x.dtype)
 
 
@@ -196,12 +201,9 @@ def softmax(x, x_scale, x_zero_point, *, beta=1.0, kernel="reference") -> np.nda
     x = _lut_input(x, "SOFTMAX")
     if x.ndim < 1:
         raise ShapeError(f"x must have rank >= 1 (softmax runs over the last axis), got shape {x.shape}")
-    xs = check_scale(x_scale, "x_scale")
-    check_zero_point(x_zero_point, x.dtype, "x_zero_point")
-    bt = np.asarray(beta)
-    if bt.shape != () or bt.dtype.kind not in "fiu" or isinstance(beta, (bool, np.bool_)):
-        raise QuantizationTypeError(f"beta must be a real scalar, got {beta!r}")
-    bt = np.float32(bt)
+    xs = V.as_scalar_scale(x_scale, "x_scale")
+    _scalar_zero_point(x_zero_point, x.dtype, "x_zero_point")
+    bt = np.float32(V.as_real_scalar(beta, "beta", finite=False))
     if not (np.isfinite(bt) and bt > 0):
         raise QuantizationValueError(f"beta must be finite and > 0 (as float32), got {beta!r}")
     if kernel_profile(kernel) == "tflite_reference":  # Prepare's CHECK, before any kernel runs
@@ -229,6 +231,6 @@ def logistic(x, x_scale, x_zero_point, *, kernel="reference") -> np.ndarray:
     """
     kernel = check_kernel(kernel)
     x = _lut_input(x, "LOGISTIC")
-    xs = check_scale(x_scale, "x_scale")
-    xz = check_zero_point(x_zero_point, x.dtype, "x_zero_point")
+    xs = V.as_scalar_scale(x_scale, "x_scale")
+    xz = _scalar_zero_point(x_zero_point, x.dtype, "x_zero_point")
     return pointwise.logistic(x, xs, xz, profile=kernel_profile(kernel))

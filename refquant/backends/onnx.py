@@ -1,5 +1,5 @@
 """The ONNX operator specification, op by op: ``QuantizeLinear``, ``DequantizeLinear``,
-``DynamicQuantizeLinear`` (pinned face, design.md §4).
+``DynamicQuantizeLinear`` (pinned face).
 
 Each function is a thin binding of the arithmetic core (:func:`refquant.quantization.quantize`,
 :func:`refquant.quantization.dequantize`, :func:`dynamic_qparams`)
@@ -103,7 +103,7 @@ def _output_format(zero_point, output_dtype, zp_name: str = "y_zero_point") -> I
                 f"{zp_name} is a Python int, which does not say the output type: pass a NumPy integer (its dtype "
                 f"is the output type, as in ONNX) or output_dtype=, got {zero_point!r}")
         return fmt
-    dt = np.asarray(zero_point).dtype
+    dt = V.asarray(zero_point, zp_name, kinds=None, what="an integer array").dtype
     key = _type_name(dt) if dt.kind in "iuV" else ""
     if key in _FLOAT_OUTPUTS:
         _onnx_format(key, f"{zp_name} dtype")  # raises UnsupportedError
@@ -124,7 +124,7 @@ def _as_scale(scale, name: str, dtype=None) -> np.ndarray:
     """A scale as float16 (if given as float16) or float32 (Python floats, float32, float64), > 0 and finite."""
     if scale is None or isinstance(scale, (str, bytes)):
         raise QuantizationTypeError(f"{name} must be a positive float or float array, got {scale!r}")
-    a = np.asarray(scale)
+    a = V.asarray(scale, name, kinds=None, what="a float16/float32 scalar or array")
     if dtype is None:
         dtype = np.float16 if a.dtype == np.float16 else np.float32
     if a.dtype.kind not in "fiu":
@@ -178,7 +178,7 @@ def _qparams(shape, scale, zero_point, fmt, axis, block_size, scale_name: str, z
     g_axis, g_block = _granularity(tuple(shape), scale.shape, axis, block_size, scale_name)
     zp = None
     if zero_point is not None:
-        raw = np.asarray(zero_point)
+        raw = V.asarray(zero_point, zp_name, kinds=None, what="an integer or integer array")
         if raw.dtype.kind == "V":  # ml_dtypes int4 / uint4 / int2 / uint2
             raw = raw.astype(np.int64)
         zp = V.as_zero_point(raw, fmt, zp_name)
@@ -197,7 +197,7 @@ def _check_saturate(saturate):
 
 def _int_input(x, name: str = "x"):
     """DequantizeLinear input: an integer array; returns ``(int array, IntFormat)``."""
-    a = np.asarray(x)
+    a = V.asarray(x, name, kinds=None, what="an integer array")
     key = _type_name(a.dtype) if a.dtype.kind in "iuV" else ""
     if key in _SUB_BYTE:  # ml_dtypes int4 / uint4 / int2 / uint2
         fmt = FORMATS[key]
@@ -212,7 +212,7 @@ def _dequantize_zero_point(zero_point, x_dtype, fmt, name: str = "x_zero_point")
     """ONNX: the zero point has x's type; a Python int takes x's type."""
     if zero_point is None or is_python_int(zero_point):
         return zero_point
-    dt = np.asarray(zero_point).dtype
+    dt = V.asarray(zero_point, name, kinds=None, what="an integer or integer array").dtype
     key = _type_name(dt) if dt.kind in "iuV" else ""
     if key != fmt.name and not (fmt.name in _SUB_BYTE and dt == fmt.dtype) and dt != x_dtype:
         raise QuantizationTypeError(f"{name} must have x's type {fmt.name} (ONNX), got dtype {dt}")
@@ -220,7 +220,7 @@ def _dequantize_zero_point(zero_point, x_dtype, fmt, name: str = "x_zero_point")
 
 
 def _float_input(x, name: str = "x") -> np.ndarray:
-    a = np.asarray(x)
+    a = V.asarray(x, name, kinds=None, what="a float array")
     if a.dtype.kind != "f":
         raise QuantizationTypeError(f"{name} must be a float array (float16/float32), got dtype {a.dtype}")
     return a
@@ -273,7 +273,7 @@ def quantize_linear(x, y_scale, y_zero_point=None, *, axis=1, block_size=0, satu
     fmt = _output_format(y_zero_point, output_dtype)
     _check_saturate(saturate)
     scale = _as_scale(y_scale, "y_scale")
-    a = np.asarray(x)
+    a = V.asarray(x, "x", kinds=None, what="a float array")
     if a.dtype == np.int32:  # opset 25+: int32 x, divided in the scale's type
         a = a.astype(scale.dtype)
     a = _float_input(a)
@@ -306,10 +306,10 @@ def dequantize_linear(x, x_scale, x_zero_point=None, *, axis=1, block_size=0):
     q, fmt = _int_input(x)
     scale = _as_scale(x_scale, "x_scale")
     zp = _dequantize_zero_point(x_zero_point, q.dtype, fmt)
-    if fmt.name == "int32" and zp is not None and np.any(np.asarray(zp) != 0):
-        raise QuantizationValueError(f"x_zero_point must be 0 for int32 x (ONNX DequantizeLinear), "
-                                     f"got {np.asarray(zp).reshape(-1)[np.asarray(zp).reshape(-1) != 0][0]}")
     qp = _qparams(q.shape, scale, zp, fmt, axis, block_size, "x_scale", "x_zero_point")
+    if fmt.name == "int32" and np.any(qp.zero_point != 0):
+        raise QuantizationValueError(f"x_zero_point must be 0 for int32 x (ONNX DequantizeLinear), "
+                                     f"got {int(qp.zero_point[qp.zero_point != 0].flat[0])}")
     with np.errstate(over="ignore"):  # float16: |x - Z| > 65519 becomes inf, as the spec's float16 arithmetic
         return dequantize(q, qp, "onnx")  # computed in the scale's type
 

@@ -1,8 +1,8 @@
-"""ONNX Runtime's CPU execution provider, op by op (pinned face, design.md §4): what
+"""ONNX Runtime's CPU execution provider, op by op (pinned face): what
 ``onnxruntime`` returns, bit for bit, on an x86-64 CPU.
 
 The functions have the signatures of :mod:`refquant.backends.onnx` and bind the same core
-functions to the ``onnxruntime`` profile (backends.md §2.5), which differs from the
+functions to the ``onnxruntime`` profile, which differs from the
 specification only where ORT's MLAS kernels do:
 
 * **QuantizeLinear** (``MlasQuantizeLinear``): float32 division ``divps``, then a clamp *in
@@ -25,7 +25,7 @@ one intra-op thread (with more, ORT reduces blocks separately and a NaN may land
 **Integer matmul and convolution, contrib ops** (:func:`matmul_integer`, :func:`qlinear_matmul`,
 :func:`conv_integer`, :func:`qlinear_conv`, :func:`qlinear_add`, :func:`qlinear_global_average_pool`,
 :func:`qlinear_sigmoid`; code in ``refquant/backends/_onnxruntime_ops.py``). The ONNX face's
-bindings with ONNX Runtime's choices (backends.md §2.5, §9):
+bindings with ONNX Runtime's choices:
 
 * **requantization** (QLinearMatMul, QLinearConv): profile ``onnxruntime``,
   $m = \\mathrm{fl}(\\mathrm{fl}(S_a S_b[n]) / S_y)$ in float32, then
@@ -58,8 +58,8 @@ bindings with ONNX Runtime's choices (backends.md §2.5, §9):
 * float16 scales are accepted and used as their exact float32 values (measured on
   QLinearMatMul). Convolutions are 1-D or 2-D (3-D: UnsupportedError).
 
-QLinearConv with per-channel **unequal** weight zero points ran on ORT 1.32 (backends.md §2.5
-says ORT requires them equal; measured otherwise) and matches the same model, except that a
+QLinearConv with per-channel **unequal** weight zero points ran on ORT 1.32 (its sources
+suggest they must be equal; measured otherwise) and matches the same model, except that a
 depthwise convolution with multiplier 1 then leaves MLAS's exact depthwise kernel for the
 pair-saturating GEMM (measured).
 
@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _validate as V
 from ..dtypes import FORMATS
 from ..errors import QuantizationTypeError, UnsupportedError
 from ..qparams import QParams
@@ -96,7 +97,7 @@ _PROFILE = "onnxruntime"  # quantize: divide f32, clamp in float, RNE, NaN -> qm
 
 def _ort_input(x) -> np.ndarray:
     """QuantizeLinear's ``x``: float32 or float16 (T1); float64 is rounded to float32 first."""
-    a = np.asarray(x)
+    a = V.asarray(x, "x", kinds=None, what="a float32 or float16 array")
     if a.dtype.kind in "iu":
         raise UnsupportedError(f"ONNX Runtime's QuantizeLinear takes float32 or float16 x, got {a.dtype}")
     a = _float_input(a)
@@ -106,7 +107,7 @@ def _ort_input(x) -> np.ndarray:
 
 def _ort_scale(scale, dtype, name: str) -> np.ndarray:
     """The scale in ``dtype`` (x's type or the output type): ORT binds both to one type T."""
-    given = getattr(scale, "dtype", None)
+    given = V.native(np.asarray(scale)).dtype if isinstance(scale, (np.ndarray, np.generic)) else None
     if given in (np.float16, np.float32) and given != dtype:
         raise UnsupportedError(f"ONNX Runtime needs x and {name} of one float type, got {np.dtype(dtype).name} "
                                f"and {np.dtype(given).name}")
@@ -185,7 +186,7 @@ def dynamic_quantize_linear(x):
     Raises:
         QuantizationTypeError: ``x`` is not a float array.
     """
-    a = np.asarray(x)
+    a = V.asarray(x, "x", kinds=None, what="a float32 array")
     if a.dtype.kind != "f":
         raise QuantizationTypeError(f"x must be a float32 array, got dtype {a.dtype}")
     with np.errstate(over="ignore"):

@@ -112,16 +112,7 @@ def _qdtype(dtype) -> IntFormat:
 
 
 def _order(zero_point_order) -> str:
-    if zero_point_order not in ZERO_POINT_ORDERS:
-        raise QuantizationValueError(f"zero_point_order must be one of {ZERO_POINT_ORDERS}, got {zero_point_order!r}")
-    return zero_point_order
-
-
-def _scalar_zp(zero_point, name: str = "zero_point"):
-    a = np.asarray(zero_point)
-    if a.dtype == np.bool_ or a.size != 1:
-        raise QuantizationTypeError(f"{name} must be one integer, got {zero_point!r}")
-    return zero_point
+    return V.as_choice(zero_point_order, "zero_point_order", ZERO_POINT_ORDERS)
 
 
 def _x_float32(x) -> np.ndarray:
@@ -136,10 +127,12 @@ def _channel_axis(axis, ndim: int) -> int:
     return axis
 
 
-def _per_channel_params(x, scales, zero_points, axis, name_s="scales", name_z="zero_points"):
+def _per_channel_params(x, scales, zero_points, axis, fmt: IntFormat, name_s="scales", name_z="zero_points", *,
+                        scale_dtype=np.float32):
+    """Validated per-channel ``(axis, scales in scale_dtype, int64 zero points)`` under this face's names."""
     axis = _channel_axis(axis, x.ndim)
     c = x.shape[axis]
-    s, z = np.asarray(scales), np.asarray(zero_points)
+    s, z = V.as_scale(scales, name_s, dtype=scale_dtype), V.as_zero_point(zero_points, fmt, name_z)
     for nm, a in ((name_s, s), (name_z, z)):
         if a.shape != (c,):
             raise ShapeError(f"{nm} must have shape ({c},) to match x.shape[{axis}] = {c}, got {a.shape}")
@@ -170,7 +163,7 @@ def quantize_per_tensor(x, scale, zero_point, dtype, *, zero_point_order="before
     """
     fmt = _qdtype(dtype)
     x = _x_float32(x)
-    qp = make_qparams(scale, _scalar_zp(zero_point), fmt)
+    qp = make_qparams(scale, V.as_scalar_zero_point(zero_point, fmt), fmt)
     return _quantize(x, qp, PROFILE_OF_ZERO_POINT_ORDER[_order(zero_point_order)])
 
 
@@ -197,7 +190,7 @@ def quantize_per_channel(x, scales, zero_points, axis, dtype, *, zero_point_orde
     x = _x_float32(x)
     if x.ndim == 0:
         raise ShapeError("x must have rank >= 1 for per-channel quantization, got a scalar")
-    axis, s, z = _per_channel_params(x, scales, zero_points, axis)
+    axis, s, z = _per_channel_params(x, scales, zero_points, axis, fmt)
     qp = make_qparams(s, z, fmt, axis=axis)
     return _quantize(x, qp, PROFILE_OF_ZERO_POINT_ORDER[_order(zero_point_order)])
 
@@ -226,11 +219,11 @@ def dequantize(q, scale, zero_point, *, axis=None) -> np.ndarray:
         raise QuantizationTypeError(f"q must be a uint8, int8 or int32 array (quint8, qint8, qint32), got {q.dtype}")
     fmt = _qdtype(_BY_NUMPY[q.dtype])
     if axis is None:
-        qp = make_qparams(scale, _scalar_zp(zero_point), fmt)
+        qp = make_qparams(scale, V.as_scalar_zero_point(zero_point, fmt), fmt)
         return _dequantize(q, qp, _PROFILE)
     if q.ndim == 0:
         raise ShapeError("q must have rank >= 1 for per-channel dequantization, got a scalar")
-    axis, s, z = _per_channel_params(q, scale, zero_point, axis, "scale", "zero_point")
+    axis, s, z = _per_channel_params(q, scale, zero_point, axis, fmt, "scale", "zero_point", scale_dtype=np.float64)
     qp = make_qparams(s, z, fmt, axis=axis, scale_dtype=np.float64)
     return _dequantize(q, qp, _PROFILE)
 
@@ -277,7 +270,7 @@ def fake_quantize_per_tensor_affine_cachemask(x, scale, zero_point, quant_min, q
     """
     x = _fq_x(x)
     lo, hi = _fq_range(quant_min, quant_max)
-    z = _fq_zero_points(_scalar_zp(zero_point), lo, hi)
+    z = _fq_zero_points(V.as_scalar_zero_point(zero_point, _FQ_FORMAT), lo, hi)
     qp = make_qparams(scale, z, _FQ_FORMAT, qmin=lo, qmax=hi)
     y, mask = fake_quantize_with_mask(x, qp, _PROFILE)
     with np.errstate(over="ignore"):  # float16: past 65504 is inf, as torch returns it
@@ -312,7 +305,7 @@ def fake_quantize_per_channel_affine_cachemask(x, scale, zero_point, axis, quant
     lo, hi = _fq_range(quant_min, quant_max)
     if x.ndim == 0:
         raise ShapeError("x must have rank >= 1 for per-channel fake-quantize, got a scalar")
-    axis, s, z = _per_channel_params(x, scale, zero_point, axis, "scale", "zero_point")
+    axis, s, z = _per_channel_params(x, scale, zero_point, axis, _FQ_FORMAT, "scale", "zero_point")
     z = _fq_zero_points(z, lo, hi)
     qp = make_qparams(s, z, _FQ_FORMAT, axis=axis, qmin=lo, qmax=hi)
     y, mask = fake_quantize_with_mask(x, qp, _PROFILE)
@@ -344,8 +337,8 @@ fake_quantize_per_channel_affine_cachemask_backward = fake_quantize_per_tensor_a
 def _learnable_params(scale, zero_point, quant_min, quant_max, forward: bool):
     lo, hi = _fq_range(quant_min, quant_max)
     s = V.as_scale(scale, "scale").reshape(-1)
-    zf = np.asarray(zero_point)
-    if zf.dtype.kind not in "fiu" or zf.size != 1 or s.size != 1:
+    zf = V.asarray(zero_point, "zero_point", kinds="fiu", what="a float")
+    if zf.size != 1 or s.size != 1:
         raise ShapeError(f"scale and zero_point must hold one number each, got {s.shape} and {zf.shape}")
     zf = zf.astype(np.float32).reshape(())
     if not np.isfinite(zf):
@@ -378,6 +371,7 @@ def fake_quantize_learnable_per_tensor_affine(x, scale, zero_point, quant_min, q
         QuantizationTypeError, QuantizationValueError, ShapeError: bad arguments (named).
     """
     s, z, lo, hi = _learnable_params(scale, zero_point, quant_min, quant_max, forward=True)
+    V.as_real_scalar(grad_factor, "grad_factor")  # checked, though only the gradients use it
     return fake_quantize_per_tensor_affine(x, s, z, lo, hi)
 
 
@@ -414,7 +408,8 @@ def fake_quantize_learnable_per_tensor_affine_backward(grad_y, x, scale, zero_po
         raise QuantizationValueError(f"[quant_min, quant_max] must include 0, got [{lo}, {hi}]")
     if not lo <= zb <= hi:
         raise QuantizationValueError(f"zero_point must be in [{lo}, {hi}], got {zb}")
-    inv, gf = np.float32(np.float32(1) / s), np.float32(grad_factor)
+    fma, reduce = V.as_flag(fma, "fma", ints=False), V.as_flag(reduce, "reduce", ints=False)
+    inv, gf = np.float32(np.float32(1) / s), np.float32(V.as_real_scalar(grad_factor, "grad_factor"))
     with np.errstate(invalid="ignore", over="ignore"):
         v = fma_f32(x, np.full(x.shape, inv), np.float64(zb)) if fma else (x * inv + np.float32(zb)).astype(np.float32)
         r = np.rint(v)  # RNE, as nearbyint; then static_cast<int64_t>: NaN/Inf -> INT64_MIN

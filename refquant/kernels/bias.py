@@ -99,8 +99,8 @@ def float_bias_accumulator(acc, bias, act_times_w_scale, *, axis=-1, reciprocal=
     that is fbgemm's ``cvtps2dq(raw_f * multiplier) + zp`` and clamp. Measured on torch 2.13
     (``nnq.Linear``, engine ``fbgemm``, x86-64 AVX2): per-channel 0 mismatches for the division,
     per-tensor 0 for the FMA form, on outputs selected where the candidate forms disagree
-    (``tests/test_conformance_kernels_misc.py``). backends.md §3.4 describes the per-tensor term as
-    a separately rounded ``bias * rcp``: that is ``fused=False``, which does not match this build.
+    (``tests/test_conformance_kernels_misc.py``). A separately rounded ``bias * rcp`` (as the
+    source suggests) is ``fused=False``, which does not match this build.
 
     Args:
         acc: int32 array (``raw``: zero-point corrections already applied).
@@ -183,8 +183,8 @@ def quantize_bias_runtime(bias, input_scale, weight_scale) -> np.ndarray:
 
     all in float32: the product $S_w S_x$, its reciprocal ``1.f / (w_s * in_s)`` and the
     product with the bias each round once; ``rint`` (RNE). Values past int32 saturate,
-    NaN gives INT32_MIN (the qint32 quantizer's behaviour, backends.md §3.1). Matched
-    ``nnq.Linear`` on the qnnpack engine in backends.md §3.5 [EMP there, not re-run here].
+    NaN gives INT32_MIN (the qint32 quantizer's behaviour). Matched
+    ``nnq.Linear`` on the qnnpack engine (``tests/test_conformance_pytorch_ops.py``).
     The result is added to the int32 accumulator like any int32 bias
     (:func:`add_bias`).
 

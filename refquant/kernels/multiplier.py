@@ -32,11 +32,11 @@ from fractions import Fraction
 import numpy as np
 
 from .. import _validate as V
-from ..errors import QuantizationValueError
+from ..dtypes import INT32_MAX, INT32_MIN
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from ..fixedpoint_multiplier import quantize_multiplier
 from ..modes import ACTIVATION_BOUNDS, DERIVATIONS, REQUANT_MODES
 from ..rounding import round_half_away_from_zero
-from ._checks import int_scalar
 
 __all__ = [
     "DERIVATIONS",
@@ -66,16 +66,6 @@ _ACTIVATIONS = tuple(ACTIVATION_FLOAT_RANGES)
 _F32 = np.float32
 
 
-def _check_name(value, name: str, allowed) -> str:
-    try:
-        ok = value in allowed
-    except TypeError:  # unhashable, e.g. a list
-        ok = False
-    if not ok:
-        raise QuantizationValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
-    return value
-
-
 def real_multiplier(input_scale, weight_scale, output_scale, *, derivation: str):
     """Evaluate $M = S_x S_w / S_y$ (eq. (1)) the way a backend does. Offline code.
 
@@ -96,16 +86,12 @@ def real_multiplier(input_scale, weight_scale, output_scale, *, derivation: str)
             ``derivation``, or a non-scalar input/output scale.
         QuantizationTypeError: a scale that is not a real number.
     """
-    _check_name(derivation, "derivation", DERIVATIONS)
-    sx = V.as_scale(input_scale, "input_scale")
+    V.as_choice(derivation, "derivation", DERIVATIONS)
+    a = V.as_scalar_scale(input_scale, "input_scale")
     sw = V.as_scale(weight_scale, "weight_scale")
-    sy = V.as_scale(output_scale, "output_scale")
-    for arr, name in ((sx, "input_scale"), (sy, "output_scale")):
-        if arr.size != 1:
-            raise QuantizationValueError(f"{name} must be a scalar, got shape {arr.shape}")
+    c = V.as_scalar_scale(output_scale, "output_scale")
     if sw.ndim > 1:
-        raise QuantizationValueError(f"weight_scale must be a scalar or 1-D, got shape {sw.shape}")
-    a, c = _F32(sx.reshape(())), _F32(sy.reshape(()))
+        raise ShapeError(f"weight_scale must be a scalar or 1-D, got shape {sw.shape}")
     b = sw.astype(_F32)
     with np.errstate(over="ignore", under="ignore"):
         if derivation == "f32_ab_div_c":
@@ -141,6 +127,16 @@ class RequantParams:
     shift: np.ndarray | None
     real: np.ndarray
 
+    def __post_init__(self):
+        V.as_choice(self.mode, "mode", REQUANT_MODES)
+        for name in ("multiplier", "real"):  # native byte order; Fractions (object arrays) for "exact"
+            object.__setattr__(self, name, V.asarray(getattr(self, name), name, kinds="iufO",
+                                                     what="a real number or array"))
+        if self.shift is not None:
+            object.__setattr__(self, "shift", V.asarray(self.shift, "shift", kinds="iu", what="an integer array"))
+        elif REQUANT_MODES[self.mode] == "fixed":
+            raise QuantizationTypeError(f"shift must be an integer array for mode {self.mode!r}, got None")
+
 
 def requant_params(input_scale, weight_scale, output_scale, *, mode, derivation,
                    single_rounding=None) -> RequantParams:
@@ -168,7 +164,7 @@ def requant_params(input_scale, weight_scale, output_scale, *, mode, derivation,
     Raises:
         QuantizationValueError: unknown names; invalid scales.
     """
-    _check_name(mode, "mode", REQUANT_MODES)
+    V.as_choice(mode, "mode", REQUANT_MODES)
     real = real_multiplier(input_scale, weight_scale, output_scale, derivation=derivation)
     kind = REQUANT_MODES[mode]
     if kind == "exact":
@@ -195,6 +191,14 @@ def _as_fractions(real) -> np.ndarray:
         v = arr[idx]
         out[idx] = v if isinstance(v, Fraction) else Fraction(float(v))
     return out
+
+
+def _code_range(qmin, qmax, lo=None, hi=None) -> tuple[int, int]:
+    """The output format's code range ``qmin <= qmax`` as Python ints."""
+    qmin, qmax = V.as_int_scalar(qmin, "qmin", lo=lo, hi=hi), V.as_int_scalar(qmax, "qmax", lo=lo, hi=hi)
+    if qmin > qmax:
+        raise QuantizationValueError(f"qmin must be <= qmax, got [{qmin}, {qmax}]")
+    return qmin, qmax
 
 
 def activation_range(activation, output_scale, output_zero_point, qmin: int, qmax: int) -> tuple[int, int]:
@@ -227,10 +231,10 @@ def activation_range(activation, output_scale, output_zero_point, qmin: int, qma
         QuantizationValueError: unknown activation, or $f/S$ beyond the int32 range (TFLite's
             ``Quantize`` check fails, e.g. RELU6 with a scale of 1e-30).
     """
-    _check_name(activation, "activation", _ACTIVATIONS)
-    scale = _F32(V.as_scale(output_scale, "output_scale").reshape(()))
-    zp = int_scalar(output_zero_point, "output_zero_point")
-    qmin, qmax = int_scalar(qmin, "qmin"), int_scalar(qmax, "qmax")
+    V.as_choice(activation, "activation", _ACTIVATIONS)
+    scale = V.as_scalar_scale(output_scale, "output_scale")
+    zp = V.as_int_scalar(output_zero_point, "output_zero_point")
+    qmin, qmax = _code_range(qmin, qmax)
 
     def quantize(f: float) -> int:
         with np.errstate(over="ignore"):
@@ -263,11 +267,13 @@ def quantize_bound_rne(value, output_scale, output_zero_point, qmin: int, qmax: 
     Returns:
         The quantized bound as a Python int in ``[qmin, qmax]``.
     """
-    s = V.as_scale(output_scale, "output_scale")
-    if s.size != 1:
-        raise QuantizationValueError(f"output_scale must be a scalar, got shape {s.shape}")
-    s = _F32(s.reshape(()))
-    zp = int_scalar(output_zero_point, "output_zero_point")
+    value = V.as_real_scalar(value, "value", finite=False)
+    if np.isnan(value):
+        raise QuantizationValueError("value must be a number or +-inf (a bound of the activation's range), got nan")
+    s = V.as_scalar_scale(output_scale, "output_scale")
+    # C ints, converted to float below
+    zp = V.as_int_scalar(output_zero_point, "output_zero_point", lo=INT32_MIN, hi=INT32_MAX)
+    qmin, qmax = _code_range(qmin, qmax, lo=INT32_MIN, hi=INT32_MAX)
     with np.errstate(over="ignore"):
         v = _F32(_F32(_F32(value) / s) + _F32(zp))  # float32 ops, one rounding each
     v = min(max(v, _F32(qmin)), _F32(qmax))
@@ -284,7 +290,7 @@ def activation_range_rne(activation, output_scale, output_zero_point, qmin: int,
 
     Same arguments and result as :func:`activation_range`.
     """
-    _check_name(activation, "activation", _ACTIVATIONS)
+    V.as_choice(activation, "activation", _ACTIVATIONS)
     lo, hi = ACTIVATION_FLOAT_RANGES[activation]
     return (quantize_bound_rne(lo, output_scale, output_zero_point, qmin, qmax),
             quantize_bound_rne(hi, output_scale, output_zero_point, qmin, qmax))
@@ -300,6 +306,6 @@ def activation_bounds(activation, output_scale, output_zero_point, qmin: int, qm
             :data:`refquant.modes.ACTIVATION_BOUNDS`.
         Others: As :func:`activation_range`.
     """
-    _check_name(rounding, "rounding", ACTIVATION_BOUNDS)
+    V.as_choice(rounding, "rounding", ACTIVATION_BOUNDS)
     fn = activation_range if rounding == "round_then_add_zero_point" else activation_range_rne
     return fn(activation, output_scale, output_zero_point, qmin, qmax)

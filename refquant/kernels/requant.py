@@ -79,6 +79,13 @@ __all__ = [
 
 _VARIANT = {"fixed_double": "double", "fixed_single": "single", "fixed_double_up": "double_up",
             "fixed_double_up_wrap": "double_up_wrap", "fixed_int64_reduced16": "int64_reduced16"}
+
+
+def fixed_shift_range(mode: str) -> tuple[int, int]:
+    """The shifts a ``fixed_*`` mode's multiply-by-quantized-multiplier variant takes (+ left, - right)."""
+    return fp.MBQM_VARIANTS[_VARIANT[mode]][1]
+
+
 _VARIANT_CODE = {"double": 0, "single": 1, "double_up": 2, "double_up_wrap": 3, "int64_reduced16": 4}
 _OUT_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32)
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1

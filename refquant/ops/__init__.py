@@ -8,7 +8,10 @@ dtype rules to these calls; the integer model calls them directly. So a face and
 node run under the same profile can never disagree.
 
 * :mod:`refquant.ops.layers` — :func:`~refquant.ops.layers.linear`,
-  :func:`~refquant.ops.layers.conv2d` (groups, depthwise), :func:`~refquant.ops.layers.output_stage`.
+  :func:`~refquant.ops.layers.conv2d` (groups, depthwise), :func:`~refquant.ops.layers.output_stage`,
+  :func:`~refquant.ops.layers.requantize_tensor`.
+* :mod:`refquant.ops.pointwise` — add, mul, average/max/global pooling, softmax, logistic, tanh.
+* :mod:`refquant.ops.conv_geometry` — the convolution geometries profiles name.
 * :mod:`refquant.ops.reference_loops` — the same layers as plain loops, for reading.
 * quantize and dequantize are the core's :func:`refquant.quantization.quantize` and
   :func:`refquant.quantization.dequantize`, which take a profile too.
@@ -16,4 +19,4 @@ node run under the same profile can never disagree.
 
 from __future__ import annotations
 
-__all__ = ["layers", "reference_loops"]
+__all__ = ["layers", "pointwise", "conv_geometry", "reference_loops"]

@@ -15,42 +15,53 @@ A layer is four steps, each read from the profile's :class:`~refquant.specs.Laye
 Internal convention (the faces translate to it; the integer model calls it directly):
 scales are float32 (``w_scale`` shape ``()`` or ``(O,)``), zero points are Python ints or int64
 arrays (``w_zero_point`` ``()`` or ``(O,)``), the output format comes from ``out_dtype``, and the
-bias has the dtype its mode needs (int32 for ``int32``, float32 otherwise).
+bias has the dtype its mode needs (int32 for ``int32``, float32 otherwise). These functions trust their
+callers for those values (the faces validate them); they check only the names that choose the
+arithmetic: the profile, the layer family and the fused activation.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from .. import _validate as V
+from ..errors import QuantizationValueError, UnsupportedError
 from . import conv_geometry
 from ..kernels.bias import add_bias, float_bias_accumulator, quantize_bias_runtime
 from ..kernels.conv import conv2d as conv_accumulate
 from ..kernels.gemm import gemm
-from ..kernels.multiplier import activation_bounds, real_multiplier, requant_params
-from ..kernels.requant import requantize
+from ..kernels.multiplier import ACTIVATION_FLOAT_RANGES, activation_bounds, real_multiplier, requant_params
+from ..kernels.requant import fixed_shift_range, requantize
 from ..kernels.requant_chain import requantize_scale_chain, scale_chain_constants
-from ..profiles import Profile, get_profile
+from ..profiles import Profile, as_profile
 from ..specs import LayerSpec
 
-__all__ = ["output_stage", "linear", "conv2d", "conv_family"]
+__all__ = ["output_stage", "linear", "conv2d", "conv_family", "requantize_tensor"]
 
 _F32 = np.float32
 
 
-def _check_limits(spec: LayerSpec, xs, ws, ys) -> None:
+_SCALE_NAMES = ("x_scale", "w_scale", "y_scale")
+
+
+def _ratio(names) -> str:
+    """``"x_scale * w_scale / y_scale"`` in the caller's argument names (errors name them)."""
+    return f"{names[0]} * {names[1]} / {names[2]}"
+
+
+def _check_limits(spec: LayerSpec, xs, ws, ys, names=_SCALE_NAMES) -> None:
     """The backend's refusals of a requantization scale (see the spec's fields)."""
     if spec.max_requant_scale is not None:
         m = real_multiplier(xs, ws, ys, derivation="f32_ab_div_c")
         if np.any(m >= spec.max_requant_scale):
-            raise UnsupportedError(f"x_scale * w_scale / y_scale = {float(np.max(m))!r} must be below "
+            raise UnsupportedError(f"{_ratio(names)} = {float(np.max(m))!r} must be below "
                                    f"{spec.max_requant_scale!r} for this profile's kernels (the backend refuses it)")
     if spec.require_normal_multiplier:
         m = real_multiplier(xs, ws, ys, derivation=spec.derivation(np.ndim(ws) > 0))
         ok = np.isfinite(m) & (m >= np.finfo(_F32).tiny)
         if not np.all(ok):
             raise UnsupportedError(f"this profile's kernels need a positive normal requantization scale "
-                                   f"(x_scale * w_scale / y_scale in float32), got {float(np.asarray(m)[~ok].ravel()[0])!r}")
+                                   f"({_ratio(names)} in float32), got {float(np.asarray(m)[~ok].ravel()[0])!r}")
 
 
 def _float_multiplier_ok(m, what: str) -> None:
@@ -59,8 +70,19 @@ def _float_multiplier_ok(m, what: str) -> None:
                                f"which refquant does not model")
 
 
+def _fixed_shift_ok(p, names) -> None:
+    """A fixed-point multiplier whose shift its kernel cannot apply: the scales' ratio is out of range."""
+    lo, hi = fixed_shift_range(p.mode)
+    bad = (p.shift < lo) | (p.shift > hi)
+    if np.any(bad):
+        real = float(np.asarray(p.real, dtype=np.float64)[bad].ravel()[0])
+        raise QuantizationValueError(
+            f"{_ratio(names)} = {real!r} is outside the range of the fixed-point multiplier of mode {p.mode!r} "
+            f"(its shift {int(p.shift[bad].ravel()[0])} is outside [{lo}, {hi}])")
+
+
 def output_stage(acc, spec: LayerSpec, x_scale, w_scale, y_scale, y_zero_point: int, *, bias=None,
-                 activation=None, axis: int = -1, out_dtype=np.int8) -> np.ndarray:
+                 activation=None, axis: int = -1, out_dtype=np.int8, scale_names=_SCALE_NAMES) -> np.ndarray:
     """Steps 2-4 of the module docstring: int32 accumulators to output codes.
 
     Args:
@@ -73,19 +95,23 @@ def output_stage(acc, spec: LayerSpec, x_scale, w_scale, y_scale, y_zero_point: 
             ``"RELU_N1_TO_1"``); its float range is clamped as ``spec.activation_bounds`` says.
         axis: The output-channel axis of ``acc``.
         out_dtype: ``np.int8``, ``np.uint8`` or ``np.int16``.
+        scale_names: The caller's names of ``(x_scale, w_scale, y_scale)``, for error messages
+            (a matmul face calls them ``a_scale``, ``b_scale``, ``y_scale``).
 
     Returns:
         Codes of ``acc``'s shape and ``out_dtype``.
 
     Raises:
-        UnsupportedError: A requantization scale the backend refuses.
+        UnsupportedError: A requantization scale the backend refuses, or whose float32 multiplier
+            over- or underflows.
+        QuantizationValueError: A scale ratio outside a fixed-point multiplier's range.
     """
     out_dtype = np.dtype(out_dtype)
     info = np.iinfo(out_dtype)
     per_channel = np.ndim(w_scale) > 0
-    _check_limits(spec, x_scale, w_scale, y_scale)
+    _check_limits(spec, x_scale, w_scale, y_scale, scale_names)
     if spec.requant == "float32_scale_chain":  # the scales applied one by one, the bias between them
-        if activation not in (None, "NONE", "RELU"):
+        if V.as_choice(activation, "activation", tuple(ACTIVATION_FLOAT_RANGES)) not in (None, "NONE", "RELU"):
             raise UnsupportedError(f"this profile's kernel fuses only a ReLU, got activation {activation!r}")
         s_x, s_w, d = scale_chain_constants(x_scale, w_scale, y_scale)
         return requantize_scale_chain(acc, s_x, s_w, bias, d, int(y_zero_point), int(info.min), int(info.max),
@@ -99,22 +125,25 @@ def output_stage(acc, spec: LayerSpec, x_scale, w_scale, y_scale, y_zero_point: 
             acc = add_bias(acc, quantize_bias_runtime(bias, x_scale, w_scale), axis=axis)
         else:  # float_over_act_times_w_scale
             atws = (_F32(x_scale) * np.asarray(w_scale, _F32)).astype(_F32)  # fl(S_x S_w[c])
-            _float_multiplier_ok(atws, "x_scale * w_scale")
+            _float_multiplier_ok(atws, f"{scale_names[0]} * {scale_names[1]}")
             acc = float_bias_accumulator(acc, bias, atws, axis=axis,
                                          reciprocal=spec.bias_reciprocal_per_tensor and not per_channel)
     p = requant_params(x_scale, w_scale, y_scale, mode=spec.requant, derivation=spec.derivation(per_channel),
                        single_rounding=spec.single_rounding)
     if p.mode == "float32_rne":
-        _float_multiplier_ok(p.multiplier, "x_scale * w_scale / y_scale")
+        _float_multiplier_ok(p.multiplier, _ratio(scale_names))
+    if p.shift is not None:
+        _fixed_shift_ok(p, scale_names)
     y = requantize(acc, p.multiplier, y_zero_point, lo, hi, mode=p.mode, shift=p.shift, axis=axis, dtype=out_dtype)
     if spec.tail_block:
-        y = _tail_channels(y, acc, spec, x_scale, w_scale, y_scale, y_zero_point, lo, hi, axis, out_dtype)
+        y = _tail_channels(y, acc, spec, x_scale, w_scale, y_scale, y_zero_point, lo, hi, axis, out_dtype,
+                           scale_names)
     if spec.overflow_to_zero and p.mode == "float32_rne":
         y = _overflow_to_zero(y, acc, p.multiplier, axis)
     return y
 
 
-def _tail_channels(y, acc, spec, xs, ws, ys, yz, lo, hi, axis, out_dtype):
+def _tail_channels(y, acc, spec, xs, ws, ys, yz, lo, hi, axis, out_dtype, scale_names):
     """The last ``O % tail_block`` channels requantized in ``spec.tail_requant``."""
     o = acc.shape[axis]
     cut = o - o % spec.tail_block
@@ -126,6 +155,8 @@ def _tail_channels(y, acc, spec, xs, ws, ys, yz, lo, hi, axis, out_dtype):
     ws_tail = ws[cut:] if np.ndim(ws) else ws
     p = requant_params(xs, ws_tail, ys, mode=spec.tail_requant, derivation=spec.derivation(np.ndim(ws) > 0),
                        single_rounding=spec.single_rounding)
+    if p.shift is not None:
+        _fixed_shift_ok(p, scale_names)
     y[tail] = requantize(acc[tail], p.multiplier, yz, lo, hi, mode=p.mode, shift=p.shift, axis=axis,
                          dtype=out_dtype)
     return y
@@ -161,7 +192,7 @@ def _nchw_geometry(x, w, strides, dilations, pads, groups, layout, w_layout):
 
 
 def _profile(profile) -> Profile:
-    return get_profile(profile)
+    return as_profile(profile)
 
 
 def linear(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scale, y_zero_point: int, *,
@@ -200,7 +231,7 @@ def conv_family(profile, x_shape, w_shape, stride, padding, dilation, groups: in
     """The layer family a convolution takes under ``profile``: the first of its ``conv_families``
     rules whose geometry matches (NCHW / OIHW shapes, ``(h, w)`` pairs), else ``"conv"`` for one
     group and ``"grouped_conv"`` for more."""
-    prof = get_profile(profile)
+    prof = as_profile(profile)
     for geometry, family in prof.conv_families:
         if conv_geometry.matches(geometry, x_shape, w_shape, stride, padding, dilation, groups, x_zero_point,
                                  w_zero_point):
@@ -261,3 +292,24 @@ def conv2d(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scal
     axis = 1 if layout == "NCHW" else -1
     return output_stage(acc, spec, x_scale, w_scale, y_scale, y_zero_point, bias=bias, activation=activation,
                         axis=axis, out_dtype=out_dtype)
+
+
+def requantize_tensor(q, x_scale, x_zero_point: int, y_scale, y_zero_point: int, *, profile, out_dtype=np.int8):
+    """Codes of one tensor rescaled to another's parameters: $y = \\mathrm{clamp}(\\mathrm{requant}(q - Z_x,
+    S_x / S_y) + Z_y)$, in the profile's ``requantize`` spec (TFLite's QUANTIZE from an integer
+    tensor: MBQM with double rounding, the multiplier of $S_x / S_y$ formed in double).
+
+    Args:
+        q: int8 / uint8 / int16 codes, any shape.
+        x_scale, y_scale: float32 scalars. x_zero_point, y_zero_point: ints.
+        profile: A profile or its name. out_dtype: The output dtype.
+
+    Returns:
+        Codes of ``q``'s shape and ``out_dtype``.
+
+    Raises:
+        UnsupportedError: The profile's backend has no such op.
+    """
+    spec = _profile(profile).layer("requantize")
+    acc = (np.asarray(q).astype(np.int64) - int(x_zero_point)).astype(np.int32)  # exact: |q - Z| < 2^17
+    return output_stage(acc, spec, x_scale, np.float32(1.0), y_scale, y_zero_point, axis=-1, out_dtype=out_dtype)

@@ -8,30 +8,38 @@ fallback the op raises :class:`~refquant.errors.UnsupportedError`.
 
 Internal convention: integer codes of one dtype, float32 scalar scales, int zero points,
 fused activations by name (``None``, ``"NONE"``, ``"RELU"``, ``"RELU6"``, ``"RELU_N1_TO_1"``).
-Inputs are validated by the faces; these functions trust them.
+Inputs are validated by the faces; these functions trust them, and check only the names that
+choose the arithmetic (the profile and the fused activation).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import _validate as V
 from ..errors import QuantizationValueError, UnsupportedError
 from ..kernels import elementwise as ew
 from ..kernels import lut as klut
 from ..kernels import pool as kpool
 from ..kernels import softmax as ksoftmax
 from ..kernels.elementwise_blocks import float_add_blocks
-from ..kernels.elementwise_float import float_add
+from ..kernels.elementwise_float import float_add, float_mul
 from ..kernels.elementwise_pot import pot_add, pot_add_params
-from ..kernels.multiplier import activation_bounds
-from ..profiles import get_profile
+from ..kernels.multiplier import ACTIVATION_FLOAT_RANGES, activation_bounds, activation_range, real_multiplier
+from ..kernels.requant import requantize
+from ..profiles import as_profile
 from ..specs import PointwiseSpec
 
-__all__ = ["add", "average_pool2d", "max_pool2d", "global_average_pool", "softmax", "logistic"]
+__all__ = ["add", "mul", "average_pool2d", "max_pool2d", "global_average_pool", "softmax", "logistic", "tanh"]
 
 
 def _spec(profile) -> PointwiseSpec:
-    return get_profile(profile).pointwise
+    return as_profile(profile).pointwise
+
+
+def _activation(activation):
+    """The fused activation's name, checked (a kernel that fuses none or only a ReLU compares it)."""
+    return V.as_choice(activation, "activation", tuple(ACTIVATION_FLOAT_RANGES))
 
 
 def _bounds(spec: PointwiseSpec, activation, scale, zero_point, dtype) -> tuple[int, int]:
@@ -93,12 +101,12 @@ def add(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, y_scale, y
     spec, kernel, params = _add_kernel(_spec(profile), a, b, a_scale, b_scale, y_scale)
     dt = a.dtype.type
     if kernel == "float32_blocks":
-        if activation not in (None, "NONE", "RELU"):
+        if _activation(activation) not in (None, "NONE", "RELU"):
             raise UnsupportedError(f"this add kernel fuses only a ReLU, got activation {activation!r}")
         return float_add_blocks(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point,
                                 relu=activation == "RELU", num_threads=num_threads)
     if kernel == "float32_fma":
-        if activation not in (None, "NONE"):
+        if _activation(activation) not in (None, "NONE"):
             raise UnsupportedError(f"this add kernel fuses no activation, got {activation!r}")
         return float_add(a, a_scale, dt(a_zero_point), b, b_scale, dt(b_zero_point), y_scale, dt(y_zero_point))
     lo, hi = _bounds(spec, activation, y_scale, y_zero_point, a.dtype)
@@ -113,6 +121,48 @@ def add(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, y_scale, y
     shift = 20 if kernel == "fixed_point_shift20" else 15
     p = ew.fixed_point_add_params(a_scale, b_scale, y_scale, left_shift=shift)
     return ew.fixed_point_add(a, dt(a_zero_point), b, dt(b_zero_point), dt(y_zero_point), p, act_min=lo, act_max=hi)
+
+
+def mul(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, y_scale, y_zero_point: int, *, profile,
+        activation=None) -> np.ndarray:
+    """Quantized element-wise multiply: $y \\approx \\mathrm{clamp}(\\mathrm{round}(S_a S_b (a - Z_a)(b - Z_b) / S_y) + Z_y)$.
+
+    The kernel is the profile's (:data:`refquant.modes.MUL_KERNELS`): the fixed-point multiplier
+    of TFLite's reference MUL (double rounding), the exact product requantized in float32 (the
+    XNNPACK delegate), or float32 on the dequantized codes (ONNX Runtime's QLinearMul). The fused
+    activation's bounds are TFLite's (:func:`refquant.kernels.multiplier.activation_range`) for the
+    integer kernels, as measured for both TFLite kernel sets.
+
+    Args:
+        a, b: Codes of one dtype (int8 or uint8), broadcastable.
+        a_scale, b_scale, y_scale: float32 scalars. Zero points: ints.
+        profile: A profile or its name.
+        activation: A fused activation name (``float32_fma`` takes none).
+
+    Returns:
+        Codes of the broadcast shape and ``a``'s dtype.
+
+    Raises:
+        UnsupportedError: The profile's backend has no modelled kernel for this multiply.
+    """
+    spec = _spec(profile)
+    kernel = dict(spec.mul).get(a.dtype.name)
+    if kernel in (None, "not_modelled"):
+        raise UnsupportedError(f"this profile's {a.dtype} multiply runs a kernel refquant does not model")
+    dt = a.dtype.type
+    if kernel == "float32_fma":
+        if _activation(activation) not in (None, "NONE"):
+            raise UnsupportedError(f"this multiply kernel fuses no activation, got {activation!r}")
+        return float_mul(a, a_scale, dt(a_zero_point), b, b_scale, dt(b_zero_point), y_scale, dt(y_zero_point))
+    info = np.iinfo(a.dtype)
+    lo, hi = activation_range(activation, y_scale, y_zero_point, int(info.min), int(info.max))
+    if kernel == "fixed_point":
+        q, shift = ew.fixed_point_mul_params(a_scale, b_scale, y_scale)
+        return ew.fixed_point_mul(a, dt(a_zero_point), b, dt(b_zero_point), dt(y_zero_point), q, shift, act_min=lo,
+                                  act_max=hi)
+    prod = (a.astype(np.int64) - a_zero_point) * (b.astype(np.int64) - b_zero_point)  # exact: |prod| < 2^16
+    m = real_multiplier(a_scale, b_scale, y_scale, derivation="f32_ab_div_c")
+    return requantize(prod.astype(np.int32), m, y_zero_point, lo, hi, mode="float32_rne", dtype=a.dtype)
 
 
 def average_pool2d(x, x_scale, x_zero_point: int, filter_size, *, profile, stride=None, padding="VALID",
@@ -149,7 +199,7 @@ def max_pool2d(x, x_scale, x_zero_point: int, filter_size, *, profile, stride=No
 def global_average_pool(x, x_scale, x_zero_point: int, y_scale, y_zero_point: int, *, profile,
                         channels_last: bool = False) -> np.ndarray:
     """Global average pool with float32 requantization (:func:`refquant.kernels.pool.global_average_pool`)."""
-    get_profile(profile)  # one kernel today; the profile argument keeps the op's signature uniform
+    as_profile(profile)  # one kernel today; the profile argument keeps the op's signature uniform
     dt = x.dtype.type
     return kpool.global_average_pool(x, x_scale, dt(x_zero_point), y_scale, dt(y_zero_point),
                                      channels_last=channels_last)
@@ -180,3 +230,15 @@ def logistic(x, x_scale, x_zero_point: int, y_scale=None, y_zero_point=None, *, 
     else:
         table = klut.logistic_lut(x_scale, x_zero_point, dtype=x.dtype)
     return klut.apply_lut(x, table)
+
+
+def tanh(x, x_scale, x_zero_point: int, y_scale, y_zero_point: int, *, profile) -> np.ndarray:
+    """Tanh through a 256-entry table of float32 ``tanhf``, rounded half away from zero, looked up
+    by byte (:func:`refquant.kernels.lut.tanh_lut`); TFLite's TANH for every kernel set.
+
+    Raises:
+        UnsupportedError: The profile's backend has no modelled tanh.
+    """
+    if _spec(profile).tanh == "not_modelled":
+        raise UnsupportedError("this profile's tanh runs a kernel refquant does not model")
+    return klut.apply_lut(x, klut.tanh_lut(x_scale, x_zero_point, y_scale, y_zero_point, dtype=x.dtype))
