@@ -34,7 +34,7 @@ print("ORT uint8     :", bits(ort.scale), int(ort.zero_point))
 assert ort.scale.view(np.uint32) == 0x3CCD9A67 and int(ort.zero_point) == 52  # = onnxruntime 1.32
 # the next float32 above PyTorch's
 
-# ONNX DynamicQuantizeLinear (uint8), the example from backends.md §2.3 (ORT == onnx.reference)
+# ONNX DynamicQuantizeLinear (uint8), the specification's example (ORT == onnx.reference)
 x = np.array([-1, 0, 1, 2, 3, 4, 5, 6.5], np.float32)
 s, z = onnx_dynamic_qparams(x)
 y = quantize(x, make_qparams(s, z, "uint8"), "onnx")

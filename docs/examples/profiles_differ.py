@@ -1,5 +1,5 @@
 """Same x, same S and Z, different backends (Concepts, §1). Every value below was measured
-on the real backend (backends.md §2.1, §3.1, §1.7, §8); refquant reproduces it by profile."""
+on the real backend; refquant reproduces it by profile."""
 import numpy as np
 
 from refquant import make_qparams, quantize

@@ -9,7 +9,7 @@ from refquant.fixedpoint import (
 from refquant.fixedpoint_multiplier import quantize_multiplier
 
 x, q, shift = 7984, 1583594044, -9        # the accumulator, the Q31 multiplier, a right shift of 9
-assert quantize_multiplier(0.0014402703931141053) == (q, shift)   # eq. (4) on the M
+assert quantize_multiplier(0.0014402703931141053) == (q, shift)   # eq. (4) on this M
 exact = Fraction(x * q, 2 ** (31 + 9))     # x * M exactly, with M = q * 2^(shift - 31)
 print("exact x*M        =", float(exact))  # 11.4991...: rounds to 11
 assert round(exact) == 11

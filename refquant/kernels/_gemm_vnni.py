@@ -87,16 +87,13 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..cpu import cpu_features
-from ..errors import ShapeError, UnsupportedError
+from ..errors import UnsupportedError
 from . import _gemv_vnni as gv
 from . import _vnni_ir as vi
 from . import _vnni_operands as vo
 from ._checks import (
     INT32_MAX,
-    check_acc_model,
-    check_on_overflow,
-    check_operand,
-    check_zero_point,
+    gemm_args,
     finish_int64,
     max_abs_centered,
 )
@@ -109,7 +106,6 @@ KC4 = 256       # quads per K block: a panel's block is 256 · 64 · 4 B = 64 Ki
 MC_BYTES = 512 * 1024  # bytes of â (all of K) one row block keeps in L2 while it meets every column panel
 PARALLEL_MIN_MACS = 1 << 20  # from ~1M multiply-adds (~5 µs on one core) two threads pay (measured: 1×1024×1024)
 K_CHUNK = 1 << 15      # exact int64 path: 2^15 · 255² < 2^31, so each chunk's sum fits int32
-_K_MAX = 2**24 - 1     # as refquant.kernels.gemm: row and column sums stay far inside int64
 
 
 @functools.lru_cache(maxsize=1)
@@ -459,27 +455,9 @@ def gemm_vnni(a, b, a_zero_point=0, b_zero_point=0, *, acc_model="exact", on_ove
     return finish_int64(acc, model, on_overflow, "gemm_vnni")
 
 
-def _zero_point(zp, dtype, name, length, what):
-    """:func:`._checks.check_zero_point`; a NumPy scalar of the operand's own dtype is valid by construction
-    and skips the general path (about 5 µs, a quarter of a batch-1 call)."""
-    if isinstance(zp, np.generic) and zp.dtype == dtype:
-        return np.asarray(int(zp), np.int64)
-    return check_zero_point(zp, dtype, name, length, what)
-
-
 def _validate(a, b, a_zero_point, b_zero_point, acc_model, on_overflow):
     """The checks of :func:`refquant.kernels.gemm.gemm` (same errors), plus this kernel's limits."""
-    a = check_operand(a, "a", 2)
-    b = check_operand(b, "b", 2)
-    M, K = a.shape
-    if b.shape[0] != K:
-        raise ShapeError(f"b must have K = a.shape[1] = {K} rows, got b.shape = {b.shape}")
-    if K > _K_MAX:
-        raise UnsupportedError(f"K must be < 2^24, got {K}")
-    za = _zero_point(a_zero_point, a.dtype, "a_zero_point", M, "one per row of a, M")
-    zb = _zero_point(b_zero_point, b.dtype, "b_zero_point", b.shape[1], "one per column of b, N")
-    model = check_acc_model(acc_model, a.dtype, b.dtype)
-    on_overflow = check_on_overflow(on_overflow)
+    a, b, za, zb, model, on_overflow = gemm_args(a, b, a_zero_point, b_zero_point, acc_model, on_overflow)
     if model not in ("exact", "wrap"):
         raise UnsupportedError(f"acc_model={model!r} saturates pairs of products; vpdpbusd does not "
                                "(use refquant.kernels.gemm.gemm)")

@@ -52,17 +52,15 @@ import numba
 import numpy as np
 
 from .. import _validate as V
-from ..errors import QuantizationTypeError, ShapeError, UnsupportedError
+from ..errors import QuantizationTypeError, ShapeError
 from . import _exact_blas as eb
 from . import _gemm_fast as gf
 from . import _gemm_vnni as vn
 from . import _gemv_fast as gv
 from ._checks import (
     INT32_MAX,
-    check_acc_model,
-    check_on_overflow,
+    gemm_args,
     check_operand,
-    check_zero_point,
     finish_int64,
     max_abs_centered,
     report_overflow,
@@ -71,21 +69,10 @@ from ._checks import (
 __all__ = ["gemm_reference", "gemm", "matmul_reference", "matmul", "pairwise_sat16_reference",
            "pairwise_sat16"]
 
-_K_MAX = 2**24 - 1  # row/column sums are formed in int32 (exact below 2^24 terms)
 
 
 def _validate(a, b, a_zero_point, b_zero_point, acc_model, on_overflow):
-    a = check_operand(a, "a", 2)
-    b = check_operand(b, "b", 2)
-    M, K = a.shape
-    if b.shape[0] != K:
-        raise ShapeError(f"b must have K = a.shape[1] = {K} rows, got b.shape = {b.shape}")
-    if K > _K_MAX:
-        raise UnsupportedError(f"K must be < 2^24, got {K}")
-    za = check_zero_point(a_zero_point, a.dtype, "a_zero_point", M, "one per row of a, M")
-    zb = check_zero_point(b_zero_point, b.dtype, "b_zero_point", b.shape[1], "one per column of b, N")
-    model = check_acc_model(acc_model, a.dtype, b.dtype)
-    return a, b, za, zb, model, check_on_overflow(on_overflow)
+    return gemm_args(a, b, a_zero_point, b_zero_point, acc_model, on_overflow)
 
 
 # ----------------------------------------------------------------------------------------
