@@ -18,6 +18,7 @@ __all__ = [
     "UnsupportedError",
     "FormatVersionError",
     "TrainingDivergedError",
+    "CalibrationError",
     "RefquantWarning",
     "AccumulatorOverflowWarning",
     "AccumulatorOverflowError",
@@ -53,6 +54,12 @@ class FormatVersionError(QuantizationValueError):
 
 class TrainingDivergedError(RefquantError, FloatingPointError):
     """Training produced a NaN or infinite loss (the message names the epoch and batch)."""
+
+
+class CalibrationError(RefquantError, RuntimeError):
+    """A calibration observer cannot report a range: it has seen no data yet (``range()``
+    before ``update()``), or its histogram became one the mirrored calibrator cannot use
+    (the message names the observer and the reason)."""
 
 
 class RefquantWarning(UserWarning):

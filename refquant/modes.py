@@ -15,6 +15,8 @@ which backend does it: the profiles say that.
 | :data:`ADD_KERNELS` | the arithmetic of a quantized element-wise add |
 | :data:`MUL_KERNELS` | the arithmetic of a quantized element-wise multiply |
 | :data:`SOFTMAX_KERNELS`, :data:`LOGISTIC_KERNELS`, :data:`TANH_KERNELS` | the arithmetic of quantized softmax, sigmoid and tanh |
+| :data:`GLOBAL_POOL_KERNELS` | the arithmetic of a quantized global average pool |
+| :data:`DYNAMIC_INPUTS`, :data:`DYNAMIC_OUTPUTS` | dynamic quantization: how float activations become codes at run time, and how the accumulator becomes float |
 | :data:`POOL_BOUNDS_WHEN` | which max pools a pointwise spec's kernels take |
 | :data:`CONV_GEOMETRIES` | convolution geometries that select a backend's kernel, or that a kernel mishandles |
 """
@@ -26,7 +28,7 @@ import numpy as np
 from .errors import QuantizationValueError
 
 __all__ = ["REQUANT_MODES", "DERIVATIONS", "BIAS_MODES", "ACCUMULATIONS", "ACTIVATION_BOUNDS", "ISAS",
-           "ADD_KERNELS", "MUL_KERNELS", "TANH_KERNELS", "SOFTMAX_KERNELS", "LOGISTIC_KERNELS", "POOL_BOUNDS_WHEN", "CONV_GEOMETRIES", "check_name"]
+           "ADD_KERNELS", "MUL_KERNELS", "TANH_KERNELS", "SOFTMAX_KERNELS", "LOGISTIC_KERNELS", "GLOBAL_POOL_KERNELS", "POOL_BOUNDS_WHEN", "CONV_GEOMETRIES", "DYNAMIC_INPUTS", "DYNAMIC_OUTPUTS", "check_name"]
 
 # requant mode -> kind of multiplier it consumes
 REQUANT_MODES = {
@@ -97,6 +99,27 @@ LOGISTIC_KERNELS = (
     "float_table_rhaz",  # 256-entry table of float32 1/(1+expf(-d)), round half away, + Z_y
     "double_table_rne",  # 256-entry table of the double-precision sigmoid, + Z_y, ties to even
     "rational_float32",  # 256-entry table of a rational float32 approximation, RNE
+)
+
+GLOBAL_POOL_KERNELS = (
+    "float_requant",   # ONNX Runtime QLinearGlobalAveragePool: float32 multiplier S_x / (S_y * size), own output params
+    "average_pool",    # TFLite AVERAGE_POOL_2D over the whole plane: (sum + size/2) / size, input params kept
+    "mean_codes_rne",  # PyTorch fbgemm/x86 adaptive_avg_pool2d(q, 1): RNE(fl(sum q) * fl(1/N)), input params kept
+    "mean_offset_codes_rne",  # PyTorch qnnpack: RNE(fl(sum q - N Z) * fl(1/N)) + Z, input params kept
+)
+
+DYNAMIC_INPUTS = (
+    "per_tensor_u8_nudged",      # one (S, Z) per call, [0, 255]: float64 S, smaller-error zero point (ChooseQuantizationParams)
+    "per_tensor_u8_dql",         # one (S, Z) per call: S = fl((max - min) / 255), Z = RNE(-min / S) (DynamicQuantizeLinear)
+    "per_row_symmetric_s8",      # per row: S = max|x| / 127, q = round(x * 127 / max|x|) in [-127, 127], SSSE3 dot
+    "per_row_asymmetric_s8",     # per row: S = fl(max - min) / 255, zero point in double, SSSE3 dot minus Z * row sums
+    "per_row_asymmetric_qd8",    # per row, float32 throughout: q = RNE(x * 255 / (max - min)) + Z, exact dot
+)
+
+DYNAMIC_OUTPUTS = (
+    "fma",              # fma(fl(acc), fl(S_x S_w[c]), b_c): one rounding
+    "mul_then_add",     # fl(fl(fl(acc) * fl(S_x S_w[c])) + b_c): two roundings
+    "scale_then_fma",   # fma(fl(fl(acc) * S_x), S_w[c], b_c): the input scale first, then one rounding
 )
 
 POOL_BOUNDS_WHEN = (

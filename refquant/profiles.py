@@ -237,22 +237,27 @@ _TORCH_FAKE_DEQUANTIZE = Cases((
 
 # Layers.
 _EXACT = LayerSpec()  # the ONNX specification: exact real product, ties to even
-_TFL_REF_FC = LayerSpec("float64_rhaz", "f64_ab_div_c")  # double(acc) * (double(Sx) * double(Sw) / double(Sy))
+# hybrid FULLY_CONNECTED (float input, int8 weights; ref and builtin share tensor_utils' x86 kernels, measured)
+_TFL_HYBRID = dict(dynamic_input="per_row_asymmetric_s8", dynamic_output="mul_then_add")
+_TFL_REF_FC = LayerSpec("float64_rhaz", "f64_ab_div_c", **_TFL_HYBRID)  # double(acc) * (double(Sx) * double(Sw) / double(Sy))
 _TFL_REF_CONV = LayerSpec("fixed_double", "f64_ab_div_c")
 _XNN_LAYER = LayerSpec("float32_rne", "f32_ab_div_c", activation_bounds="add_zero_point_then_rne",
+                       dynamic_input="per_row_asymmetric_qd8", dynamic_output="scale_then_fma",  # qd8 GEMM (AVX2+)
                        max_requant_scale=256.0)  # xnn_create_*_qs8: the requantization scale must be < 256
-_ORT_LAYER = LayerSpec("float32_rne", "f32_ab_div_c", pair_saturation_isas=("avx2",))
+_ORT_LAYER = LayerSpec("float32_rne", "f32_ab_div_c", pair_saturation_isas=("avx2",),
+                       dynamic_input="per_tensor_u8_dql", dynamic_output="mul_then_add")  # DynamicQuantizeMatMul
 # fbgemm: float32 bias / float32(Sx*Sw) added in float (per tensor: times the reciprocal), lrintf of
 # acc * M; a product past 2^31 converts to INT32_MIN, which packing saturates to 0. fbgemm multiplies
 # u8 x s8 with vpmaddubsw unless the CPU has AVX-512 VNNI; its depthwise kernel always does.
 _FBGEMM = dict(requant="float32_rne", multiplier="f32_ab_div_c", bias="float_over_act_times_w_scale",
-               bias_reciprocal_per_tensor=True, overflow_to_zero=True)
-_FBGEMM_LAYER = LayerSpec(**_FBGEMM, pair_saturation_isas=("avx2", "avx_vnni"))
+               bias_reciprocal_per_tensor=True, overflow_to_zero=True, k_order="hwc")  # im2col is NHWC
+_FBGEMM_LAYER = LayerSpec(**_FBGEMM, pair_saturation_isas=("avx2", "avx_vnni"), dynamic_input="per_tensor_u8_nudged")
 _FBGEMM_DEPTHWISE = LayerSpec(**_FBGEMM, pair_saturation_isas=("avx2", "avx_vnni", "avx512_vnni"))
 _FBGEMM_FAMILIES = (("depthwise_k3k5_c8_same_padding", "depthwise"),)  # fbgemmConv's depthwise fast path
 # qnnpack: weights + 128 to uint8 (exact), multiplier float32 (Sw * Sx) * (1 / Sy), bias quantized at
 # run time, a multiplier that is not a positive normal float32 refused.
-_QNNPACK_LAYER = LayerSpec("float32_rne", "f32_ba_times_recip_c", bias="runtime_quantized",
+_QNNPACK_LAYER = LayerSpec("float32_rne", "f32_ba_times_recip_c", bias="runtime_quantized", k_order="hwc",
+                           dynamic_input="per_tensor_u8_nudged",
                            require_normal_multiplier=True, overflow_to_zero=True, dynamic_output="mul_then_add",
                            dynamic_reduce_range=False)
 
@@ -274,12 +279,12 @@ _XNN_POINTWISE = PointwiseSpec(add=(("int8", "rescale"), ("uint8", "rescale")), 
 # ATen's qadd_kernel in float32 (vector blocks and tail); qnnpack's q8vadd for quint8.
 _NO_MUL = (("int8", "not_modelled"), ("uint8", "not_modelled"))
 _TORCH_POINTWISE = PointwiseSpec(add=(("uint8", "float32_blocks"), ("int8", "float32_blocks")), mul=_NO_MUL,
-                                 tanh="not_modelled")
+                                 tanh="not_modelled", global_average_pool="mean_codes_rne")
 _QNNPACK_POINTWISE = PointwiseSpec(add=(("uint8", "pot_shift"), ("int8", "float32_blocks")), mul=_NO_MUL,
-                                   tanh="not_modelled")
+                                   tanh="not_modelled", global_average_pool="mean_offset_codes_rne")
 _ORT_POINTWISE = PointwiseSpec(add=(("uint8", "float32_fma"), ("int8", "float32_fma")),
                                mul=(("uint8", "float32_fma"), ("int8", "float32_fma")), logistic="rational_float32",
-                               tanh="not_modelled")
+                               tanh="not_modelled", global_average_pool="float_requant")
 
 # PyTorch's x86 engine: fbgemm, except that on a CPU with AVX-512 VNNI a convolution with symmetric weights
 # and at most 100 groups is packed for oneDNN (should_use_onednn_quant), whose output stage applies the
@@ -330,7 +335,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             fake_quantize=QuantizeSpec(division="multiply_reciprocal", nan="int_cast", overflow="int_cast"),
             fake_dequantize=_TFL_DQ,
             # ruy; per-tensor FC: GetQuantizedConvolutionMultipler (float32 product, then double)
-            linear=LayerSpec("fixed_double_up_wrap", "f64_ab_div_c", multiplier_per_tensor="f32_ab_then_f64_div"),
+            linear=LayerSpec("fixed_double_up_wrap", "f64_ab_div_c", multiplier_per_tensor="f32_ab_then_f64_div",
+                             **_TFL_HYBRID),
             conv=LayerSpec("fixed_double_up_wrap", "f64_ab_div_c"),
             grouped_conv=_TFL_REF_CONV,  # LiteRT runs grouped convolutions on the reference kernel
             # 8-channel vector blocks round the second step half up (DepthwiseConvOutputRounding

@@ -25,7 +25,8 @@ import numpy as np
 from . import _validate as V
 from .errors import QuantizationTypeError, QuantizationValueError
 from .modes import (ACCUMULATIONS, ACTIVATION_BOUNDS, ADD_KERNELS, BIAS_MODES, CONV_GEOMETRIES, DERIVATIONS, ISAS,
-                    LOGISTIC_KERNELS, MUL_KERNELS, POOL_BOUNDS_WHEN, REQUANT_MODES, SOFTMAX_KERNELS, TANH_KERNELS,
+                    DYNAMIC_INPUTS, DYNAMIC_OUTPUTS,
+                    LOGISTIC_KERNELS, GLOBAL_POOL_KERNELS, MUL_KERNELS, POOL_BOUNDS_WHEN, REQUANT_MODES, SOFTMAX_KERNELS, TANH_KERNELS,
                     check_name)
 from .qparams import QParams
 from .rounding import as_rounding_mode
@@ -289,11 +290,18 @@ class LayerSpec:
             normal float32.
         overflow_to_zero: ``float32_rne``: a product $|\\mathrm{acc}\\cdot M| \\ge 2^{31}$ converts to
             INT32_MIN (x86 ``cvtps2dq``), which the int16/uint8 packing then saturates to 0.
-        dynamic_output: Dynamic quantization (float out): $y = \\mathrm{fma}(\\mathrm{fl}(\\mathrm{acc}),
-            \\mathrm{fl}(S_x S_w[c]), b_c)$ (``"fma"``, one rounding) or the product and the sum
-            rounded separately (``"mul_then_add"``).
+        dynamic_output: Dynamic quantization (float out), a :data:`refquant.modes.DYNAMIC_OUTPUTS`
+            name: $y = \\mathrm{fma}(\\mathrm{fl}(\\mathrm{acc}), \\mathrm{fl}(S_x S_w[c]), b_c)$ (``"fma"``, one
+            rounding), the product and the sum rounded separately (``"mul_then_add"``), or
+            $\\mathrm{fma}(\\mathrm{fl}(\\mathrm{acc} \\cdot S_x), S_w[c], b_c)$ (``"scale_then_fma"``).
+        dynamic_input: Dynamic quantization: how the float input becomes codes at run time and
+            how they are accumulated, a :data:`refquant.modes.DYNAMIC_INPUTS` name
+            (:mod:`refquant.ops.dynamic`); ``None``: the backend has no dynamic kernel refquant models.
         dynamic_reduce_range: Dynamic quantization honours ``reduce_range`` (activations in
             $[0, 127]$); ``False``: the backend ignores it.
+        k_order: The order of a convolution's reduction index in the pair-saturation model
+            (``"chw"``: channel-major, as an NCHW im2col; ``"hwc"``: channel-minor, as an NHWC
+            im2col). It only changes results where pairs saturate.
     """
 
     requant: str = "exact_rne"
@@ -312,7 +320,9 @@ class LayerSpec:
     require_normal_multiplier: bool = False
     overflow_to_zero: bool = False
     dynamic_output: str = "fma"
+    dynamic_input: str | None = None
     dynamic_reduce_range: bool = True
+    k_order: str = "chw"
 
     def __post_init__(self):
         check_name(self.requant, "requant", REQUANT_MODES)
@@ -327,7 +337,10 @@ class LayerSpec:
                                item_len=2):
             check_name(pair, "pair_operands", _PAIRS)
         check_name(self.activation_bounds, "activation_bounds", ACTIVATION_BOUNDS)
-        check_name(self.dynamic_output, "dynamic_output", ("fma", "mul_then_add"))
+        check_name(self.dynamic_output, "dynamic_output", DYNAMIC_OUTPUTS)
+        if self.dynamic_input is not None:
+            check_name(self.dynamic_input, "dynamic_input", DYNAMIC_INPUTS)
+        check_name(self.k_order, "k_order", ("chw", "hwc"))
         for name in ("single_rounding", "bias_reciprocal_per_tensor", "require_normal_multiplier",
                      "overflow_to_zero", "dynamic_reduce_range"):
             V.as_flag(getattr(self, name), name)
@@ -412,6 +425,7 @@ class PointwiseSpec:
         softmax: A :data:`refquant.modes.SOFTMAX_KERNELS` name.
         logistic: A :data:`refquant.modes.LOGISTIC_KERNELS` name.
         tanh: A :data:`refquant.modes.TANH_KERNELS` name.
+        global_average_pool: A :data:`refquant.modes.GLOBAL_POOL_KERNELS` name.
         fallback: The spec of the kernels that run what this one declines: a dtype ``add`` does
             not list, scales or ranks ``rescale`` refuses, a max pool outside ``max_pool_when``
             (a delegate hands such nodes back to the builtin kernels). ``None``: refused.
@@ -426,6 +440,7 @@ class PointwiseSpec:
     softmax: str = "fixed_point"
     logistic: str = "float_table_rhaz"
     tanh: str = "float_table_rhaz"
+    global_average_pool: str = "average_pool"
     fallback: "PointwiseSpec | None" = None
 
     def __post_init__(self):
@@ -443,6 +458,7 @@ class PointwiseSpec:
         check_name(self.max_pool_when, "max_pool_when", POOL_BOUNDS_WHEN)
         check_name(self.softmax, "softmax", SOFTMAX_KERNELS)
         check_name(self.logistic, "logistic", LOGISTIC_KERNELS)
+        check_name(self.global_average_pool, "global_average_pool", GLOBAL_POOL_KERNELS)
         if self.fallback is not None and not isinstance(self.fallback, PointwiseSpec):
             raise QuantizationValueError(f"fallback must be a PointwiseSpec or None, got {type(self.fallback).__name__}")
 

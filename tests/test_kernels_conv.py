@@ -248,3 +248,31 @@ def test_qlinear_conv_u8s8_pairs_in_hwc_order(ort_runner, name, wz):
     if model != "exact_int32" and C // G > 1 and k[0] * k[1] > 1:  # else both orders coincide
         other = requant(conv2d(x, w, 128, wz, acc_model=model, k_order="chw", **kw))
         assert not np.array_equal(y, other), "the (c, kH, kW) pair order should not match QLinearConv"
+
+
+@pytest.mark.parametrize("model", ["pairwise_sat16_u8s8", "pairwise_sat16_s8u8"])
+def test_depthwise_pair_saturation_kernel_equals_reference(model):
+    """The one-pass depthwise kernel under pair saturation equals the reference, saturating pairs included."""
+    rng = np.random.default_rng(11)
+    for t in range(120):
+        c, mult = int(rng.integers(1, 5)), int(rng.integers(1, 3))
+        h, w_ = (int(v) for v in rng.integers(3, 8, 2))
+        kh, kw = (int(v) for v in rng.integers(1, 4, 2))
+        if model == "pairwise_sat16_u8s8":
+            x = rng.integers(0, 256, (2, c, h, w_)).astype(np.uint8)
+            w = rng.integers(-128, 128, (c * mult, 1, kh, kw)).astype(np.int8)
+            wz = rng.integers(-3, 3, c * mult).astype(np.int8)
+        else:
+            x = rng.integers(-128, 128, (2, c, h, w_)).astype(np.int8)
+            w = rng.integers(0, 256, (c * mult, 1, kh, kw)).astype(np.uint8)
+            wz = rng.integers(0, 6, c * mult).astype(np.uint8)
+        if t % 3 == 0:  # every pair saturates
+            x[:], w[:] = np.iinfo(x.dtype).max, np.iinfo(w.dtype).max
+        xz = x.dtype.type(rng.integers(np.iinfo(x.dtype).min, np.iinfo(x.dtype).max))
+        kwargs = dict(strides=int(rng.integers(1, 3)), pads=(1, 1, 1, 1) if t % 2 else 0, groups=c,
+                      dilations=int(rng.integers(1, 3)), acc_model=model)
+        try:
+            want = conv2d_reference(x, w, xz, wz, **kwargs)
+        except ShapeError:
+            continue  # the dilated kernel does not fit the input
+        np.testing.assert_array_equal(conv2d(x, w, xz, wz, **kwargs), want)

@@ -62,12 +62,8 @@ from .. import _validate as V
 from ..cpu import ISA_CHOICES
 from ..dtypes import INT32_MAX, get_format
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
-from ..kernels.gemm import gemm
-from ..ops import layers
+from ..ops import dynamic, layers
 from ..profiles import Profile, get_profile
-from ..qparams import make_qparams
-from ..quantization import fma_f32, quantize as _quantize
-from ._pytorch_observers import choose_qparams_dynamic
 
 __all__ = ["ENGINES", "ENGINE_PROFILES", "linear", "conv2d", "dynamic_linear", "fbgemm_conv_path"]
 
@@ -258,8 +254,7 @@ def conv2d(x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_
                                                            y_scale, y_zero_point, o)
     # the profile's conv_families pick fbgemm's depthwise kernel (vpmaddubsw even on VNNI) by geometry
     return layers.conv2d(x, xs, int(xz), w, ws, wz, b, ys, int(yz), profile=prof, strides=stride, dilations=dilation,
-                         pads=padding, groups=groups, k_order="hwc",  # fbgemm im2col is NHWC: k = (i kW + j) C_g + c
-                         out_dtype=np.uint8)
+                         pads=padding, groups=groups, out_dtype=np.uint8)  # k_order "hwc" from the profile
 
 
 # --------------------------------------------------------------------------- dynamic_linear
@@ -288,7 +283,6 @@ def dynamic_linear(x, w, w_scale, w_zero_point, bias, *, reduce_range=True, engi
         float32 array ``(..., N)``.
     """
     prof = _profile(engine, isa)
-    spec = prof.layer("linear")
     xf = V.as_float_array(x, "x")
     if xf.ndim < 2:
         raise ShapeError(f"x must have rank >= 2 (as in PyTorch), got shape {xf.shape}")
@@ -306,17 +300,5 @@ def dynamic_linear(x, w, w_scale, w_zero_point, bias, *, reduce_range=True, engi
     out_shape = xf.shape[:-1] + (n,)
     if xf.size == 0:
         return np.zeros(out_shape, _F32)
-    rr = bool(reduce_range) and spec.dynamic_reduce_range  # qnnpack "incorrectly ignores reduce_range" (torch warns)
-    sx, zx = choose_qparams_dynamic(float(xf.min()), float(xf.max()), qmin=0, qmax=255, reduce_range=rr)  # offline
-    xq = _quantize(xf.reshape(-1, k), make_qparams(sx, zx, "uint8"), prof)  # (M, K) uint8, quantize_per_tensor
-    acc = gemm(xq, np.ascontiguousarray(w.T), xq.dtype.type(zx), wz.astype(np.int8),
-               acc_model=spec.accumulation_for(prof.isa, xq.dtype, w.dtype))  # (M, N) int32
-    m = (_F32(sx) * ws.astype(_F32)).astype(_F32)  # (N,) or (): A_scale * B_scale[c] in float32
-    acc_f = acc.astype(_F32)  # cvtdq2ps, RNE beyond 2^24
-    bb = np.zeros(n, _F32) if b is None else b
-    with np.errstate(over="ignore", invalid="ignore"):
-        if spec.dynamic_output == "mul_then_add":
-            y = ((acc_f * m).astype(_F32) + bb).astype(_F32)
-        else:  # fma
-            y = fma_f32(acc_f, np.broadcast_to(m, acc_f.shape).astype(_F32), np.broadcast_to(bb, acc_f.shape))
-    return np.asarray(y, _F32).reshape(out_shape)
+    y = dynamic.dynamic_linear(xf.reshape(-1, k), w, ws, wz, b, profile=prof, reduce_range=reduce_range)
+    return y.reshape(out_shape)

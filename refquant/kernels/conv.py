@@ -245,6 +245,59 @@ def _im2col(x, c0, Cg, kh, kw, sh, sw, dh, dw, pt, pl, OH, OW, pad_value, center
 
 
 @numba.njit(cache=True)
+def _depthwise_pairs(x, w, xz, wz, mult, sh, sw, dh, dw, pt, pl, out):
+    """Eq. (1) for G = C with x86 pair saturation (eq. (3) of :mod:`.gemm`): the raw products of
+    taps $k = i k_W + j$ summed in pairs $(0, 1), (2, 3), \\dots$, each pair sum saturated to int16,
+    then the zero-point terms; out-of-image taps are $Z_x$. x (N, C, H, W), w (O, kH, kW), wz (O,),
+    out (N, O, OH, OW) int32 (wrapped). Returns the count of accumulators beyond int32.
+
+    The same sums as the im2col path of :func:`conv2d` (one channel per group, so the ``"chw"``
+    and ``"hwc"`` orders coincide), without building columns.
+    """
+    N, C, H, W = x.shape
+    O, kh, kw = w.shape
+    OH, OW = out.shape[2], out.shape[3]
+    K = kh * kw
+    n_bad = 0
+    for o in range(O):
+        w_sum = np.int64(0)
+        for i in range(kh):
+            for j in range(kw):
+                w_sum += np.int64(w[o, i, j])
+        zw = np.int64(wz[o])
+        for n in range(N):
+            plane = x[n, o // mult]
+            for oh in range(OH):
+                for ow in range(OW):
+                    s = np.int64(0)
+                    x_sum = np.int64(0)
+                    pair = np.int64(0)
+                    half = False
+                    for i in range(kh):
+                        ih = oh * sh - pt + i * dh
+                        for j in range(kw):
+                            iw = ow * sw - pl + j * dw
+                            xv = np.int64(xz)
+                            if ih >= 0 and ih < H and iw >= 0 and iw < W:
+                                xv = np.int64(plane[ih, iw])
+                            x_sum += xv
+                            prod = xv * np.int64(w[o, i, j])
+                            if half:
+                                s += min(max(pair + prod, -32768), 32767)
+                                half = False
+                            else:
+                                pair = prod
+                                half = True
+                    if half:  # odd K: the last product's partner is a zero pad
+                        s += min(max(pair, -32768), 32767)
+                    acc = s - xz * w_sum - zw * x_sum + K * xz * zw
+                    if acc < -2147483648 or acc > 2147483647:
+                        n_bad += 1
+                    out[n, o, oh, ow] = np.int32(((acc + 2147483648) % 4294967296) - 2147483648)
+    return n_bad
+
+
+@numba.njit(cache=True)
 def _depthwise(x, w, xz, wz, mult, sh, sw, dh, dw, pt, pl, out):
     """Eq. (1) for G = C in wrapping int32: x (N, C, H, W), w (O, kH, kW), wz (O,), out (N, O, OH, OW).
 
@@ -323,6 +376,8 @@ def conv2d(x, w, x_zero_point=0, w_zero_point=0, *, strides=1, dilations=1, pads
                     if may_overflow and p.model == "exact":
                         exact = eb.gemm_centered_int64(wf, w_sum, za_c, col, col_sum, zb_c)
                         n_bad += int(np.count_nonzero(exact != dst))
+        elif G == C and Cg == 1:  # depthwise under pair saturation: one pass, no columns
+            n_bad = _depthwise_pairs(x, w[:, 0], int(xz), wz_v, O // C, sh, sw, dh, dw, pt, pl, out)
         else:
             col = np.empty((K, P), np.int16)
             col_sum = np.empty(P, np.int32)

@@ -26,6 +26,21 @@ $$ \mathrm{acc}_c = \sum_p x_{p,c} - Z_x N \;(\text{int32, wrapping}), \qquad
 all in float32 (``MlasRequantizeOutput``: clamp in float, ``cvtps2dq``). Measured bit-exact
 against ONNX Runtime 1.32 (``tests/test_conformance_kernels_misc.py``).
 
+**Global average pooling, PyTorch** (``adaptive_avg_pool2d(q, 1)`` on a quantized tensor, quint8
+or qint8, NCHW or channels-last). The output keeps the input's scale and zero point; the mean is
+taken in float32 with ties to even, of the raw codes (engines fbgemm and x86) or of the codes
+minus the zero point (engine qnnpack):
+
+$$ y_c = \operatorname{clamp}\big(\mathrm{RNE}(\mathrm{fl}(\mathrm{fl}(\textstyle\sum_p x_{p,c}) \cdot
+   \mathrm{fl}(1/N)))\big), \qquad
+   y_c = \operatorname{clamp}\big(\mathrm{RNE}(\mathrm{fl}(\mathrm{fl}(\textstyle\sum_p x_{p,c} - N Z) \cdot
+   \mathrm{fl}(1/N))) + Z\big) \tag{3} $$
+
+The two differ on ties when $Z$ is odd ($\mathrm{RNE}(2.5) = 2$ but $\mathrm{RNE}(2.5 - 3) + 3 = 3$);
+torch 2.13 rounds the first on fbgemm and the second on qnnpack (measured on 2×2, 4×4, 6×6 and
+8×8 planes, where ties occur). It is cheap, so eq. (3) has one plain NumPy implementation,
+:func:`mean_codes_rne`.
+
 Each kernel has a NumPy ``*_reference`` and a Numba twin, equal bit for bit.
 
 Added in 0.1.0.
@@ -310,3 +325,32 @@ def global_average_pool(x, x_scale, x_zero_point, y_scale, y_zero_point, *, chan
                                              channels_last=channels_last)
     out = _gap_kernel(np.ascontiguousarray(x3), zx, zy, m, info.min, info.max)
     return out.astype(x.dtype).reshape(out_shape)
+
+
+def mean_codes_rne(x, *, channels_last=False, zero_point=None) -> np.ndarray:
+    """PyTorch's quantized ``adaptive_avg_pool2d(q, 1)``, eq. (3): the mean of the codes over
+    the spatial axes, float32, ties to even (input and output share scale and zero point).
+
+    Args:
+        x: int8/uint8 array, ``(N, C, *spatial)`` or, with ``channels_last``, ``(N, *spatial, C)``.
+        channels_last: Layout flag.
+        zero_point: ``None``: the mean of the raw codes (fbgemm, x86); an int $Z$: the mean of
+            $x - Z$, plus $Z$ (qnnpack).
+
+    Returns:
+        ``(N, C)`` codes of ``x``'s dtype.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
+        raise QuantizationTypeError(f"x must be an int8 or uint8 NumPy array, got {getattr(x, 'dtype', type(x))}")
+    if x.ndim < 3:
+        raise ShapeError(f"x must have rank >= 3 (N, C, spatial...), got shape {x.shape}")
+    channels_last = V.as_flag(channels_last, "channels_last")
+    spatial = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
+    size = int(np.prod([x.shape[i] for i in spatial]))
+    if size == 0:
+        raise ShapeError(f"x must have a non-empty spatial plane, got shape {x.shape}")
+    z = 0 if zero_point is None else V.as_int_scalar(zero_point, "zero_point")
+    total = (x.astype(np.int64).sum(axis=spatial) - size * z).astype(np.float32)  # exact below 2^24, then RNE
+    mean = (total * np.float32(np.float32(1.0) / np.float32(size))).astype(np.float32)
+    info = np.iinfo(x.dtype)
+    return np.clip(np.rint(mean) + z, info.min, info.max).astype(x.dtype)  # RNE (nearbyint)

@@ -240,7 +240,7 @@ def conv_family(profile, x_shape, w_shape, stride, padding, dilation, groups: in
 
 
 def conv2d(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scale, y_zero_point: int, *,
-           profile, strides=1, dilations=1, pads=0, groups=None, layout="NCHW", w_layout=None, k_order="chw",
+           profile, strides=1, dilations=1, pads=0, groups=None, layout="NCHW", w_layout=None, k_order=None,
            family=None, activation=None, out_dtype=np.int8) -> np.ndarray:
     """A quantized 2-D convolution (groups and depthwise included) under a profile.
 
@@ -252,7 +252,7 @@ def conv2d(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scal
         w: int8/uint8 weights in ``w_layout`` (``"OIHW"``, ``"OHWI"`` or ``"1HWO"``).
         strides, dilations, pads, groups, layout, w_layout, k_order: As
             :func:`refquant.kernels.conv.conv2d` (``k_order`` orders the pairs of the
-            pair-saturation model).
+            pair-saturation model; ``None``: the layer spec's ``k_order``).
         family: The profile's layer spec to use (``"conv"``, ``"grouped_conv"``,
             ``"depthwise"``, ``"integer_conv"``); ``None``: as the profile's ``conv_families``
             rules say (:func:`conv_family`). A face passes it when its op type decides (TFLite's
@@ -286,7 +286,8 @@ def conv2d(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scal
     _check_limits(spec, x_scale, w_scale, y_scale)  # before any kernel runs
     acc = conv_accumulate(x, w, x.dtype.type(x_zero_point), _w_zero_point(w_zero_point, w.dtype), strides=strides,
                           dilations=dilations, pads=pads, groups=groups, layout=layout, w_layout=w_layout,
-                          acc_model=spec.accumulation_for(prof.isa, x.dtype, w.dtype), k_order=k_order)
+                          acc_model=spec.accumulation_for(prof.isa, x.dtype, w.dtype),
+                          k_order=spec.k_order if k_order is None else k_order)
     if zero_acc:  # measured: the backend's kernel returns the bias alone here
         acc = np.zeros_like(acc)
     axis = 1 if layout == "NCHW" else -1

@@ -198,11 +198,48 @@ def max_pool2d(x, x_scale, x_zero_point: int, filter_size, *, profile, stride=No
 
 def global_average_pool(x, x_scale, x_zero_point: int, y_scale, y_zero_point: int, *, profile,
                         channels_last: bool = False) -> np.ndarray:
-    """Global average pool with float32 requantization (:func:`refquant.kernels.pool.global_average_pool`)."""
-    as_profile(profile)  # one kernel today; the profile argument keeps the op's signature uniform
+    """Global average pool over the spatial axes, in the profile's kernel
+    (:data:`refquant.modes.GLOBAL_POOL_KERNELS`):
+
+    * ``float_requant``: ONNX Runtime's QLinearGlobalAveragePool, float32 requantization to
+      ``(y_scale, y_zero_point)`` (:func:`refquant.kernels.pool.global_average_pool`);
+    * ``average_pool``: TFLite's AVERAGE_POOL_2D with the filter covering the plane
+      (:func:`refquant.kernels.pool.average_pool2d`), output parameters = input parameters;
+    * ``mean_codes_rne`` / ``mean_offset_codes_rne``: PyTorch's ``adaptive_avg_pool2d(q, 1)`` on
+      fbgemm / qnnpack (:func:`refquant.kernels.pool.mean_codes_rne`, the mean of the codes or of
+      the codes minus the zero point), output parameters = input parameters.
+
+    Args:
+        x: int8/uint8 codes ``(N, C, H, W)`` (or ``(N, H, W, C)`` with ``channels_last``).
+        x_scale, x_zero_point, y_scale, y_zero_point: Parameters (the last two must equal the
+            first two for the kernels that keep them).
+        profile: A profile or its name.
+        channels_last: Layout flag.
+
+    Returns:
+        ``(N, C, 1, 1)`` codes for ``float_requant`` (``(N, 1, 1, C)`` channels-last), as ONNX
+        Runtime returns them; ``(N, C)`` for the others.
+
+    Raises:
+        UnsupportedError: Output parameters differ from the input's for a kernel that keeps them.
+    """
+    spec = _spec(profile)
+    kind = spec.global_average_pool
     dt = x.dtype.type
-    return kpool.global_average_pool(x, x_scale, dt(x_zero_point), y_scale, dt(y_zero_point),
-                                     channels_last=channels_last)
+    if kind == "float_requant":
+        return kpool.global_average_pool(x, x_scale, dt(x_zero_point), y_scale, dt(y_zero_point),
+                                         channels_last=channels_last)
+    if np.float32(x_scale) != np.float32(y_scale) or int(x_zero_point) != int(y_zero_point):
+        raise UnsupportedError(f"this profile's global average pool keeps the input's parameters: y_scale and "
+                               f"y_zero_point must equal x_scale and x_zero_point, got ({y_scale!r}, {y_zero_point}) "
+                               f"and ({x_scale!r}, {x_zero_point})")
+    if kind == "mean_codes_rne":
+        return kpool.mean_codes_rne(x, channels_last=channels_last)
+    if kind == "mean_offset_codes_rne":
+        return kpool.mean_codes_rne(x, channels_last=channels_last, zero_point=int(x_zero_point))
+    nhwc = x if channels_last else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    y = average_pool2d(nhwc, x_scale, x_zero_point, nhwc.shape[1:3], profile=profile)
+    return y.reshape(y.shape[0], y.shape[-1])
 
 
 def softmax(x, x_scale, beta=1.0, *, profile) -> np.ndarray:

@@ -1,0 +1,163 @@
+r"""Debugging a quantized model: layer-by-layer error, per-layer sensitivity, mixed precision.
+
+**Layer report** (:func:`layer_report`). For every integer tensor $q$ of the integer model with
+parameters $(S, Z)$ and the float model's value $r$ of the same tensor on the same input:
+
+$$ \mathrm{SQNR} = 10 \log_{10} \frac{\sum r^2}{\sum (r - S(q - Z))^2}\ \mathrm{dB}, \qquad
+   \text{max error} = \max |r - S(q - Z)| / S\ \text{LSB}, $$
+
+and the share of values saturated: $r$ outside the representable range
+$[S(q_{min} - Z), S(q_{max} - Z)]$. Errors accumulate: a tensor's error includes every earlier
+layer's, which is what a user sees at that point of the network.
+
+**Sensitivity** (:func:`sensitivity`). Quantize one layer at a time (every other layer in
+float32) and rank the layers by the accuracy lost. **Mixed precision**
+(:func:`mixed_precision_plan`): keep the most sensitive layers in float32, one more at a time,
+until the accuracy is within ``max_drop`` of the float model's; the plan prints its
+accuracy/size trade-off and :meth:`MixedPrecisionPlan.apply` builds the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import _validate as V
+from ..errors import QuantizationValueError
+from .flows import Calibrated, calibrate_model
+from .trace import float_outputs
+
+__all__ = ["layer_report", "format_report", "sensitivity", "MixedPrecisionPlan", "mixed_precision_plan", "accuracy"]
+
+
+def accuracy(model_or_fn, x, y) -> float:
+    """Top-1 accuracy of a float model or :class:`~refquant.qmodel.QuantizedModel` on ``(x, y)``."""
+    run = getattr(model_or_fn, "run", model_or_fn)
+    logits = np.asarray(run(x))
+    return float((logits.argmax(axis=1) == np.asarray(y)).mean())
+
+
+def layer_report(cal: Calibrated, qmodel, x) -> list[dict]:
+    """One row per integer tensor of ``qmodel`` that the float model also computes.
+
+    Args:
+        cal: The :class:`~refquant.ptq.flows.Calibrated` model ``qmodel`` was lowered from
+            (:func:`~refquant.ptq.flows.calibrate_model`).
+        qmodel: The integer model.
+        x: Float32 input batch.
+
+    Returns:
+        Rows with keys ``tensor``, ``op``, ``sqnr_db``, ``max_error_lsb``, ``saturated``.
+    """
+    ref = float_outputs(cal.model, cal.steps, x)
+    got = qmodel.trace(x)
+    ops = {n.output: n.op for n in qmodel}
+    rows = []
+    for name, t in qmodel.tensors.items():
+        base = name.split(":")[0]
+        if not t.is_integer or base not in ref or name not in got:
+            continue
+        r = np.asarray(ref[base], np.float64)
+        deq = t.scale * (got[name].astype(np.float64) - t.zero_point)
+        if r.shape != deq.shape:
+            r = r.reshape(deq.shape)
+        err = r - deq
+        noise = float(np.sum(err ** 2))
+        signal = float(np.sum(r ** 2))
+        sqnr = float("inf") if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf"))
+        info = np.iinfo(np.dtype(t.dtype))
+        lo, hi = t.scale * (info.min - t.zero_point), t.scale * (info.max - t.zero_point)
+        rows.append({"tensor": name, "op": ops.get(name, "input"), "sqnr_db": sqnr,
+                     "max_error_lsb": float(np.max(np.abs(err)) / t.scale) if err.size else 0.0,
+                     "saturated": float(np.mean((r < lo) | (r > hi))) if r.size else 0.0})
+    return rows
+
+
+def format_report(rows) -> str:
+    """A Markdown table of :func:`layer_report` rows."""
+    lines = ["| tensor | op | SQNR (dB) | max error (LSB) | saturated |", "|---|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['tensor']} | {r['op']} | {r['sqnr_db']:.1f} | {r['max_error_lsb']:.2f} | "
+                     f"{100 * r['saturated']:.2f}% |")
+    return "\n".join(lines)
+
+
+def _quantizable(cal: Calibrated) -> list[str]:
+    return [s.name for s in cal.steps if s.op in ("linear", "conv2d", "add", "global_average_pool")]
+
+
+def sensitivity(cal: Calibrated, x, y, *, per_channel: bool = True) -> list[dict]:
+    """Accuracy with only one layer quantized, for each layer, most sensitive first.
+
+    Returns:
+        Rows ``{"layer", "accuracy", "drop"}`` (``drop`` = float accuracy - accuracy).
+    """
+    base = accuracy(cal.model, x, y)
+    names = _quantizable(cal)
+    rows = []
+    for name in names:
+        others = [n for n in (s.name for s in cal.steps) if n != name]
+        qm = cal.lower(per_channel=per_channel, float_layers=others, allow_float=True)
+        acc = accuracy(qm, x, y)
+        rows.append({"layer": name, "accuracy": acc, "drop": base - acc})
+    return sorted(rows, key=lambda r: (-r["drop"], r["layer"]))
+
+
+@dataclass
+class MixedPrecisionPlan:
+    """Layers to keep in float32, and the measured trade-off of each prefix of the ranking.
+
+    Attributes:
+        float_layers: The chosen layers (most sensitive first).
+        float_accuracy: The float model's accuracy.
+        trade_off: Rows ``{"float_layers", "accuracy", "nbytes"}``, one per number of float layers tried.
+    """
+
+    float_layers: list
+    float_accuracy: float
+    trade_off: list = field(default_factory=list)
+    cal: Calibrated | None = field(default=None, repr=False)
+    per_channel: bool = True
+
+    def apply(self):
+        """The integer model with :attr:`float_layers` kept in float32."""
+        if self.cal is None:
+            raise QuantizationValueError("this plan has no calibrated model to apply to")
+        return self.cal.lower(per_channel=self.per_channel, float_layers=self.float_layers, allow_float=True)
+
+    def table(self) -> str:
+        lines = [f"float model: top-1 {100 * self.float_accuracy:.2f}%",
+                 "| float layers | top-1 | bytes |", "|---|---:|---:|"]
+        for r in self.trade_off:
+            lines.append(f"| {', '.join(r['float_layers']) or '(none)'} | {100 * r['accuracy']:.2f}% | {r['nbytes']} |")
+        return "\n".join(lines)
+
+
+def mixed_precision_plan(model, calibration_data, x, y, *, profile, max_drop: float = 0.005, per_channel=True,
+                         calibrator: str = "minmax", max_float_layers: int | None = None) -> MixedPrecisionPlan:
+    """Keep the most sensitive layers in float32 until top-1 is within ``max_drop`` of float.
+
+    Args:
+        model, calibration_data, profile, per_channel, calibrator: As :func:`~refquant.ptq.quantize_static`.
+        x, y: Evaluation data (a held-out split, not the test set you report).
+        max_drop: Accepted top-1 loss as a fraction (0.005 = half a point).
+        max_float_layers: Stop after this many float layers (default: all of them).
+    """
+    max_drop = V.as_real_scalar(max_drop, "max_drop")
+    if not 0 <= max_drop <= 1:
+        raise QuantizationValueError(f"max_drop must be in [0, 1], got {max_drop!r}")
+    cal = calibrate_model(model, calibration_data, profile=profile, calibrator=calibrator)
+    base = accuracy(cal.model, x, y)
+    ranking = [r["layer"] for r in sensitivity(cal, x, y, per_channel=per_channel)]
+    limit = len(ranking) if max_float_layers is None else V.as_int_scalar(max_float_layers, "max_float_layers", lo=0)
+    plan = MixedPrecisionPlan([], base, [], cal, per_channel)
+    for k in range(min(limit, len(ranking)) + 1):
+        chosen = ranking[:k]
+        qm = cal.lower(per_channel=per_channel, float_layers=chosen, allow_float=True)
+        acc = accuracy(qm, x, y)
+        plan.trade_off.append({"float_layers": chosen, "accuracy": acc, "nbytes": qm.nbytes})
+        plan.float_layers = chosen
+        if base - acc <= max_drop:
+            break
+    return plan

@@ -1,0 +1,148 @@
+"""How each backend's own tool chooses quantization parameters: the recipes.
+
+A :class:`~refquant.profiles.Profile` says how a runtime *computes*; a :class:`Recipe` says how
+that backend's quantization *tool* picks the numbers the runtime computes with, from a float
+model and calibration ranges. They are separate records because they are separate programs,
+versioned separately (ONNX Runtime's ``quantize_static`` is Python in the wheel; its kernels are
+C++), and one runtime runs models made by several tools.
+
+| recipe | activations | weights | bias | fused into the layer's clamp |
+|---|---|---|---|---|
+| ``tflite`` (TFLite converter, representative dataset) | int8 affine, ``GetAsymmetricQuantizationParams`` | int8 symmetric $[-127, 127]$, $S = \\max|w|/127$, $q = \\mathrm{RHAZ}(w \\cdot 127/\\max|w|)$ | int32, $\\mathrm{RHAZ}(b / (S_x S_w))$ | ReLU, ReLU6 |
+| ``onnxruntime`` (``quantize_static``, U8S8) | uint8 affine, ``compute_scale_zp`` | int8 symmetric $[-127, 127]$ (7-bit $[-64, 64]$ on an AVX2 CPU), $q = \\mathrm{RNE}(w / S)$ | int32, $\\mathrm{RNE}(b / \\mathrm{fl}(S_x S_w))$ | ReLU, ReLU6 (the Q range covers them) |
+| ``pytorch`` (default qconfig of the engine) | quint8 affine, ``reduce_range`` on fbgemm/x86 | qint8 symmetric $[-128, 127]$, $S = \\max|w|/127.5$, ``quantize_per_channel`` | float32 | ReLU (``ConvReLU2d``, ``add_relu``); ReLU6 is a clamp with the input's parameters |
+
+Per-tensor weights (``per_channel=False``) use each tool's per-tensor symmetric rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..backends import pytorch as torch_face
+from ..backends import tflite as tflite_face
+from ..backends._onnx_params import tool_qparams
+from ..errors import QuantizationValueError
+from ..profiles import Profile, as_profile
+from ..rounding import round_half_to_even
+
+__all__ = ["Recipe", "RECIPES", "recipe_for", "activation_params", "quantize_weight", "quantize_bias"]
+
+_F32 = np.float32
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One tool's parameter choices (see the module table).
+
+    Attributes:
+        name: ``"tflite"``, ``"onnxruntime"`` or ``"pytorch"``.
+        activation_dtype: ``"int8"`` or ``"uint8"``.
+        activation_reduce_range: Activations in $[0, 127]$ (PyTorch fbgemm and x86 qconfigs).
+        weight_reduce_range_isas: ISA classes on which weights use the tool's 7-bit range.
+        fuse: Activations fused into the preceding Linear, Conv2d or add.
+        clamp_in_kernel: The runtime's layer clamps to the fused activation's bounds (TFLite's
+            fused activation, PyTorch's ``ConvReLU2d``). ``False``: the activation is removed
+            because the output's range already lies inside it (ONNX Runtime drops a ReLU whose
+            output zero point is the format's minimum and a Clip whose range covers the
+            output's), so the layer has no clamp beyond saturation.
+        dynamic: ``quantize_dynamic`` is modelled for this tool's runtime.
+    """
+
+    name: str
+    activation_dtype: str
+    activation_reduce_range: bool = False
+    weight_reduce_range_isas: tuple = ()
+    fuse: tuple = ("RELU", "RELU6")
+    clamp_in_kernel: bool = True
+    dynamic: bool = False
+
+
+_TFLITE = Recipe("tflite", "int8", dynamic=True)
+_ORT = Recipe("onnxruntime", "uint8", weight_reduce_range_isas=("avx2",), clamp_in_kernel=False, dynamic=True)
+_TORCH = Recipe("pytorch", "uint8", activation_reduce_range=True, fuse=("RELU",), dynamic=True)
+
+#: Profile name → the recipe of the tool that makes models for it.
+RECIPES = {
+    "tflite_reference": _TFLITE, "tflite_xnnpack": _TFLITE, "tflite_optimized": _TFLITE, "gemmlowp": _TFLITE,
+    "onnxruntime": _ORT, "onnx": _ORT, "onnx_reference": _ORT,
+    "pytorch_fbgemm": _TORCH, "pytorch_x86": _TORCH, "pytorch_fbgemm_zp_after": _TORCH,
+    "pytorch_qnnpack": Recipe("pytorch", "uint8", activation_reduce_range=False, fuse=("RELU",), dynamic=True),
+}
+
+
+def recipe_for(profile) -> Recipe:
+    """The recipe for ``profile`` (a :class:`~refquant.profiles.Profile` or its name)."""
+    return RECIPES[as_profile(profile).name]
+
+
+def activation_params(recipe: Recipe, lo, hi) -> tuple[float, int]:
+    """``(scale, zero_point)`` of an activation tensor observed in ``[lo, hi]``, as the tool chooses them."""
+    if recipe.name == "tflite":
+        qp = tflite_face.activation_qparams(lo, hi, recipe.activation_dtype)
+        return float(qp.scale), int(qp.zero_point)
+    if recipe.name == "onnxruntime":
+        qp = tool_qparams(lo, hi, recipe.activation_dtype)
+        return float(qp.scale), int(qp.zero_point)
+    s, z = torch_face.choose_qparams(_F32(lo), _F32(hi), dtype="quint8" if recipe.activation_dtype == "uint8"
+                                     else "qint8", reduce_range=recipe.activation_reduce_range)
+    return float(np.ravel(s)[0]), int(np.ravel(z)[0])
+
+
+def _weight_range(w: np.ndarray, per_channel: bool):
+    if not per_channel:
+        return _F32(min(float(w.min()), 0.0)), _F32(max(float(w.max()), 0.0))
+    flat = w.reshape(w.shape[0], -1)
+    return flat.min(axis=1).astype(_F32), flat.max(axis=1).astype(_F32)
+
+
+def quantize_weight(recipe: Recipe, w, *, per_channel: bool, profile: Profile):
+    """int8 weights of a Linear ``(O, K)`` or Conv2d ``(O, C/g, kH, kW)`` layer.
+
+    Returns:
+        ``(q, scale, zero_point)``: int8 codes of ``w``'s shape, float32 scales ``(O,)`` (or ``()``),
+        int8 zero points of the scales' shape.
+    """
+    w = np.asarray(w, _F32)
+    if not np.all(np.isfinite(w)):
+        raise QuantizationValueError("weights must be finite to be quantized, got NaN or Inf")
+    bshape = (-1,) + (1,) * (w.ndim - 1)
+    if recipe.name == "tflite":
+        q, s = tflite_face.symmetric_weight_quantize(w, axis=0 if per_channel else None)
+        return q, s.astype(_F32), np.zeros(s.shape, np.int8)
+    lo, hi = _weight_range(w, per_channel)
+    if recipe.name == "onnxruntime":
+        rr = profile.isa in recipe.weight_reduce_range_isas
+        qp = tool_qparams(lo, hi, "int8", symmetric=True, reduce_range=rr)
+        s = np.asarray(qp.scale, _F32)
+        sb = s.reshape(bshape) if s.ndim else s
+        qmin, qmax = (-64, 64) if rr else (-127, 127)
+        q = np.clip(round_half_to_even((w / sb).astype(_F32)), qmin, qmax).astype(np.int8)  # quantize_nparray
+        return q, s, np.zeros(s.shape, np.int8)
+    scheme = "per_channel_symmetric" if per_channel else "per_tensor_symmetric"
+    s, z = torch_face.choose_qparams(lo, hi, dtype="qint8", qscheme=scheme)
+    s = np.asarray(s, _F32).reshape(-1) if per_channel else _F32(np.ravel(s)[0])
+    z = np.zeros(np.shape(s), np.int64)
+    if per_channel:
+        q = torch_face.quantize_per_channel(w, s, z, 0, "qint8")
+    else:
+        q = torch_face.quantize_per_tensor(w, float(s), 0, "qint8")
+    return q, np.asarray(s, _F32), z.astype(np.int8)
+
+
+def quantize_bias(recipe: Recipe, b, x_scale: float, w_scale, *, integer: bool):
+    """The bias as the profile's layer takes it: int32 in the tool's rule when ``integer``, else float32."""
+    if b is None:
+        return None
+    b = np.asarray(b, _F32)
+    if not integer:
+        return b
+    if recipe.name == "tflite":
+        return tflite_face.bias_quantize(b, _F32(x_scale), np.asarray(w_scale, _F32))
+    bias_scale = (_F32(x_scale) * np.asarray(w_scale, _F32)).astype(_F32)  # quantize_bias_static_impl
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = round_half_to_even((b / bias_scale).astype(_F32))
+    q = np.where(bias_scale == 0, 0, q)
+    return np.clip(q, -(2 ** 31), 2 ** 31 - 1).astype(np.int32)

@@ -1,0 +1,148 @@
+"""The integer model's graph: named tensors and the nodes that compute them.
+
+A graph is a list of :class:`Node` in execution order (every input of a node is a graph input
+or the output of an earlier node), plus a table of :class:`TensorInfo`: each tensor's dtype and,
+for integer tensors, its per-tensor scale and zero point. Branches, shared inputs and several
+outputs fit (a residual block's skip tensor is read by two nodes); nothing nests.
+
+Node ops (``Node.op``) and what they compute (:mod:`refquant.qmodel.nodes` runs them):
+
+| op | inputs → output | params | attrs |
+|---|---|---|---|
+| ``quantize`` | float32 → codes | | |
+| ``dequantize`` | codes → float32 | | |
+| ``requantize`` | codes → codes of other parameters | | |
+| ``linear`` | ``(M, K)`` → ``(M, N)`` | ``weight``, ``weight_scale``, ``weight_zero_point``, ``bias`` | ``activation`` |
+| ``conv2d`` | ``(N, C, H, W)`` → ``(N, O, OH, OW)`` | as ``linear`` | ``stride``, ``padding``, ``dilation``, ``groups``, ``activation`` |
+| ``add`` | two tensors → their sum | | ``activation`` |
+| ``max_pool2d``, ``average_pool2d`` | NCHW → NCHW | | ``kernel``, ``stride`` |
+| ``global_average_pool`` | ``(N, C, H, W)`` → ``(N, C)`` | | |
+| ``flatten`` | ``(N, ...)`` → ``(N, -1)`` | | |
+| ``clamp`` | → same parameters | | ``activation`` |
+| ``dynamic_linear`` | float32 → float32, activations quantized per call or per row (the profile's ``dynamic_input``) | as ``linear`` (float bias) | ``reduce_range`` |
+
+An op runs on codes when its input tensor is an integer tensor and in float32 otherwise (a layer
+left in float in a partially quantized model); ``linear`` and ``conv2d`` with float inputs take
+integer weights and dequantize them (weight-only quantization) or float weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import QuantizationValueError
+from ..qparams import QParams, make_qparams
+
+__all__ = ["TensorInfo", "Node", "OPS", "check_graph"]
+
+#: Node op names (see the module table).
+OPS = ("quantize", "dequantize", "requantize", "linear", "conv2d", "add", "max_pool2d", "average_pool2d",
+       "global_average_pool", "flatten", "clamp", "dynamic_linear")
+
+_DTYPES = ("float32", "int8", "uint8", "int16")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of the graph.
+
+    Attributes:
+        name: Unique name.
+        dtype: ``"float32"``, ``"int8"``, ``"uint8"`` or ``"int16"``.
+        scale: float32 scale of an integer tensor (``None`` for float32).
+        zero_point: Its zero point (``None`` for float32).
+    """
+
+    name: str
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+    def __post_init__(self):
+        if self.dtype not in _DTYPES:
+            raise QuantizationValueError(f"tensor {self.name!r}: dtype must be one of {list(_DTYPES)}, got {self.dtype!r}")
+        integer = self.dtype != "float32"
+        if integer != (self.scale is not None) or integer != (self.zero_point is not None):
+            raise QuantizationValueError(f"tensor {self.name!r}: an integer tensor has a scale and a zero point, "
+                                         f"a float32 one has neither; got dtype {self.dtype}, scale {self.scale!r}, "
+                                         f"zero_point {self.zero_point!r}")
+        if integer:
+            object.__setattr__(self, "scale", float(np.float32(self.scale)))
+            object.__setattr__(self, "zero_point", int(self.zero_point))
+            self.qparams  # validates scale > 0 and the zero point's range
+
+    @property
+    def is_integer(self) -> bool:
+        return self.dtype != "float32"
+
+    @property
+    def qparams(self) -> QParams:
+        """The tensor's :class:`~refquant.qparams.QParams` (integer tensors only)."""
+        if not self.is_integer:
+            raise QuantizationValueError(f"tensor {self.name!r} is float32: it has no quantization parameters")
+        return make_qparams(np.float32(self.scale), self.zero_point, self.dtype)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "scale": self.scale, "zero_point": self.zero_point}
+
+
+@dataclass
+class Node:
+    """One operation.
+
+    Attributes:
+        name: Unique name (the float layer's path, e.g. ``"3.body.0"``).
+        op: One of :data:`OPS`.
+        inputs: Names of the input tensors.
+        output: Name of the output tensor.
+        attrs: JSON-able attributes (strides, fused activation, ...).
+        params: Constant arrays (weights, their scales and zero points, bias).
+    """
+
+    name: str
+    op: str
+    inputs: tuple
+    output: str
+    attrs: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.op not in OPS:
+            raise QuantizationValueError(f"node {self.name!r}: op must be one of {list(OPS)}, got {self.op!r}")
+        self.inputs = tuple(self.inputs)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}: {v.dtype}{list(v.shape)}" for k, v in self.params.items())
+        return (f"Node({self.name!r}, {self.op}, {list(self.inputs)} -> {self.output!r}"
+                + (f", {self.attrs}" if self.attrs else "") + (f", {{{params}}}" if params else "") + ")")
+
+
+def check_graph(inputs, outputs, tensors: dict, nodes) -> None:
+    """Every name known, every node's inputs computed before it, every tensor written once.
+
+    Raises:
+        QuantizationValueError: Naming the node and tensor that break the rule.
+    """
+    known = set()
+    for name in inputs:
+        if name not in tensors:
+            raise QuantizationValueError(f"graph input {name!r} has no TensorInfo")
+        known.add(name)
+    seen_nodes = set()
+    for node in nodes:
+        if node.name in seen_nodes:
+            raise QuantizationValueError(f"node name {node.name!r} is used twice")
+        seen_nodes.add(node.name)
+        for t in node.inputs:
+            if t not in known:
+                raise QuantizationValueError(f"node {node.name!r} reads tensor {t!r} before any node writes it")
+        if node.output in known:
+            raise QuantizationValueError(f"node {node.name!r} writes tensor {node.output!r}, which is already written")
+        if node.output not in tensors:
+            raise QuantizationValueError(f"node {node.name!r}: output tensor {node.output!r} has no TensorInfo")
+        known.add(node.output)
+    for name in outputs:
+        if name not in known:
+            raise QuantizationValueError(f"graph output {name!r} is not computed by any node")
