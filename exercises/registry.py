@@ -1,6 +1,6 @@
 """The list of exercises: folder, the file you edit, what to read, and hints shown when a check fails.
 
-Exercises are done in order; a quiz follows every few of them. Later issues append 04-07 here.
+Exercises are done in order; a quiz follows every few of them.
 """
 
 EXERCISES = [
@@ -123,6 +123,44 @@ EXERCISES = [
             "a[i] = old - h, call f(); put a[i] = old back; (up - down) / (2 * h) (eq. (6)).",
         ],
     },
+    {
+        "id": "08",
+        "folder": "08_calibration",
+        "file": "calibrate.py",
+        "title": "Calibration: min-max, percentile, TFLite int8 parameters",
+        "read": "docs/learn/calibration.md",
+        "hints": [
+            "minmax_range: lo = hi = None; for each batch x = np.asarray(batch).astype(np.float32), fold in "
+            "x.min() and x.max(); never append the batches to a list (Learn 8, eq. (6)).",
+            "Start lo and hi from the first batch, not from 0 or +-inf cast oddly: all-negative data have hi < 0. "
+            "No batch at all: raise ValueError.",
+            "abs_histogram: a = np.abs(np.asarray(x).astype(np.float32).ravel()); "
+            "hist, edges = np.histogram(a, bins=num_bins); return hist, edges.astype(np.float32).",
+            "percentile_range: cdf = np.cumsum(hist / hist.sum()); i = np.searchsorted(cdf, percentile / 100.0); "
+            "t = edges[i] (the LEFT edge of bin i); lo = max(-t, min_value), hi = min(t, max_value) (eq. (8)).",
+            "tflite_int8_qparams: np.float32 everything: lo = min(lo, 0), hi = max(hi, 0), "
+            "scale = (hi - lo) / np.float32(255), z = np.float32(-128) - lo / scale.",
+            "Zero point: -128 below -128, 127 above 127, else round half AWAY from zero, exactly: a = |z|, "
+            "n = floor(a), n + (a - n >= 0.5), sign back; np.rint and round() go to even (-124.5 must give -125).",
+        ],
+    },
+    {
+        "id": "09",
+        "folder": "09_bn_folding",
+        "file": "fold.py",
+        "title": "Fold BatchNorm into a convolution, and its ReLU6 clamp",
+        "read": "docs/learn/bn-folding-and-fusion.md",
+        "hints": [
+            "Work in float64: g = np.asarray(gamma, np.float64), and the same for beta, mean and var.",
+            "bn_scale_shift (eq. (1)): a = g / np.sqrt(var + eps) (the square root of var + eps, eps inside); "
+            "shift = beta - a * mean.",
+            "fold_bn (eq. (3)): the BatchNorm acts on OUTPUT channels, axis 0 of the weight: "
+            "w * a.reshape((O,) + (1,) * (w.ndim - 1)) works for Linear (O, K) and Conv2d (O, C/g, kH, kW).",
+            "The new bias: a * (b - mean) + beta, with b = np.zeros(O) when bias is None.",
+            "relu6_clamp: v = np.float32(6) / np.float32(output_scale); round half away from zero exactly "
+            "(n = np.floor(v), n + (v - n >= 0.5)); (max(qmin, Z), min(qmax, Z + that)) as Python ints.",
+        ],
+    },
 ]
 
 QUIZZES = [
@@ -130,6 +168,8 @@ QUIZZES = [
      "title": "Quiz 1: rounding, ranges and parameters"},
     {"id": "quiz2", "after": "06", "file": "quiz_02.md", "answers": "_solutions/quiz_02.py",
      "title": "Quiz 2: integer matmul and fixed-point requantization"},
+    {"id": "quiz3", "after": "09", "file": "quiz_03.md", "answers": "_solutions/quiz_03.py",
+     "title": "Quiz 3: an integer-only linear layer, end to end"},
 ]
 
 

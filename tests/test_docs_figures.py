@@ -18,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = [  # (script, PNG it draws, page that shows it)
     ("docs/examples/requant_histogram.py", "single_vs_double_rounding.png", "docs/learn/fixed-point-requantization.md"),
+    ("docs/examples/calibration_ranges.py", "calibration_ranges.png", "docs/learn/calibration.md"),
 ]
 
 

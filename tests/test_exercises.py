@@ -153,3 +153,9 @@ def test_quiz_02_answers_agree_with_refquant():
         assert sh >= 0
         np.testing.assert_array_equal(fp.multiply_by_quantized_multiplier(x, q, sh),
                                       fp.multiply_by_quantized_multiplier(x, q, sh, variant="single"))
+
+
+def test_quiz_03_answers_agree_with_refquant():
+    module = {}
+    exec((EXERCISES / "_solutions" / "quiz_03.py").read_text(encoding="utf-8"), module)  # ANSWERS and check()
+    module["check"](module["ANSWERS"])

@@ -1,4 +1,4 @@
-"""Fold BatchNorm, fuse ReLU6 into the clamp, equalize a MobileNet (Learn 8)."""
+"""Fold BatchNorm, fuse ReLU6 into the clamp, equalize a MobileNet (Learn 11)."""
 import numpy as np
 
 import refquant

@@ -84,24 +84,37 @@ def format_report(rows) -> str:
 
 
 def _quantizable(cal: Calibrated) -> list[str]:
-    return [s.name for s in cal.steps if s.op in ("linear", "conv2d", "add", "global_average_pool")]
+    """Steps that compute (the ones a mixed-precision plan may keep in float); pools, flatten and
+    clamps follow their input's domain."""
+    return [s.name for s in cal.steps if s.op in ("linear", "conv2d", "add", "global_average_pool", "clamp")]
+
+
+def _sqnr(ref: np.ndarray, got: np.ndarray) -> float:
+    ref = np.asarray(ref, np.float64)
+    noise = float(np.sum((ref - np.asarray(got, np.float64)) ** 2))
+    return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(ref ** 2)) / noise)
 
 
 def sensitivity(cal: Calibrated, x, y, *, per_channel: bool = True) -> list[dict]:
     """Accuracy with only one layer quantized, for each layer, most sensitive first.
 
+    Layers are ranked by the top-1 drop, then (a finer measure, which also orders a healthy
+    model where every drop is 0) by the SQNR of the model's logits against the float model's,
+    lowest first.
+
     Returns:
-        Rows ``{"layer", "accuracy", "drop"}`` (``drop`` = float accuracy - accuracy).
+        Rows ``{"layer", "accuracy", "drop", "logits_sqnr_db"}`` (``drop`` = float accuracy - accuracy).
     """
-    base = accuracy(cal.model, x, y)
-    names = _quantizable(cal)
+    ref = np.asarray(cal.model(x))
+    base = float((ref.argmax(axis=1) == np.asarray(y)).mean())
     rows = []
-    for name in names:
-        others = [n for n in (s.name for s in cal.steps) if n != name]
-        qm = cal.lower(per_channel=per_channel, float_layers=others, allow_float=True)
-        acc = accuracy(qm, x, y)
-        rows.append({"layer": name, "accuracy": acc, "drop": base - acc})
-    return sorted(rows, key=lambda r: (-r["drop"], r["layer"]))
+    names = [s.name for s in cal.steps]
+    for name in _quantizable(cal):
+        qm = cal.lower(per_channel=per_channel, float_layers=[n for n in names if n != name], allow_float=True)
+        logits = np.asarray(qm.run(x))
+        acc = float((logits.argmax(axis=1) == np.asarray(y)).mean())
+        rows.append({"layer": name, "accuracy": acc, "drop": base - acc, "logits_sqnr_db": _sqnr(ref, logits)})
+    return sorted(rows, key=lambda r: (-r["drop"], r["logits_sqnr_db"]))
 
 
 @dataclass
@@ -112,11 +125,14 @@ class MixedPrecisionPlan:
         float_layers: The chosen layers (most sensitive first).
         float_accuracy: The float model's accuracy.
         trade_off: Rows ``{"float_layers", "accuracy", "nbytes"}``, one per number of float layers tried.
+        ranking: The sensitivity rows the plan followed (empty if the integer model was already
+            within ``max_drop``).
     """
 
     float_layers: list
     float_accuracy: float
     trade_off: list = field(default_factory=list)
+    ranking: list = field(default_factory=list)
     cal: Calibrated | None = field(default=None, repr=False)
     per_channel: bool = True
 
@@ -134,30 +150,45 @@ class MixedPrecisionPlan:
         return "\n".join(lines)
 
 
-def mixed_precision_plan(model, calibration_data, x, y, *, profile, max_drop: float = 0.005, per_channel=True,
-                         calibrator: str = "minmax", max_float_layers: int | None = None) -> MixedPrecisionPlan:
+def mixed_precision_plan(model, calibration_data, x, y, *, profile=None, max_drop: float = 0.005,
+                         per_channel=True, calibrator: str = "minmax",
+                         max_float_layers: int | None = None) -> MixedPrecisionPlan:
     """Keep the most sensitive layers in float32 until top-1 is within ``max_drop`` of float.
 
     Args:
-        model, calibration_data, profile, per_channel, calibrator: As :func:`~refquant.ptq.quantize_static`.
+        model: A float model, or a :class:`~refquant.ptq.flows.Calibrated` one (then
+            ``calibration_data``, ``profile`` and ``calibrator`` are not used: pass ``None``).
+        calibration_data, profile, per_channel, calibrator: As :func:`~refquant.ptq.quantize_static`.
         x, y: Evaluation data (a held-out split, not the test set you report).
         max_drop: Accepted top-1 loss as a fraction (0.005 = half a point).
-        max_float_layers: Stop after this many float layers (default: all of them).
+        max_float_layers: Stop after this many float layers (default: all of them; then the model
+            is float but for its input's quantization).
     """
     max_drop = V.as_real_scalar(max_drop, "max_drop")
     if not 0 <= max_drop <= 1:
         raise QuantizationValueError(f"max_drop must be in [0, 1], got {max_drop!r}")
-    cal = calibrate_model(model, calibration_data, profile=profile, calibrator=calibrator)
+    if isinstance(model, Calibrated):
+        cal = model
+    else:
+        if profile is None:
+            raise QuantizationValueError("profile is required when model is not a Calibrated model")
+        cal = calibrate_model(model, calibration_data, profile=profile, calibrator=calibrator)
     base = accuracy(cal.model, x, y)
-    ranking = [r["layer"] for r in sensitivity(cal, x, y, per_channel=per_channel)]
-    limit = len(ranking) if max_float_layers is None else V.as_int_scalar(max_float_layers, "max_float_layers", lo=0)
-    plan = MixedPrecisionPlan([], base, [], cal, per_channel)
-    for k in range(min(limit, len(ranking)) + 1):
-        chosen = ranking[:k]
+    plan = MixedPrecisionPlan([], base, [], [], cal, per_channel)
+
+    def measure(chosen):
         qm = cal.lower(per_channel=per_channel, float_layers=chosen, allow_float=True)
         acc = accuracy(qm, x, y)
-        plan.trade_off.append({"float_layers": chosen, "accuracy": acc, "nbytes": qm.nbytes})
-        plan.float_layers = chosen
-        if base - acc <= max_drop:
+        plan.trade_off.append({"float_layers": list(chosen), "accuracy": acc, "nbytes": qm.nbytes})
+        plan.float_layers = list(chosen)
+        return base - acc <= max_drop
+
+    if measure([]):
+        return plan
+    plan.ranking = sensitivity(cal, x, y, per_channel=per_channel)
+    ranking = [r["layer"] for r in plan.ranking]
+    limit = len(ranking) if max_float_layers is None else V.as_int_scalar(max_float_layers, "max_float_layers", lo=0)
+    for k in range(1, min(limit, len(ranking)) + 1):
+        if measure(ranking[:k]):
             break
     return plan

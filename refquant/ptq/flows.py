@@ -21,7 +21,7 @@ import numpy as np
 from .. import _validate as V
 from .. import nn
 from .. import passes
-from ..calibration import CALIBRATORS, make_observer
+from ..calibration import ALL_CALIBRATORS, make_observer
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..profiles import get_profile, list_profiles
 from ..qmodel import Node, QuantizedModel, TensorInfo
@@ -72,7 +72,7 @@ def iter_batches(data, batch_size: int = 256):
 def calibrate(model, steps, calibration_data, calibrator: str = "minmax", **options) -> dict:
     """``{tensor name: (lo, hi)}`` for the model input and every step output, observed by
     ``calibrator`` (:data:`refquant.calibration.CALIBRATORS`) over the calibration data."""
-    calibrator = V.as_choice(calibrator, "calibrator", tuple(CALIBRATORS))
+    calibrator = V.as_choice(calibrator, "calibrator", tuple(ALL_CALIBRATORS))
     try:
         observers = observe(model, steps, iter_batches(calibration_data),
                             lambda name: make_observer(calibrator, **options))
@@ -178,8 +178,14 @@ def quantize_static(model, calibration_data, *, profile, per_channel: bool = Tru
         calibration_data: ``(N, ...)`` float32 array or an iterable of batches.
         profile: Profile name: the runtime the model is for; its tool's recipe chooses the
             parameters (:mod:`refquant.ptq.recipes`).
-        per_channel: Per-output-channel weights (else per tensor).
-        calibrator: ``"minmax"``, ``"moving_average"``, ``"percentile"``, ``"mse"`` or ``"entropy"``.
+        per_channel: Per-output-channel weights (else per tensor). The tools' defaults differ:
+            ONNX Runtime's ``quantize_static`` and PyTorch's qnnpack qconfig use per-tensor
+            weights, the TFLite converter and PyTorch's fbgemm/x86 qconfigs per-channel.
+        calibrator: ``"minmax"``, ``"moving_average"``, ``"percentile"``, ``"mse"``, ``"entropy"``
+            or ``"entropy_tensorrt"`` (:mod:`refquant.calibration`). The default is min-max under
+            every profile; the tools' own defaults differ (PyTorch's default qconfig observes
+            activations with a ``HistogramObserver``: pass ``"mse"``; ONNX Runtime's
+            ``quantize_static`` uses min-max).
         isa: ISA the profile's accumulation is resolved for (``"auto"``: this CPU).
         float_layers: Layer names to keep in float32.
         allow_float: Keep a layer the profile cannot run in float32 (else raise, naming it).

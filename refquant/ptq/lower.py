@@ -6,9 +6,9 @@ clamp, and a global average pool whose profile kernel keeps them). Weights and b
 quantized as the recipe's tool does; the bias dtype is what the profile's layer takes (int32 for
 an ``int32`` bias mode, float32 otherwise).
 
-A step listed in ``float_steps`` stays float32: ``quantize`` / ``dequantize`` nodes are inserted
-where the graph crosses between float and integer tensors, so a partially quantized model is one
-graph too. The model quantizes its input and dequantizes its output.
+A step listed in ``float_steps`` stays float32, and so does a pool, flatten or clamp of a float
+step's output: ``quantize`` / ``dequantize`` nodes are inserted where the graph crosses between float
+and integer tensors, so a partially quantized model is one graph too. The model quantizes its input and dequantizes its output.
 """
 
 from __future__ import annotations
@@ -140,7 +140,10 @@ def lower(steps, ranges: dict, *, profile: Profile, recipe: Recipe, per_channel:
     b.add_tensor(INPUT, False)
     float_steps = set(float_steps)
     for s in steps:
-        b.step(s, s.name not in float_steps)
+        integer = s.name not in float_steps
+        if s.op in KEEPS_PARAMS and s.inputs[0] != INPUT and True not in b.domain[s.inputs[0]]:
+            integer = False  # a pool, flatten or clamp of a float layer's output stays float
+        b.step(s, integer)
     last = steps[-1].output if steps else INPUT
     out = b.version(last, False)
     return QuantizedModel(b.nodes, b.tensors, [INPUT], [out], profile=profile.name, isa=profile.isa,
