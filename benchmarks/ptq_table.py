@@ -26,6 +26,33 @@ from refquant.errors import QuantizationValueError, UnsupportedError
 from refquant.ptq import quantize_dynamic, quantize_static, quantize_weights
 from refquant.ptq.debug import accuracy
 
+PAGE = """# Quantization flows: accuracy, size and time
+
+Every bundled model quantized by every flow under every profile that runs it, measured on the
+digits test split (359 images: one image is 0.28 points). This page is written by
+`benchmarks/ptq_table.py --write docs/flow-results.md`; rerun it after a change.
+
+* **static int8**: `refquant.ptq.quantize_static`, calibration on the first 512 training
+  images, per-channel weights (each calibrator), and per-tensor with min-max;
+* **dynamic int8**: `refquant.ptq.quantize_dynamic` (each tool's rule for which layers it
+  quantizes: PyTorch and ONNX Runtime every Linear, the TFLite converter only Linear layers with
+  at least 1024 weights, so the cnn's classifier stays float there);
+* **QAT**: `refquant.qat.prepare_qat` from the bundled weights, trained with `refquant.nn.fit`
+  (Adam; the epochs are in the row), then `refquant.qat.convert`; the **PTQ 4-bit** row is the
+  same prepared model converted right after calibration, the baseline QAT must improve on;
+* **weight-only**: `refquant.ptq.quantize_weights` (float32 compute, int4/int8 weights per
+  output channel or per group of input channels; a layer with fewer input channels than the
+  group keeps one scale per channel, and a group size that does not divide a layer's input
+  channels is refused).
+
+*bytes* is `QuantizedModel.nbytes`: weights as stored (int4 packed two per byte; QAT's 4-bit
+weights are stored one per byte, as int8 codes), scales, zero points, biases and each integer
+tensor's parameters; for the float model, its parameters (batch norm included). *time* is the
+flow's wall time on this machine (calibration, training and lowering; not evaluation). A profile
+that cannot run a model says which node it refuses.
+
+"""
+
 PROFILES = ["tflite_reference", "tflite_xnnpack", "onnxruntime", "pytorch_fbgemm", "pytorch_qnnpack"]
 
 
@@ -136,13 +163,14 @@ def main(argv=None) -> int:
     for name in names:
         rows.extend(rows_for(name, profiles, x_cal, x_train, y_train, x_test, y_test, not args.quick))
         print(f"{name}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    header = (f"refquant {__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
-              f"{platform.machine()} ISA class {detect_isa_class()}; total {time.perf_counter() - t0:.0f} s")
+    header = (f"refquant {__version__}, NumPy {np.__version__}, Python {platform.python_version()}, "
+              f"{platform.machine()}, ISA class `{detect_isa_class()}`; the whole table took "
+              f"{time.perf_counter() - t0:.0f} s")
     text = header + "\n\n" + markdown(rows)
     print(text)
     if args.write:
         with open(args.write, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+            f.write(PAGE + text + "\n")
     return 0
 
 

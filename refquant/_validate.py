@@ -91,6 +91,16 @@ def as_real_scalar(v, name: str, *, finite: bool = True) -> float:
     return f
 
 
+def as_finite_f32(v, name: str) -> np.float32:
+    """A finite real scalar rounded to float32; one beyond float32's range is an error, not inf."""
+    f = as_real_scalar(v, name)
+    with np.errstate(over="ignore"):
+        f32 = np.float32(f)
+    if not np.isfinite(f32):
+        raise QuantizationValueError(f"{name} must be finite in float32, got {f!r}")
+    return f32
+
+
 def as_flag(v, name: str, *, ints: bool = True) -> bool:
     """A bool from a Python or NumPy bool, or (with ``ints``) the integers 0 and 1 (ONNX attributes)."""
     if isinstance(v, (bool, np.bool_)):

@@ -28,7 +28,7 @@ import numpy as np
 from .errors import QuantizationValueError
 
 __all__ = ["REQUANT_MODES", "DERIVATIONS", "BIAS_MODES", "ACCUMULATIONS", "ACTIVATION_BOUNDS", "ISAS",
-           "ADD_KERNELS", "MUL_KERNELS", "TANH_KERNELS", "SOFTMAX_KERNELS", "LOGISTIC_KERNELS", "GLOBAL_POOL_KERNELS", "POOL_BOUNDS_WHEN", "CONV_GEOMETRIES", "DYNAMIC_INPUTS", "DYNAMIC_OUTPUTS", "check_name"]
+           "ADD_KERNELS", "MUL_KERNELS", "TANH_KERNELS", "SOFTMAX_KERNELS", "LOGISTIC_KERNELS", "GLOBAL_POOL_KERNELS", "GLOBAL_POOL_KEEPS_PARAMS", "POOL_BOUNDS_WHEN", "CONV_GEOMETRIES", "DYNAMIC_INPUTS", "DYNAMIC_OUTPUTS", "check_name"]
 
 # requant mode -> kind of multiplier it consumes
 REQUANT_MODES = {
@@ -104,6 +104,8 @@ LOGISTIC_KERNELS = (
 GLOBAL_POOL_KERNELS = (
     "float_requant",   # ONNX Runtime QLinearGlobalAveragePool: float32 multiplier S_x / (S_y * size), own output params
     "average_pool",    # TFLite AVERAGE_POOL_2D over the whole plane: (sum + size/2) / size, input params kept
+    "mean_fixed_point",  # TFLite MEAN (builtin kernels): MBQM(sum - n Z_x, M / n) + Z_y, own output params
+    "mean_float32",    # XNNPACK MEAN: RNE(fl(sum - n Z_x) * fl(S_x / fl(S_y n))) + Z_y, own output params
     "mean_codes_rne",  # PyTorch fbgemm/x86 adaptive_avg_pool2d(q, 1): RNE(fl(sum q) * fl(1/N)), input params kept
     "mean_offset_codes_rne",  # PyTorch qnnpack: RNE(fl(sum q - N Z) * fl(1/N)) + Z, input params kept
 )
@@ -121,6 +123,9 @@ DYNAMIC_OUTPUTS = (
     "mul_then_add",     # fl(fl(fl(acc) * fl(S_x S_w[c])) + b_c): two roundings
     "scale_then_fma",   # fma(fl(fl(acc) * S_x), S_w[c], b_c): the input scale first, then one rounding
 )
+
+#: The global-pool kernels whose output keeps the input's scale and zero point.
+GLOBAL_POOL_KEEPS_PARAMS = ("average_pool", "mean_codes_rne", "mean_offset_codes_rne")
 
 POOL_BOUNDS_WHEN = (
     "always",                 # every max pool

@@ -275,7 +275,8 @@ _XNN_POINTWISE = PointwiseSpec(add=(("int8", "rescale"), ("uint8", "rescale")), 
                                mul=(("int8", "float32_requant"), ("uint8", "float32_requant")),
                                activation_bounds="add_zero_point_then_rne", average_pool=False,
                                max_pool_when="8bit_stride_in_filter",
-                               softmax="float_table", logistic="double_table_rne", fallback=_TFL_OPT_POINTWISE)
+                               softmax="float_table", logistic="double_table_rne", global_average_pool="mean_float32",
+                               fallback=_TFL_OPT_POINTWISE)
 # ATen's qadd_kernel in float32 (vector blocks and tail); qnnpack's q8vadd for quint8.
 _NO_MUL = (("int8", "not_modelled"), ("uint8", "not_modelled"))
 _TORCH_POINTWISE = PointwiseSpec(add=(("uint8", "float32_blocks"), ("int8", "float32_blocks")), mul=_NO_MUL,

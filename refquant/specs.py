@@ -440,7 +440,7 @@ class PointwiseSpec:
     softmax: str = "fixed_point"
     logistic: str = "float_table_rhaz"
     tanh: str = "float_table_rhaz"
-    global_average_pool: str = "average_pool"
+    global_average_pool: str = "mean_fixed_point"
     fallback: "PointwiseSpec | None" = None
 
     def __post_init__(self):

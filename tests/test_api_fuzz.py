@@ -1,8 +1,10 @@
 """Fuzz of the whole public API: bad and edge arguments give a refquant error that names them.
 
 Every public callable (the ``__all__`` of the namespaces in ``MODULES``, modules named there
-included, plus layer calls and losses in ``_nn_pseudo``) has a *baseline*: one valid call, in
-``_baselines()``. A test replaces one argument of that call, or two, with a value from ``KINDS``
+included, plus layer calls and losses in ``_nn_pseudo``, and observer updates, ``QuantizedModel``
+methods and QAT's three flows in ``_flow_pseudo``) has a *baseline*: one valid call, in
+``_baselines()``. The flows' baselines use a two-layer model on an ``(8, 1, 2, 2)`` batch, so that
+each call takes milliseconds. A test replaces one argument of that call, or two, with a value from ``KINDS``
 (wrong types, NaN/Inf/zero/negative scales, huge integers as Python ints and NumPy uint64, float
 zero points, wrong dtypes, empty, 0-d and byte-swapped arrays, huge block sizes and axes) or a
 variant of the baseline's own value (``DERIVED_KINDS``), and asserts:
@@ -16,9 +18,9 @@ variant of the baseline's own value (``DERIVED_KINDS``), and asserts:
   (``RLIMIT_AS`` where the platform has it);
 * the same values in another layout (byte-swapped, non-contiguous) give the baseline's result.
 
-The ops of ``refquant.ops`` take arguments their callers validated: only the names they check
-(profile, activation, layer family) get bad values; their other arguments are in ``TRUSTED`` and get
-the same-value kinds only.
+The layer and pointwise ops of ``refquant.ops`` take arguments their callers validated: only the
+names they check (profile, activation, layer family) get bad values; their other arguments are in
+``TRUSTED`` and get the same-value kinds only. ``refquant.ops.dynamic`` checks all of its own.
 
 ``test_fuzz`` draws the replacements with hypothesis (``EXAMPLES`` per callable, deterministic);
 ``test_sweep`` tries every (argument, kind) pair. ``MUST_RAISE`` lists invalid input that used to
@@ -68,6 +70,10 @@ MODULES = [
     "refquant.fixedpoint_math", "refquant.models",
     # the ops under a profile, the specs and profiles they read, the CPU detection
     "refquant.ops.layers", "refquant.ops.pointwise", "refquant.specs", "refquant.profiles", "refquant.cpu",
+    # float model to integer model: observers, graph passes, the PTQ flows and their tools, the
+    # integer model, dynamic range (QAT: its three flows only, in _flow_pseudo)
+    "refquant.calibration", "refquant.passes", "refquant.ptq", "refquant.ptq.flows", "refquant.ptq.recipes",
+    "refquant.ptq.debug", "refquant.qmodel", "refquant.ops.dynamic", "refquant.kernels.dynamic",
 ]
 
 CALL_SECONDS = 10.0        # per call; generous for a cold Numba cache
@@ -275,9 +281,128 @@ def _nn_pseudo():
     return table
 
 
+# ------------------------------------------------------------------------------------------
+# The float-to-integer flows: a tiny float model and data, the objects the flows pass on
+# (a traced model, a Calibrated one, an integer model, a QAT model), and the method calls
+# ``__all__`` reaches only through classes (observers, QuantizedModel)
+# ------------------------------------------------------------------------------------------
+
+FLOW_X = lambda: f32(8, 1, 2, 2)  # noqa: E731 - the tiny model's input batch
+FLOW_Y = lambda: np.array([0, 1, 2, 0, 1, 2, 0, 1])  # noqa: E731 - its labels
+
+
+def _flow_model():
+    """Flatten + Linear(4, 3): the smallest model every flow quantizes."""
+    from refquant import nn
+    return nn.Sequential(nn.Flatten(), nn.Linear(4, 3, rng=np.random.default_rng(0)))
+
+
+def _bn_model():
+    from refquant import nn
+    return nn.Sequential(nn.Linear(4, 3, rng=np.random.default_rng(0)), nn.Dropout(0.5), nn.BatchNorm1d(3))
+
+
+def _cle_model():
+    from refquant import nn
+    rng = np.random.default_rng(0)
+    return nn.Sequential(nn.Linear(4, 3, rng=rng), nn.ReLU6(), nn.Linear(3, 2, rng=rng))
+
+
+def _traced():
+    """The prepared tiny model and its steps, as quantize_static hands them to ptq.calibrate."""
+    from refquant import passes
+    from refquant.ptq.trace import trace
+    prepared = passes.prepare_for_quantization(_flow_model(), keep_names=True)
+    return prepared, trace(prepared)
+
+
+def _calibrated():
+    from refquant.ptq.flows import calibrate_model
+    return calibrate_model(_flow_model(), FLOW_X(), profile="tflite_reference")
+
+
+def _qmodel(profile="tflite_reference"):
+    """float x (2, 4) -> quantize -> linear (int8, per channel, RELU) -> dequantize, built node by node."""
+    from refquant.qmodel import Node, QuantizedModel, TensorInfo
+    tensors = [TensorInfo("x", "float32"), TensorInfo("xq", "int8", 0.01, -3), TensorInfo("yq", "int8", 0.02, -128),
+               TensorInfo("y", "float32")]
+    params = dict(weight=i8(3, 4), weight_scale=np.array([0.01, 0.02, 0.03], F32), weight_zero_point=np.zeros(3, I8),
+                  bias=np.array([10, -20, 30], I32))
+    nodes = [Node("q", "quantize", ("x",), "xq"), Node("fc", "linear", ("xq",), "yq", {"activation": "RELU"}, params),
+             Node("dq", "dequantize", ("yq",), "y")]
+    return QuantizedModel(nodes, tensors, ["x"], ["y"], profile=profile)
+
+
+def _qmodel_path():
+    path = _SCRATCH / "qmodel.npz"
+    if not path.exists():
+        _qmodel().save(path)
+    return str(path)
+
+
+def _qat_model(calibrated=False):
+    from refquant import qat
+    model = qat.prepare_qat(_flow_model(), profile="tflite_reference")
+    return qat.calibrate(model, FLOW_X()) if calibrated else model
+
+
+def _fn_method(factory, method, name):
+    """``factory().<method>(<name>)``, under the argument's own name."""
+    def call(**kw):
+        return getattr(factory(), method)(kw[name])
+    call.__signature__ = inspect.Signature([inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)])
+    return call
+
+
+def _fn_observe(observer_factory):
+    """One batch into a fresh observer, then its range."""
+    def call(x):
+        obs = observer_factory()
+        obs.update(x)
+        return obs.range()
+    return call
+
+
+def _flow_pseudo():
+    """Observer updates, QuantizedModel methods, one consumed generator, and QAT's three flows
+    (only those: the QAT classes are fuzzed by their owner's tests)."""
+    from refquant import calibration as cal
+    from refquant import qat
+    from refquant.ptq.flows import iter_batches
+    from refquant.qmodel import QuantizedModel
+    observers = {
+        "MinMaxObserver(axis=1)": lambda: cal.MinMaxObserver(axis=1, symmetric=True),
+        "MovingAverageMinMaxObserver()": lambda: cal.MovingAverageMinMaxObserver(averaging_constant=0.5),
+        "MovingAverageMinMaxObserver(axis=-1)": lambda: cal.MovingAverageMinMaxObserver(axis=-1, variant="onnxruntime"),
+        "PercentileObserver()": lambda: cal.PercentileObserver(num_bins=64, percentile=99.0),
+        "HistogramMSEObserver()": lambda: cal.HistogramMSEObserver(num_bins=64),
+        "EntropyObserver()": lambda: cal.EntropyObserver(num_bins=64, num_quantized_bins=16),
+        "TensorRTEntropyObserver()": lambda: cal.TensorRTEntropyObserver(num_bins=64, start_bin=16),
+    }
+    table = {f"calibration.{name}.update(x)": (_fn_observe(make), lambda: dict(x=f32(2, 3, 4)))
+             for name, make in observers.items()}
+    table.update({
+        "qmodel.QuantizedModel().run(x)": (_fn_method(_qmodel, "run", "x"), lambda: dict(x=f32(2, 4))),
+        "qmodel.QuantizedModel().trace(x)": (_fn_method(_qmodel, "trace", "x"), lambda: dict(x=f32(2, 4))),
+        "qmodel.QuantizedModel().run_codes(q)": (_fn_method(_qmodel, "run_codes", "q"), lambda: dict(q=i8(2, 4))),
+        "qmodel.QuantizedModel().save(path)": (_fn_method(_qmodel, "save", "path"),
+                                               lambda: dict(path=str(_SCRATCH / "saved_qmodel.npz"))),
+        "qmodel.QuantizedModel.load(path)": (QuantizedModel.load, lambda: dict(path=_qmodel_path())),
+        "list(ptq.iter_batches())": (lambda data, batch_size=256: list(iter_batches(data, batch_size)),
+                                     lambda: dict(data=FLOW_X(), batch_size=3)),
+        "qat.prepare_qat": (qat.prepare_qat, lambda: dict(model=_flow_model(), profile="tflite_reference",
+                                                          per_channel=True, freeze_bn_after=1, learn_scales=False,
+                                                          weight_bits=8, isa="auto")),
+        "qat.calibrate": (qat.calibrate, lambda: dict(model=_qat_model(), data=FLOW_X(), batch_size=4)),
+        "qat.convert": (qat.convert, lambda: dict(model=_qat_model(calibrated=True))),
+    })
+    return table
+
+
 def _baselines():
     """name -> function returning the keyword arguments of one valid call."""
-    from refquant import nn
+    from refquant import nn, ptq
+    from refquant.ptq import debug  # noqa: F401 - ptq.debug below
     tflite_fc = lambda: dict(x=i8(2, 4), x_scale=0.1, x_zero_point=1, w=i8(3, 4), w_scale=0.05,  # noqa: E731
                              b=np.array([1, -2, 3], I32), y_scale=0.2, y_zero_point=-1)
     b = {
@@ -543,6 +668,85 @@ def _baselines():
         "list_reference_models": lambda: dict(),
         "reference_model_info": lambda: dict(name="mlp"),
         "load_reference_model": lambda: dict(name="mlp"),
+        # ---- calibration (observers' update and range: _flow_pseudo)
+        "calibration.make_observer": lambda: dict(name="minmax", axis=1),
+        "calibration.Observer": lambda: dict(axis=None),
+        "calibration.MinMaxObserver": lambda: dict(axis=1, symmetric=True),
+        "calibration.MovingAverageMinMaxObserver": lambda: dict(axis=None, averaging_constant=0.5, variant="pytorch",
+                                                                symmetric=False),
+        "calibration.PercentileObserver": lambda: dict(axis=None, num_bins=64, percentile=99.0, symmetric=True),
+        "calibration.HistogramMSEObserver": lambda: dict(axis=None, num_bins=64, dtype="quint8", capability="auto"),
+        "calibration.EntropyObserver": lambda: dict(axis=None, num_bins=64, num_quantized_bins=16),
+        "calibration.TensorRTEntropyObserver": lambda: dict(axis=None, num_bins=64, num_bits=8, unsigned=False,
+                                                            start_bin=16, stride=1, skip_zeros=False,
+                                                            capability="auto"),
+        # ---- passes
+        "passes.fold_batch_norm": lambda: dict(model=_bn_model(), keep_names=True),
+        "passes.fold_parameters": lambda: dict(weight=f32(3, 4), bias=np.array([0.5, -1.0, 0.25], F32),
+                                               gamma=np.array([1.0, 2.0, 0.5], F32),
+                                               beta=np.array([0.1, 0.0, -0.1], F32),
+                                               mean=np.array([0.2, -0.3, 0.0], F32),
+                                               var=np.array([1.0, 0.5, 2.0], F32), eps=1e-5),
+        "passes.remove_identities": lambda: dict(model=_bn_model()),
+        "passes.prepare_for_quantization": lambda: dict(model=_bn_model(), keep_names=False),
+        "passes.cross_layer_equalization": lambda: dict(model=_cle_model(), iterations=3, tol=1e-3, relu6="replace"),
+        "passes.equalization_scales": lambda: dict(range1=np.array([1.0, 2.0, 0.5]), range2=np.array([0.5, 1.0, 0.0])),
+        "passes.output_channel_ranges": lambda: dict(layer=nn.Linear(4, 3, rng=np.random.default_rng(0))),
+        "passes.input_channel_ranges": lambda: dict(layer=nn.Conv2d(2, 4, 3, groups=2, rng=np.random.default_rng(0))),
+        # ---- ptq: flows, recipes, debug
+        "ptq.quantize_static": lambda: dict(model=_flow_model(), calibration_data=FLOW_X(), profile="tflite_reference",
+                                            per_channel=True, calibrator="minmax", isa="auto", float_layers=(),
+                                            allow_float=False),
+        "ptq.quantize_dynamic": lambda: dict(model=_flow_model(), profile="pytorch_fbgemm", isa="auto"),
+        "ptq.quantize_weights": lambda: dict(model=_flow_model(), bits=4, group_size=2, profile="onnx"),
+        "ptq.calibrate": lambda: dict(zip(("model", "steps"), _traced()), calibration_data=FLOW_X(),
+                                      calibrator="moving_average"),
+        "ptq.calibrate_model": lambda: dict(model=_flow_model(), calibration_data=FLOW_X(), profile="onnxruntime",
+                                            calibrator="minmax", isa="auto"),
+        "ptq.Calibrated": lambda: {f.name: getattr(c, f.name) for c in [_calibrated()] for f in dataclasses.fields(c)},
+        "ptq.iter_batches": lambda: dict(data=FLOW_X(), batch_size=3),
+        "ptq.Recipe": lambda: dict(name="tflite", activation_dtype="int8", activation_reduce_range=False,
+                                   weight_reduce_range_isas=(), fuse=("RELU",), clamp_in_kernel=True, dynamic=True),
+        "ptq.recipe_for": lambda: dict(profile="onnxruntime"),
+        "ptq.activation_params": lambda: dict(recipe=ptq.recipe_for("pytorch_fbgemm"), lo=-1.0, hi=3.0),
+        "ptq.quantize_weight": lambda: dict(recipe=ptq.recipe_for("onnxruntime"), w=f32(3, 4), per_channel=True,
+                                            profile=refquant.get_profile("onnxruntime", isa="avx2")),
+        "ptq.quantize_bias": lambda: dict(recipe=ptq.recipe_for("onnxruntime"),
+                                          b=np.array([0.5, -1.0, 0.25], F32), x_scale=0.1,
+                                          w_scale=np.array([0.05, 0.1, 0.2], F32), integer=True),
+        "ptq.layer_report": lambda: dict(cal=_calibrated(), qmodel=_calibrated().lower(), x=FLOW_X()),
+        "ptq.format_report": lambda: dict(rows=ptq.debug.layer_report(_calibrated(), _calibrated().lower(), FLOW_X())),
+        "ptq.sensitivity": lambda: dict(cal=_calibrated(), x=FLOW_X(), y=FLOW_Y(), per_channel=False),
+        "ptq.MixedPrecisionPlan": lambda: dict(float_layers=["1"], float_accuracy=0.5, trade_off=[], ranking=[],
+                                               cal=_calibrated(), per_channel=True),
+        "ptq.mixed_precision_plan": lambda: dict(model=_flow_model(), calibration_data=FLOW_X(), x=FLOW_X(), y=FLOW_Y(),
+                                                 profile="tflite_reference", max_drop=0.0, per_channel=True,
+                                                 calibrator="minmax", max_float_layers=1),
+        "ptq.accuracy": lambda: dict(model_or_fn=_flow_model(), x=FLOW_X(), y=FLOW_Y()),
+        # ---- qmodel (run, run_codes, trace, save, load: _flow_pseudo)
+        "qmodel.QuantizedModel": lambda: dict(nodes=_qmodel().nodes, tensors=_qmodel().tensors, inputs=["x"],
+                                              outputs=["y"], profile="tflite_reference", isa="auto",
+                                              metadata={"flow": "fuzz"}),
+        "qmodel.Node": lambda: dict(name="fc", op="linear", inputs=("xq",), output="yq", attrs={"activation": "RELU"},
+                                    params=dict(_qmodel().node("fc").params)),
+        "qmodel.TensorInfo": lambda: dict(name="xq", dtype="int8", scale=0.02, zero_point=-3),
+        # ---- dynamic range: the op under a profile, the kernels
+        "ops.dynamic.dynamic_linear": lambda: dict(x=f32(2, 4), w=i8(3, 4), w_scale=np.array([0.05, 0.1, 0.2], F32),
+                                                   w_zero_point=np.zeros(3, I8), bias=np.array([0.5, -1.0, 0.25], F32),
+                                                   profile="pytorch_fbgemm", reduce_range=True),
+        "ops.dynamic.dynamic_linear[tflite_reference]": lambda: dict(
+            x=f32(2, 20), w=i8(3, 20), w_scale=np.array([0.05, 0.1, 0.2], F32), w_zero_point=np.zeros(3, I8),
+            bias=np.array([0.5, -1.0, 0.25], F32), profile="tflite_reference", reduce_range=False),
+        "choose_u8_nudged": lambda: dict(x_min=-1.0, x_max=3.0, reduce_range=True),
+        "choose_u8_dql": lambda: dict(x_min=-1.0, x_max=3.0),
+        "quantize_rows_symmetric_s8": lambda: dict(x=f32(2, 10)),
+        "quantize_rows_asymmetric_s8": lambda: dict(x=f32(2, 10)),
+        "quantize_rows_qd8": lambda: dict(x=f32(2, 10)),
+        "dot_s8_sign_transfer": lambda: dict(q=i8(2, 20), w=i8(3, 20)),
+        "row_sums_int16_lanes": lambda: dict(w=i8(3, 20)),
+        "dynamic_output": lambda: dict(acc=np.array([[100, -200, 3], [7, 8, 9]], I32),
+                                       x_scale=np.array([0.1, 0.2], F32), w_scale=np.array([0.05, 0.1, 0.2], F32),
+                                       bias=np.array([0.5, -1.0, 0.25], F32), mode="fma"),
         # ---- backends.onnx / onnxruntime (same names, same baselines where they agree)
         "onnx.quantize_linear": lambda: dict(x=f32(2, 3), y_scale=np.array([0.1, 0.2, 0.3], F32),
                                              y_zero_point=np.array([1, 2, 3], U8), axis=1),
@@ -612,10 +816,14 @@ def _baselines():
     return b
 
 
-# Face and op functions share short names with core functions and kernels: they are keyed "<prefix>.<name>".
+# Face, op and flow functions share short names with core functions, kernels and each other
+# (ptq.calibrate, qat.calibrate): they are keyed "<prefix>.<name>".
 _FACES = {"refquant.backends.onnx": "onnx", "refquant.backends.onnxruntime": "onnxruntime",
           "refquant.backends.tflite": "tflite", "refquant.backends.pytorch": "pytorch",
-          "refquant.ops.layers": "ops.layers", "refquant.ops.pointwise": "ops.pointwise"}
+          "refquant.ops.layers": "ops.layers", "refquant.ops.pointwise": "ops.pointwise",
+          "refquant.ops.dynamic": "ops.dynamic", "refquant.calibration": "calibration", "refquant.passes": "passes",
+          "refquant.ptq": "ptq", "refquant.ptq.flows": "ptq", "refquant.ptq.recipes": "ptq",
+          "refquant.ptq.debug": "ptq", "refquant.qmodel": "qmodel"}
 
 
 def public_callables():
@@ -813,7 +1021,7 @@ FILE_ARGUMENTS = ("path",)
 
 
 def _resolve(key):
-    pseudo = NN_PSEUDO.get(key)
+    pseudo = PSEUDO.get(key)
     if pseudo is not None:
         return pseudo[0]
     return CALLABLES[key.split("[", 1)[0]]  # "requantize[float32_rne]": a second baseline of requantize
@@ -964,15 +1172,18 @@ def judge_same_value(key, name, kind):
 
 CALLABLES = public_callables()
 BASELINES = _baselines()
-NN_PSEUDO = _nn_pseudo()
-for _k, (_fn, _b) in NN_PSEUDO.items():
+PSEUDO = _nn_pseudo() | _flow_pseudo()
+for _k, (_fn, _b) in PSEUDO.items():
     BASELINES[_k] = _b
-KEYS = sorted(set(CALLABLES) | set(NN_PSEUDO) | {k for k in BASELINES if "[" in k})
+KEYS = sorted(set(CALLABLES) | set(PSEUDO) | {k for k in BASELINES if "[" in k})
 
 # Callables in files owned elsewhere that still fail: key -> (argument, kind, where it fails: what).
 # Reproduce one with ``check_case(key, [(argument, kind)])``; each is xfail(strict=True), so fixing the
 # callable makes its tests XPASS and fail until its line here is removed.
 KNOWN_FAILURES = {  # key: (argument, kind, "file where it fails: what happens")
+    "qat.calibrate": ("data", "float16 array",
+                      "refquant/qat/prepare.py calibrate(): a batch of the wrong shape raises the first layer's "
+                      "ShapeError, which names the Linear's input x, not data"),
 }
 
 
@@ -989,13 +1200,15 @@ NOT_FUZZED = {"RoundingMode": ("args", "names", "module", "qualname", "type", "s
               "fit": ("epochs",)}
 
 
-# The ops (refquant.ops) take arguments their callers validated (a face, the integer model; their
-# module docstrings say so): each checks only the names that pick its arithmetic (profile, activation,
-# layer family), so only those are fuzzed with bad values. Their other arguments get the same-value
-# kinds only (byte-swapped, non-contiguous), which every function must accept.
+# The layer and pointwise ops (refquant.ops.layers, .pointwise) take arguments their callers validated
+# (a face, the integer model; their module docstrings say so): each checks only the names that pick its
+# arithmetic (profile, activation, layer family), so only those are fuzzed with bad values. Their other
+# arguments get the same-value kinds only (byte-swapped, non-contiguous), which every function must
+# accept. refquant.ops.dynamic checks every argument (it is called with user data by the integer
+# model's dynamic_linear node): it is fuzzed like any public function.
 _OP_CHECKED = ("profile", "activation", "family")
 TRUSTED = {k: tuple(p.name for p in _params(fn) if p.name not in _OP_CHECKED)
-           for k, fn in CALLABLES.items() if k.startswith("ops.")}
+           for k, fn in CALLABLES.items() if k.startswith(("ops.layers.", "ops.pointwise."))}
 
 
 def _params_of(key):
@@ -1010,9 +1223,10 @@ def test_every_public_callable_has_a_baseline():
     assert not stale, f"remove these baselines (no such public callable any more): {stale}"
 
 
-@pytest.fixture(autouse=True, scope="module")
+@pytest.fixture(autouse=True)
 def _in_a_temporary_directory(tmp_path_factory):
-    """Fuzzed ``path`` arguments ("abc") are relative: write them to a scratch directory."""
+    """Fuzzed ``path`` arguments ("abc") are relative: write them to a scratch directory, one per
+    test, so that a file one callable wrote ("abc") is not read by another's test."""
     old = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("fuzz_cwd"))
     yield
@@ -1122,7 +1336,11 @@ def _must_raise():
     from refquant.backends import onnx, onnxruntime, pytorch, tflite
     from refquant.backends.tflite import symmetric_weight_quantize as tflite_symmetric_weight_quantize
     from refquant.data import load_npz
+    from refquant import passes, ptq
     from refquant.kernels import gemm, softmax
+    from refquant.kernels.dynamic import dynamic_output
+    from refquant.ptq import debug  # noqa: F401 - ptq.debug below
+    from refquant.qmodel import Node, TensorInfo
     x = f32(2, 3)
     return [  # (label, call, argument the message must name)
         ("uint64 zero point wraps to -1", lambda: refquant.make_qparams(0.1, np.uint64(2 ** 64 - 1), "int8"),
@@ -1163,6 +1381,20 @@ def _must_raise():
         ("an array is not a flag", lambda: refquant.fake_quantize_backward(x, np.ones(x.shape, bool),
                                                                           multiply=np.zeros(0)), "multiply"),
         ("unknown profile", lambda: refquant.get_profile("abc"), "name"),
+        # the float-to-integer flows
+        ("fractional zero point of a tensor (was truncated to 1)", lambda: TensorInfo("q", "int8", 0.1, 1.5),
+         "zero_point"),
+        ("a node's inputs as one string (iterated by character)", lambda: Node("q", "quantize", "x", "xq"),
+         "inputs"),
+        ("a linear node without weights (KeyError when run)", lambda: Node("fc", "linear", ("x",), "y"), "params"),
+        ("a pool node without a kernel (KeyError when run)", lambda: Node("p", "max_pool2d", ("x",), "y"), "attrs"),
+        ("unknown recipe (took PyTorch's rule)", lambda: ptq.Recipe("mine", "int8"), "name"),
+        ("negative BatchNorm variance (NaN weights)", lambda: passes.fold_parameters(
+            f32(3, 4), None, None, None, np.zeros(3), -np.ones(3), 1e-5), "var"),
+        ("negative channel range (scale 1)", lambda: passes.equalization_scales([1.0, -2.0], [1.0, 1.0]), "range1"),
+        ("one label for eight samples (broadcast)", lambda: ptq.debug.accuracy(_flow_model(), FLOW_X(), [0]), "y"),
+        ("negative weight scale, dynamic output", lambda: dynamic_output(
+            np.ones((1, 2), I32), F32(0.1), np.array([-0.5, 0.5], F32), None, mode="fma"), "w_scale"),
     ]
 
 
@@ -1181,6 +1413,7 @@ def _must_compute():
     from refquant import nn
     from refquant.backends import onnx, onnxruntime, tflite
     from refquant.kernels import conv, requant
+    from refquant.kernels.dynamic import row_sums_int16_lanes
 
     def softmax64(z):
         e = np.exp(z - z.max())
@@ -1211,6 +1444,8 @@ def _must_compute():
          lambda r: np.array_equal(r, tflite.conv2d(**TFL_CONV()))),
         ("byte-swapped B, ONNX", lambda: onnx.qlinear_conv(**dict(ORT_CONV(), B=ORT_CONV()["B"].astype(">i4"))),
          lambda r: np.array_equal(r, onnx.qlinear_conv(**ORT_CONV()))),
+        ("row sums of a weight with no row", lambda: row_sums_int16_lanes(np.zeros((0, 20), I8)),
+         lambda r: r.shape == (0,) and r.dtype == I32),
     ]
 
 

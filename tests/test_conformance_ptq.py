@@ -18,7 +18,7 @@ Every comparison is ``==`` on integer codes, or on float32 bit patterns for floa
 3. **ONNX Runtime static** (``onnxruntime.quantization.quantize_static``, QDQ, its own MinMax
    calibration, which gave refquant's parameters on the mlp): every initializer of the QDQ model
    equals refquant's parameters, and the session's output equals ``qm.run``.
-4. **TFLite converter**: needs TensorFlow, which is not installed here (skipped).
+4. **TFLite converter**: ``tests/test_conformance_tflite_converter.py``, on converter-made fixtures.
 5. **Internal consistency** (no backend): every integer ``linear`` / ``conv2d`` node of the
    integer model equals the backend face's op (``refquant.backends.*``) on the node's own inputs.
 
@@ -420,11 +420,8 @@ def test_onnxruntime_session_output(per_channel, tmp_path):
 
 
 # ----------------------------------------------------------------------------- 4. TFLite converter
-
-
-def test_tflite_converter_parameters():
-    pytest.importorskip("tensorflow", reason="the TFLite converter needs TensorFlow (not installed here)")
-    pytest.skip("TFLite converter parity is not written yet")
+# In tests/test_conformance_tflite_converter.py: the converter's models are fixtures written once with
+# TensorFlow, so that test needs no TensorFlow.
 
 
 # ------------------------------------------------------------------------- 5. internal consistency

@@ -45,7 +45,7 @@ def _histogram(a, bins, value_range=None):
     except ValueError as err:
         n = bins if np.ndim(bins) == 0 else len(bins) - 1
         raise CalibrationError(
-            f"the batch's range cannot be cut into {n} histogram bins in float32 (np.histogram: {err}); "
+            f"the range of batch x cannot be cut into {n} histogram bins in float32 (np.histogram: {err}); "
             "ONNX Runtime's calibrator fails the same way: use fewer bins") from None
 
 

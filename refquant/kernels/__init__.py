@@ -17,12 +17,15 @@ nothing, so every module stays reachable under its own name.
 * :mod:`refquant.kernels.requant` — :func:`requantize` int32 → int8/uint8/int16 in every mode
   (fixed-point double/single/half-up/int64, float32 RNE, float64 RHAZ/RNE, exact).
 * :mod:`refquant.kernels.bias` — int32 bias, fbgemm's float bias, qnnpack's run-time bias.
-* :mod:`refquant.kernels.pool` — average/max pooling (TFLite), global average pool (ORT).
+* :mod:`refquant.kernels.pool` — average/max pooling (TFLite), global average pools and means
+  (ONNX Runtime, TFLite builtin and XNNPACK, PyTorch).
+* :mod:`refquant.kernels.dynamic` — dynamic-range quantization: run-time activation parameters
+  per tensor or per row, and the float output stage (PyTorch, ONNX Runtime, TFLite, XNNPACK).
 * :mod:`refquant.kernels.elementwise` / :mod:`refquant.kernels.elementwise_float` — quantized
   add and mul (TFLite fixed point, XNNPACK, ONNX Runtime float).
 * :mod:`refquant.kernels.lut` / :mod:`refquant.kernels.softmax` — lookup-table logistic and
   tanh, softmax (TFLite float table and gemmlowp fixed point), ORT QLinearSigmoid.
 """
 
-__all__ = ["bias", "conv", "elementwise", "elementwise_float", "gemm", "lut", "multiplier", "pool", "requant",
-           "softmax"]
+__all__ = ["bias", "conv", "dynamic", "elementwise", "elementwise_float", "gemm", "lut", "multiplier", "pool",
+           "requant", "softmax"]

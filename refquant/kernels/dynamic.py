@@ -120,8 +120,7 @@ def choose_u8_dql(x_min, x_max) -> tuple[np.ndarray, int]:
 
 
 def _finite_range(x_min, x_max):
-    m = _F32(V.as_real_scalar(x_min, "x_min"))
-    M = _F32(V.as_real_scalar(x_max, "x_max"))
+    m, M = (V.as_finite_f32(v, name) for v, name in ((x_min, "x_min"), (x_max, "x_max")))
     if not m <= M:
         raise QuantizationValueError(f"x_min must be <= x_max, got {float(m)!r} and {float(M)!r}")
     return m, M
@@ -315,7 +314,7 @@ def row_sums_int16_lanes(w) -> np.ndarray:
     w = V.as_typed_array(w, "w", (np.int8,), ndim=2).astype(np.int64)
     n, k = w.shape
     k16 = k - k % _SSE_BLOCK
-    lanes = w[:, :k16].reshape(n, -1, 8, 2).sum(axis=(1, 3))  # (N, 8)
+    lanes = w[:, :k16].reshape(n, k16 // _SSE_BLOCK, 8, 2).sum(axis=(1, 3))  # (N, 8)
     done = k16
     if k - k16 >= 8:
         lanes += w[:, k16:k16 + 8]
@@ -350,9 +349,9 @@ def dynamic_output(acc, x_scale, w_scale, bias, *, mode: str) -> np.ndarray:
     check_name(mode, "mode", DYNAMIC_OUTPUTS)
     acc = V.as_typed_array(acc, "acc", (np.int32,), ndim=2)
     m_rows, n = acc.shape
-    sx = _vector(x_scale, "x_scale", m_rows).reshape(-1, 1)  # (M, 1) or (1, 1)
-    sw = _vector(w_scale, "w_scale", n)  # (N,) or (1,)
-    b = np.zeros(n, _F32) if bias is None else _vector(bias, "bias", n, exact=True)
+    sx = _vector(x_scale, "x_scale", m_rows, "one per row of acc", ">= 0").reshape(-1, 1)  # (M, 1) or (1, 1)
+    sw = _vector(w_scale, "w_scale", n, "one per column of acc", "> 0")  # (N,) or (1,)
+    b = np.zeros(n, _F32) if bias is None else _vector(bias, "bias", n, "one per column of acc", exact=True)
     a = acc.astype(_F32)
     with np.errstate(over="ignore", invalid="ignore"):
         if mode == "scale_then_fma":
@@ -364,12 +363,18 @@ def dynamic_output(acc, x_scale, w_scale, bias, *, mode: str) -> np.ndarray:
         return ((a * scale).astype(_F32) + b).astype(_F32)
 
 
-def _vector(v, name: str, length: int, *, exact: bool = False) -> np.ndarray:
+def _vector(v, name: str, length: int, whose: str, sign: str = "", *, exact: bool = False) -> np.ndarray:
+    """float32 ``(length,)`` (or ``()`` unless ``exact``), finite, and ``> 0`` / ``>= 0`` as ``sign`` says.
+    A zero ``x_scale`` is allowed: XNNPACK's qd8 rows and ONNX Runtime's DQL produce one."""
     a = V.asarray(v, name, kinds="f", what="a float32 array")
     if a.dtype != np.float32:
         raise QuantizationTypeError(f"{name} must be float32, got dtype {a.dtype}")
     if a.shape not in (((length,),) if exact else ((), (length,))):
         want = f"({length},)" if exact else f"() or ({length},)"
-        raise ShapeError(f"{name} must have shape {want}, got {a.shape}")
+        raise ShapeError(f"{name} must have shape {want}, got {a.shape} ({whose})")
+    bad = ~np.isfinite(a) | {"": False, ">= 0": a < 0, "> 0": a <= 0}[sign]
+    if np.any(bad):
+        raise QuantizationValueError(f"{name} must be finite{' and ' + sign if sign else ''}, "
+                                     f"got {a[bad].ravel()[0].item()!r}")
     return a.reshape(-1)
 

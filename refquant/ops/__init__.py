@@ -11,6 +11,7 @@ node run under the same profile can never disagree.
   :func:`~refquant.ops.layers.conv2d` (groups, depthwise), :func:`~refquant.ops.layers.output_stage`,
   :func:`~refquant.ops.layers.requantize_tensor`.
 * :mod:`refquant.ops.pointwise` — add, mul, average/max/global pooling, softmax, logistic, tanh.
+* :mod:`refquant.ops.dynamic` — dynamic-range linear layers (activations quantized per call or per row).
 * :mod:`refquant.ops.conv_geometry` — the convolution geometries profiles name.
 * :mod:`refquant.ops.reference_loops` — the same layers as plain loops, for reading.
 * quantize and dequantize are the core's :func:`refquant.quantization.quantize` and
@@ -19,4 +20,4 @@ node run under the same profile can never disagree.
 
 from __future__ import annotations
 
-__all__ = ["layers", "pointwise", "conv_geometry", "reference_loops"]
+__all__ = ["layers", "pointwise", "dynamic", "conv_geometry", "reference_loops"]

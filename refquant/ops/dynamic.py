@@ -149,7 +149,8 @@ def _arguments(x, w, w_scale, w_zero_point, bias):
         raise QuantizationValueError("x must be finite: its range chooses the activation's quantization parameters")
     ws = V.asarray(w_scale, "w_scale", kinds="f", what="a float32 array")
     if ws.dtype != np.float32 or ws.shape not in ((), (n,)):
-        raise ShapeError(f"w_scale must be float32 of shape () or ({n},), got {ws.dtype} {ws.shape}")
+        raise ShapeError(f"w_scale must be float32 of shape () or ({n},), got {ws.dtype} {ws.shape} "
+                         f"(one per row of w)")
     bad = ~(np.isfinite(ws) & (ws > 0))
     if np.any(bad):
         raise QuantizationValueError(f"w_scale must be positive and finite, got {float(ws[bad].ravel()[0])!r}")
@@ -160,11 +161,11 @@ def _arguments(x, w, w_scale, w_zero_point, bias):
     if bias is not None:
         b = V.asarray(bias, "bias", kinds="f", what="a float32 array")
         if b.dtype != np.float32 or b.shape != (n,):
-            raise ShapeError(f"bias must be float32 of shape ({n},), got {b.dtype} {b.shape}")
+            raise ShapeError(f"bias must be float32 of shape ({n},), got {b.dtype} {b.shape} (one per row of w)")
     return xf, w, ws, wz, b
 
 
 def _check_zero_points(rule: str, wz) -> None:
     if rule in _PER_ROW and np.any(wz):
-        raise UnsupportedError(f"dynamic_input {rule!r}: the backend's kernel ignores the weight zero point, so "
-                               f"refquant refuses a nonzero one, got {wz!r}")
+        raise UnsupportedError(f"w_zero_point must be 0 under dynamic_input {rule!r} (the backend's kernel ignores "
+                               f"the weight zero point), got {wz.tolist()!r}")

@@ -203,6 +203,9 @@ def global_average_pool(x, x_scale, x_zero_point: int, y_scale, y_zero_point: in
 
     * ``float_requant``: ONNX Runtime's QLinearGlobalAveragePool, float32 requantization to
       ``(y_scale, y_zero_point)`` (:func:`refquant.kernels.pool.global_average_pool`);
+    * ``mean_fixed_point`` / ``mean_float32``: TFLite's MEAN (what its converter writes for a global
+      average pool) on the builtin kernels / the XNNPACK delegate
+      (:func:`refquant.kernels.pool.mean_fixed_point`, :func:`refquant.kernels.pool.mean_float32`);
     * ``average_pool``: TFLite's AVERAGE_POOL_2D with the filter covering the plane
       (:func:`refquant.kernels.pool.average_pool2d`), output parameters = input parameters;
     * ``mean_codes_rne`` / ``mean_offset_codes_rne``: PyTorch's ``adaptive_avg_pool2d(q, 1)`` on
@@ -229,6 +232,9 @@ def global_average_pool(x, x_scale, x_zero_point: int, y_scale, y_zero_point: in
     if kind == "float_requant":
         return kpool.global_average_pool(x, x_scale, dt(x_zero_point), y_scale, dt(y_zero_point),
                                          channels_last=channels_last)
+    if kind in ("mean_fixed_point", "mean_float32"):
+        fn = kpool.mean_fixed_point if kind == "mean_fixed_point" else kpool.mean_float32
+        return fn(x, x_scale, x_zero_point, y_scale, y_zero_point, channels_last=channels_last)
     if np.float32(x_scale) != np.float32(y_scale) or int(x_zero_point) != int(y_zero_point):
         raise UnsupportedError(f"this profile's global average pool keeps the input's parameters: y_scale and "
                                f"y_zero_point must equal x_scale and x_zero_point, got ({y_scale!r}, {y_zero_point}) "

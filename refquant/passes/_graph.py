@@ -13,11 +13,12 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import _validate as V
 from .._validate import describe
-from ..errors import QuantizationTypeError, ShapeError, UnsupportedError
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..nn import Conv2d, Linear, Module, Sequential
 
-__all__ = ["AFFINE", "check_model", "working_copy", "sequentials", "child_name", "set_layers",
+__all__ = ["AFFINE", "check_model", "channel_values", "working_copy", "sequentials", "child_name", "set_layers",
            "check_no_weight_transform", "out_channels", "in_channels", "check_channels"]
 
 #: The layers a pass rewrites: one weight with output channels on axis 0, and a bias.
@@ -29,6 +30,21 @@ def check_model(model, name: str = "model") -> Module:
     if not isinstance(model, Module):
         raise QuantizationTypeError(f"{name} must be a refquant.nn Module (a float model), got {describe(model)}")
     return model
+
+
+def channel_values(v, name: str, length: int | None = None, *, of: str = "", nonnegative: bool = False) -> np.ndarray:
+    """``v`` as a finite float64 ``(C,)`` array: one value per channel (a range, a BatchNorm
+    statistic), of ``length`` channels if given (``of`` says whose), >= 0 with ``nonnegative``."""
+    a = V.asarray(v, name, kinds="iuf", what="a 1-D real array")
+    if a.ndim != 1 or (length is not None and a.shape[0] != length):
+        want = "(C,)" if length is None else f"({length},){' ' + of if of else ''}"
+        raise ShapeError(f"{name} must have shape {want}, got {a.shape}")
+    a = a.astype(np.float64)
+    bad = ~np.isfinite(a) | (a < 0) if nonnegative else ~np.isfinite(a)
+    if bad.any():
+        raise QuantizationValueError(f"{name} must be finite{' and >= 0' if nonnegative else ''}, "
+                                     f"got {a[bad][0].item()!r} at index {int(np.argmax(bad))}")
+    return a
 
 
 def working_copy(model: Module) -> Module:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
-from ..errors import ShapeError
+from ..errors import QuantizationValueError, ShapeError
 from ..nn import BatchNorm1d, BatchNorm2d, Conv2d, Identity, Module, Parameter
 from . import _graph as G
 from .identities import IDENTITY_LAYERS
@@ -45,15 +45,33 @@ def fold_parameters(weight, bias, gamma, beta, mean, var, eps: float) -> tuple[n
     Returns:
         ``(W', b')`` as float64 arrays of shapes ``weight.shape`` and ``(O,)``: every product
         and sum of eq. (2) done once in float64; the caller casts to the layer's dtype.
+
+    Raises:
+        QuantizationTypeError: A non-numeric argument. ShapeError: ``weight`` without an output
+            axis, or a per-channel argument that is not ``(O,)``. QuantizationValueError: NaN or
+            ±Inf anywhere, a negative ``var``, or ``eps`` not > 0.
     """
-    w = np.asarray(weight, np.float64)
+    w = V.asarray(weight, "weight", kinds="iuf", what="a real array")
+    if w.ndim == 0:
+        raise ShapeError(f"weight must have shape (O, ...) with output channels on axis 0, got shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise QuantizationValueError("weight must be finite, got NaN or Inf")
+    w = w.astype(np.float64)
     o = w.shape[0]
-    b = np.zeros(o) if bias is None else np.asarray(bias, np.float64)
-    g = np.ones(o) if gamma is None else np.asarray(gamma, np.float64)
-    bt = np.zeros(o) if beta is None else np.asarray(beta, np.float64)
-    a = g / np.sqrt(np.asarray(var, np.float64) + float(eps))  # (O,) eq. (1)
+
+    def per_channel(v, name, default=None, **kw):  # (O,) float64; None -> default, where one is documented
+        if v is None and default is not None:
+            return np.full(o, default, np.float64)
+        return G.channel_values(v, name, o, of=f"(weight's {o} output channels)", **kw)
+
+    b, g, bt = per_channel(bias, "bias", 0.0), per_channel(gamma, "gamma", 1.0), per_channel(beta, "beta", 0.0)
+    mean, var = per_channel(mean, "mean"), per_channel(var, "var", nonnegative=True)
+    eps = V.as_real_scalar(eps, "eps")
+    if not eps > 0:
+        raise QuantizationValueError(f"eps must be > 0, got {eps!r}")
+    a = g / np.sqrt(var + eps)  # (O,) eq. (1)
     w_folded = w * a.reshape((o,) + (1,) * (w.ndim - 1))  # (O, ...) float64
-    b_folded = a * (b - np.asarray(mean, np.float64)) + bt  # (O,) float64
+    b_folded = a * (b - mean) + bt  # (O,) float64
     return w_folded, b_folded
 
 

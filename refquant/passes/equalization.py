@@ -109,8 +109,13 @@ def equalization_scales(range1, range2) -> np.ndarray:
     Returns:
         ``(C,)`` float64 scales > 0; layer 1's channel $i$ is divided by $s_i$, layer 2's
         multiplied by it.
+
+    Raises:
+        QuantizationTypeError: A non-numeric range. ShapeError: A range that is not 1-D, or
+            two of different lengths. QuantizationValueError: NaN, ±Inf or a negative value.
     """
-    r1, r2 = np.asarray(range1, np.float64), np.asarray(range2, np.float64)
+    r1 = G.channel_values(range1, "range1", nonnegative=True)
+    r2 = G.channel_values(range2, "range2", len(r1), of="(range1's channels)", nonnegative=True)
     both = (r1 > 0) & (r2 > 0)
     s = np.ones_like(r1)
     s[both] = np.sqrt(r1[both] * r2[both]) / r2[both]

@@ -23,19 +23,49 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import numbers
+
 from .. import _validate as V
-from ..errors import QuantizationValueError
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
+from ..qmodel import QuantizedModel
 from .flows import Calibrated, calibrate_model
 from .trace import float_outputs
 
 __all__ = ["layer_report", "format_report", "sensitivity", "MixedPrecisionPlan", "mixed_precision_plan", "accuracy"]
 
 
+def _top1(logits, y, source: str) -> float:
+    """Share of rows of ``(N, classes)`` ``logits`` (what ``source`` returned for x) whose argmax is the label."""
+    logits = np.asarray(logits)
+    if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] == 0:
+        raise ShapeError(f"{source} must give (N, classes) logits with N >= 1 (a non-empty x), got shape "
+                         f"{logits.shape}")
+    labels = V.as_int_array(y, "y")
+    if labels.shape != (logits.shape[0],):
+        raise ShapeError(f"y must have shape ({logits.shape[0]},), one label per row of x, got {labels.shape}")
+    return float((logits.argmax(axis=1) == labels).mean())
+
+
+def _calibrated(cal) -> Calibrated:
+    if not isinstance(cal, Calibrated):
+        raise QuantizationTypeError(f"cal must be a Calibrated model (refquant.ptq.flows.calibrate_model), "
+                                    f"got {V.describe(cal)}")
+    return cal
+
+
 def accuracy(model_or_fn, x, y) -> float:
-    """Top-1 accuracy of a float model or :class:`~refquant.qmodel.QuantizedModel` on ``(x, y)``."""
+    """Top-1 accuracy of a float model or :class:`~refquant.qmodel.QuantizedModel` on ``(x, y)``.
+
+    Args:
+        model_or_fn: A model, a QuantizedModel (its ``run``) or a function of ``x``, giving
+            ``(N, classes)`` logits.
+        x: The input batch the model takes (N >= 1 samples).
+        y: ``(N,)`` integer labels.
+    """
     run = getattr(model_or_fn, "run", model_or_fn)
-    logits = np.asarray(run(x))
-    return float((logits.argmax(axis=1) == np.asarray(y)).mean())
+    if not callable(run):
+        raise QuantizationTypeError(f"model_or_fn must be a model or a function of x, got {V.describe(model_or_fn)}")
+    return _top1(run(x), y, "model_or_fn")
 
 
 def layer_report(cal: Calibrated, qmodel, x) -> list[dict]:
@@ -50,6 +80,12 @@ def layer_report(cal: Calibrated, qmodel, x) -> list[dict]:
     Returns:
         Rows with keys ``tensor``, ``op``, ``sqnr_db``, ``max_error_lsb``, ``saturated``.
     """
+    cal = _calibrated(cal)
+    if not isinstance(qmodel, QuantizedModel):
+        raise QuantizationTypeError(f"qmodel must be a QuantizedModel, got {V.describe(qmodel)}")
+    x = V.as_float_array(x, "x")
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ShapeError(f"x must be an (N, ...) batch with N >= 1, got shape {x.shape}")
     ref = float_outputs(cal.model, cal.steps, x)
     got = qmodel.trace(x)
     ops = {n.output: n.op for n in qmodel}
@@ -74,8 +110,16 @@ def layer_report(cal: Calibrated, qmodel, x) -> list[dict]:
     return rows
 
 
+_ROW_KEYS = {"tensor": str, "op": str, "sqnr_db": numbers.Real, "max_error_lsb": numbers.Real,
+             "saturated": numbers.Real}
+
+
 def format_report(rows) -> str:
     """A Markdown table of :func:`layer_report` rows."""
+    if not isinstance(rows, (list, tuple)) or not all(
+            isinstance(r, dict) and all(isinstance(r.get(k), t) for k, t in _ROW_KEYS.items()) for r in rows):
+        raise QuantizationTypeError(f"rows must be layer_report rows (dicts with keys {list(_ROW_KEYS)}), "
+                                    f"got {V.describe(rows)}")
     lines = ["| tensor | op | SQNR (dB) | max error (LSB) | saturated |", "|---|---|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['tensor']} | {r['op']} | {r['sqnr_db']:.1f} | {r['max_error_lsb']:.2f} | "
@@ -105,14 +149,16 @@ def sensitivity(cal: Calibrated, x, y, *, per_channel: bool = True) -> list[dict
     Returns:
         Rows ``{"layer", "accuracy", "drop", "logits_sqnr_db"}`` (``drop`` = float accuracy - accuracy).
     """
+    cal = _calibrated(cal)
+    per_channel = V.as_flag(per_channel, "per_channel")
     ref = np.asarray(cal.model(x))
-    base = float((ref.argmax(axis=1) == np.asarray(y)).mean())
+    base = _top1(ref, y, "cal.model")
     rows = []
     names = [s.name for s in cal.steps]
     for name in _quantizable(cal):
         qm = cal.lower(per_channel=per_channel, float_layers=[n for n in names if n != name], allow_float=True)
         logits = np.asarray(qm.run(x))
-        acc = float((logits.argmax(axis=1) == np.asarray(y)).mean())
+        acc = _top1(logits, y, "the integer model")
         rows.append({"layer": name, "accuracy": acc, "drop": base - acc, "logits_sqnr_db": _sqnr(ref, logits)})
     return sorted(rows, key=lambda r: (-r["drop"], r["logits_sqnr_db"]))
 

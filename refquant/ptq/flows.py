@@ -27,7 +27,8 @@ from ..profiles import get_profile, list_profiles
 from ..qmodel import Node, QuantizedModel, TensorInfo
 from .lower import _padding, lower
 from .recipes import recipe_for
-from .trace import INPUT, observe, trace
+from .tool_ranges import tool_ranges
+from .trace import INPUT, Step, observe, trace
 
 __all__ = ["quantize_static", "quantize_dynamic", "quantize_weights", "calibrate", "calibrate_model", "Calibrated",
            "iter_batches"]
@@ -48,33 +49,48 @@ def _profile(profile, isa="auto"):
 
 def iter_batches(data, batch_size: int = 256):
     """Batches of float32 from an ``(N, ...)`` array or an iterable of arrays, each checked
-    (finite, non-empty, float)."""
+    (finite, non-empty, float) as it is read; ``batch_size`` and an array are checked at the call."""
+    return _batches(data, batch_size, "data")
+
+
+def _batches(data, batch_size, name: str):
+    """:func:`iter_batches`, whose messages call the data ``name`` (the caller's argument)."""
+    batch_size = V.as_positive_int(batch_size, "batch_size")
     if isinstance(data, np.ndarray) or not hasattr(data, "__iter__"):
-        arr = V.as_float_array(data, "calibration_data")
+        arr = V.as_float_array(data, name)
         if arr.ndim == 0 or arr.shape[0] == 0:
-            raise QuantizationValueError(f"calibration_data must hold at least one sample, got shape {arr.shape}")
+            raise QuantizationValueError(f"{name} must hold at least one sample, got shape {arr.shape}")
         chunks = (arr[i:i + batch_size] for i in range(0, arr.shape[0], batch_size))
     else:
         chunks = iter(data)
+    return _checked_batches(chunks, name)
+
+
+def _checked_batches(chunks, name: str):
     n = 0
     for chunk in chunks:
-        a = V.as_float_array(chunk, "calibration_data batch").astype(_F32, copy=False)
+        a = V.as_float_array(chunk, f"{name} batch").astype(_F32, copy=False)
         if a.ndim == 0 or a.size == 0:
-            raise QuantizationValueError(f"calibration_data batch {n} is empty (shape {a.shape})")
+            raise QuantizationValueError(f"{name} batch {n} must be a non-empty (N, ...) array, got shape {a.shape}")
         if not np.all(np.isfinite(a)):
-            raise QuantizationValueError(f"calibration_data batch {n} must be finite, got NaN or Inf")
+            raise QuantizationValueError(f"{name} batch {n} must be finite (in float32), got NaN or Inf")
         n += 1
         yield a
     if n == 0:
-        raise QuantizationValueError("calibration_data must hold at least one batch, got none")
+        raise QuantizationValueError(f"{name} must hold at least one batch, got none")
 
 
 def calibrate(model, steps, calibration_data, calibrator: str = "minmax", **options) -> dict:
     """``{tensor name: (lo, hi)}`` for the model input and every step output, observed by
-    ``calibrator`` (:data:`refquant.calibration.CALIBRATORS`) over the calibration data."""
+    ``calibrator`` (:data:`refquant.calibration.CALIBRATORS`) over the calibration data.
+    ``steps`` is :func:`~refquant.ptq.trace.trace` of ``model``."""
+    model = _model(model)
+    if not isinstance(steps, (list, tuple)) or not all(isinstance(s, Step) for s in steps):
+        raise QuantizationTypeError(f"steps must be the list of Step records trace(model) returns, "
+                                    f"got {V.describe(steps)}")
     calibrator = V.as_choice(calibrator, "calibrator", tuple(ALL_CALIBRATORS))
     try:
-        observers = observe(model, steps, iter_batches(calibration_data),
+        observers = observe(model, steps, _batches(calibration_data, 256, "calibration_data"),
                             lambda name: make_observer(calibrator, **options))
     except (ValueError, IndexError) as err:
         if isinstance(err, QuantizationValueError) and "calibration_data" in str(err):
@@ -86,9 +102,10 @@ def calibrate(model, steps, calibration_data, calibrator: str = "minmax", **opti
 def _float_step_names(model, steps, float_layers) -> set:
     if isinstance(float_layers, (list, set, frozenset)):
         float_layers = tuple(float_layers)
-    names = set(V.as_tuple(float_layers, "float_layers", "layer names"))
-    if not all(isinstance(n, str) for n in names):
-        raise QuantizationTypeError(f"float_layers must hold layer names (str), got {sorted(map(repr, names))}")
+    float_layers = V.as_tuple(float_layers, "float_layers", "layer names")
+    if not all(isinstance(n, str) for n in float_layers):
+        raise QuantizationTypeError(f"float_layers must hold layer names (str), got {V.describe(float_layers)}")
+    names = set(float_layers)
     known = {s.name for s in steps}
     unknown = sorted(names - known)
     if unknown:
@@ -132,6 +149,9 @@ class Calibrated:
     calibrator: str
     probe: np.ndarray
 
+    def __post_init__(self):
+        self.probe = V.as_float_array(self.probe, "probe").astype(_F32, copy=False)  # native byte order
+
     def lower(self, *, per_channel: bool = True, float_layers=(), allow_float: bool = False) -> QuantizedModel:
         """The integer model of these ranges (see :func:`quantize_static`)."""
         per_channel = V.as_flag(per_channel, "per_channel")
@@ -160,12 +180,12 @@ def calibrate_model(model, calibration_data, *, profile, calibrator: str = "minm
     first = []
 
     def batches():  # one pass over the data (an iterator may not be re-read); keep a probe
-        for b in iter_batches(calibration_data):
+        for b in _batches(calibration_data, 256, "calibration_data"):
             if not first:
                 first.append(b[:8].copy())
             yield b
 
-    ranges = calibrate(prepared, steps, batches(), calibrator, **calibrator_options)
+    ranges = tool_ranges(recipe, steps, calibrate(prepared, steps, batches(), calibrator, **calibrator_options))
     return Calibrated(prepared, steps, ranges, prof, recipe, calibrator, first[0])
 
 

@@ -16,16 +16,26 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedError
+from ..modes import GLOBAL_POOL_KEEPS_PARAMS
 from ..profiles import Profile
 from ..qmodel import Node, QuantizedModel, TensorInfo
 from .recipes import Recipe, activation_params, quantize_bias, quantize_weight
 from .trace import INPUT, Step
 
-__all__ = ["lower", "KEEPS_PARAMS"]
+__all__ = ["lower", "KEEPS_PARAMS", "keeps_params"]
 
 _F32 = np.float32
 #: Ops whose output has their input's parameters.
 KEEPS_PARAMS = ("max_pool2d", "average_pool2d", "flatten", "clamp")
+
+
+def keeps_params(op: str, profile: Profile) -> bool:
+    """Whether a step's output has its input's parameters under ``profile``: pools, flatten and
+    a standalone clamp always; a global average pool when the profile's kernel keeps them
+    (:data:`refquant.modes.GLOBAL_POOL_KEEPS_PARAMS`)."""
+    if op == "global_average_pool":
+        return profile.pointwise.global_average_pool in GLOBAL_POOL_KEEPS_PARAMS
+    return op in KEEPS_PARAMS
 
 
 def _padding(conv) -> list[int]:
@@ -87,8 +97,7 @@ class _Builder:
             attrs["activation"] = s.activation
         if not integer:
             out = self.add_tensor(s.output, False)
-        elif s.op in KEEPS_PARAMS or (s.op == "global_average_pool"
-                                      and self.profile.pointwise.global_average_pool != "float_requant"):
+        elif keeps_params(s.op, self.profile):
             src = self.tensors[inputs[0]]
             out = self.add_tensor(s.output, True, (src.scale, src.zero_point))
         else:

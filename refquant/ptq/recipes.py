@@ -21,10 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _validate as V
 from ..backends import pytorch as torch_face
 from ..backends import tflite as tflite_face
 from ..backends._onnx_params import tool_qparams
-from ..errors import QuantizationValueError
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..profiles import Profile, as_profile
 from ..rounding import round_half_to_even
 
@@ -49,6 +50,9 @@ class Recipe:
             output zero point is the format's minimum and a Clip whose range covers the
             output's), so the layer has no clamp beyond saturation.
         dynamic: ``quantize_dynamic`` is modelled for this tool's runtime.
+        add_in_place_ranges: The tool's calibrator records an ADD's first in-place operand with
+            the ADD's output range too (:func:`refquant.ptq.tool_ranges.tool_ranges`; the TFLite
+            converter, measured).
     """
 
     name: str
@@ -58,9 +62,19 @@ class Recipe:
     fuse: tuple = ("RELU", "RELU6")
     clamp_in_kernel: bool = True
     dynamic: bool = False
+    add_in_place_ranges: bool = False
+
+    def __post_init__(self):
+        V.as_choice(self.name, "name", ("tflite", "onnxruntime", "pytorch"))
+        V.as_choice(self.activation_dtype, "activation_dtype", ("int8", "uint8"))
+        for flag in ("activation_reduce_range", "clamp_in_kernel", "dynamic", "add_in_place_ranges"):
+            V.as_flag(getattr(self, flag), flag, ints=False)
+        V.as_tuple(self.weight_reduce_range_isas, "weight_reduce_range_isas", "ISA class names")
+        for act in V.as_tuple(self.fuse, "fuse", "activation names"):
+            V.as_choice(act, "fuse", ("RELU", "RELU6"))
 
 
-_TFLITE = Recipe("tflite", "int8", dynamic=True)
+_TFLITE = Recipe("tflite", "int8", dynamic=True, add_in_place_ranges=True)
 _ORT = Recipe("onnxruntime", "uint8", weight_reduce_range_isas=("avx2",), clamp_in_kernel=False, dynamic=True)
 _TORCH = Recipe("pytorch", "uint8", activation_reduce_range=True, fuse=("RELU",), dynamic=True)
 
@@ -74,12 +88,34 @@ RECIPES = {
 
 
 def recipe_for(profile) -> Recipe:
-    """The recipe for ``profile`` (a :class:`~refquant.profiles.Profile` or its name)."""
-    return RECIPES[as_profile(profile).name]
+    """The recipe for ``profile`` (a :class:`~refquant.profiles.Profile` or its name).
+
+    Raises:
+        QuantizationValueError: Unknown profile name. UnsupportedError: A profile of no tool here.
+    """
+    name = as_profile(profile).name
+    if name not in RECIPES:
+        raise UnsupportedError(f"profile {name!r} has no recipe: refquant reproduces the tools of {sorted(RECIPES)}")
+    return RECIPES[name]
+
+
+def _recipe(recipe) -> Recipe:
+    if not isinstance(recipe, Recipe):
+        raise QuantizationTypeError(f"recipe must be a Recipe (refquant.ptq.recipe_for(profile)), "
+                                    f"got {V.describe(recipe)}")
+    return recipe
 
 
 def activation_params(recipe: Recipe, lo, hi) -> tuple[float, int]:
-    """``(scale, zero_point)`` of an activation tensor observed in ``[lo, hi]``, as the tool chooses them."""
+    """``(scale, zero_point)`` of an activation tensor observed in ``[lo, hi]``, as the tool chooses them.
+
+    Raises:
+        QuantizationTypeError: ``recipe`` is not a Recipe, or ``lo``/``hi`` not real scalars.
+        QuantizationValueError: ``lo``/``hi`` not finite in float32, or ``lo > hi``.
+    """
+    recipe = _recipe(recipe)
+    if not V.as_finite_f32(lo, "lo") <= V.as_finite_f32(hi, "hi"):  # checked only: each tool rounds lo, hi its own way
+        raise QuantizationValueError(f"lo must be <= hi, got lo={float(lo)!r} > hi={float(hi)!r}")
     if recipe.name == "tflite":
         qp = tflite_face.activation_qparams(lo, hi, recipe.activation_dtype)
         return float(qp.scale), int(qp.zero_point)
@@ -104,10 +140,20 @@ def quantize_weight(recipe: Recipe, w, *, per_channel: bool, profile: Profile):
     Returns:
         ``(q, scale, zero_point)``: int8 codes of ``w``'s shape, float32 scales ``(O,)`` (or ``()``),
         int8 zero points of the scales' shape.
+
+    Raises:
+        QuantizationTypeError: ``recipe``, ``w``, ``per_channel`` or ``profile`` of the wrong type.
+        ShapeError: ``w`` of rank < 2 or empty. QuantizationValueError: ``w`` not finite in float32.
     """
-    w = np.asarray(w, _F32)
+    recipe, profile = _recipe(recipe), as_profile(profile)
+    per_channel = V.as_flag(per_channel, "per_channel")
+    w = V.asarray(w, "w", kinds="iuf", what="a real array")
+    if w.ndim < 2 or w.size == 0:
+        raise ShapeError(f"w must be a non-empty (O, K) or (O, C/g, kH, kW) weight, got shape {w.shape}")
+    with np.errstate(over="ignore"):
+        w = w.astype(_F32)
     if not np.all(np.isfinite(w)):
-        raise QuantizationValueError("weights must be finite to be quantized, got NaN or Inf")
+        raise QuantizationValueError("w must be finite (in float32) to be quantized, got NaN or Inf")
     bshape = (-1,) + (1,) * (w.ndim - 1)
     if recipe.name == "tflite":
         q, s = tflite_face.symmetric_weight_quantize(w, axis=0 if per_channel else None)
@@ -133,10 +179,30 @@ def quantize_weight(recipe: Recipe, w, *, per_channel: bool, profile: Profile):
 
 
 def quantize_bias(recipe: Recipe, b, x_scale: float, w_scale, *, integer: bool):
-    """The bias as the profile's layer takes it: int32 in the tool's rule when ``integer``, else float32."""
+    """The bias as the profile's layer takes it: int32 in the tool's rule when ``integer``, else float32.
+
+    Args:
+        recipe: The tool's :class:`Recipe`.
+        b: float ``(O,)`` bias, finite, or ``None`` (returned as is).
+        x_scale: The layer input's scale, > 0.
+        w_scale: The weight scales, ``()`` or ``(O,)``, >= 0 (0 for an all-zero weight channel).
+        integer: Quantize to int32 (the profile's layer takes an int32 bias).
+    """
+    recipe = _recipe(recipe)
+    integer = V.as_flag(integer, "integer")
     if b is None:
         return None
-    b = np.asarray(b, _F32)
+    b = V.asarray(b, "b", kinds="iuf", what="a real array")
+    if b.ndim != 1:
+        raise ShapeError(f"b must have shape (O,), got {b.shape}")
+    with np.errstate(over="ignore"):
+        b = b.astype(_F32)
+    if not np.all(np.isfinite(b)):
+        raise QuantizationValueError("b must be finite (in float32), got NaN or Inf")
+    x_scale = V.as_scalar_scale(x_scale, "x_scale")
+    w_scale = V.as_scale(w_scale, "w_scale", allow_zero=True)
+    if w_scale.shape not in ((), b.shape):
+        raise ShapeError(f"w_scale must have shape () or {b.shape} (one per channel of b), got {w_scale.shape}")
     if not integer:
         return b
     if recipe.name == "tflite":

@@ -32,16 +32,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import QuantizationValueError
+from .. import _validate as V
+from ..errors import QuantizationTypeError, QuantizationValueError
 from ..qparams import QParams, make_qparams
 
-__all__ = ["TensorInfo", "Node", "OPS", "check_graph"]
+__all__ = ["TensorInfo", "Node", "OPS", "check_graph", "as_names"]
 
 #: Node op names (see the module table).
 OPS = ("quantize", "dequantize", "requantize", "linear", "conv2d", "add", "max_pool2d", "average_pool2d",
        "global_average_pool", "flatten", "clamp", "dynamic_linear")
 
 _DTYPES = ("float32", "int8", "uint8", "int16")
+#: op -> (params, attrs) its node cannot run without (see the module table)
+_REQUIRED = {"linear": (("weight",), ()), "conv2d": (("weight",), ()),
+             "dynamic_linear": (("weight", "weight_scale"), ()), "max_pool2d": ((), ("kernel",)),
+             "average_pool2d": ((), ("kernel",)), "clamp": ((), ("activation",))}
 
 
 @dataclass(frozen=True)
@@ -61,17 +66,19 @@ class TensorInfo:
     zero_point: int | None = None
 
     def __post_init__(self):
-        if self.dtype not in _DTYPES:
-            raise QuantizationValueError(f"tensor {self.name!r}: dtype must be one of {list(_DTYPES)}, got {self.dtype!r}")
+        _check_name(self.name, "name")
+        if not isinstance(self.dtype, str) or self.dtype not in _DTYPES:
+            raise QuantizationValueError(f"tensor {self.name!r}: dtype must be one of {list(_DTYPES)}, "
+                                         f"got {V.describe(self.dtype)}")
         integer = self.dtype != "float32"
         if integer != (self.scale is not None) or integer != (self.zero_point is not None):
             raise QuantizationValueError(f"tensor {self.name!r}: an integer tensor has a scale and a zero point, "
-                                         f"a float32 one has neither; got dtype {self.dtype}, scale {self.scale!r}, "
-                                         f"zero_point {self.zero_point!r}")
+                                         f"a float32 one has neither; got dtype {self.dtype}, "
+                                         f"scale {V.describe(self.scale)}, zero_point {V.describe(self.zero_point)}")
         if integer:
-            object.__setattr__(self, "scale", float(np.float32(self.scale)))
-            object.__setattr__(self, "zero_point", int(self.zero_point))
-            self.qparams  # validates scale > 0 and the zero point's range
+            object.__setattr__(self, "scale", float(V.as_scalar_scale(self.scale, "scale", max_ndim=0)))
+            object.__setattr__(self, "zero_point", V.as_int_scalar(self.zero_point, "zero_point"))
+            self.qparams  # validates the zero point's range
 
     @property
     def is_integer(self) -> bool:
@@ -109,14 +116,43 @@ class Node:
     params: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.op not in OPS:
-            raise QuantizationValueError(f"node {self.name!r}: op must be one of {list(OPS)}, got {self.op!r}")
-        self.inputs = tuple(self.inputs)
+        _check_name(self.name, "name")
+        if not isinstance(self.op, str) or self.op not in OPS:
+            raise QuantizationValueError(f"node {self.name!r}: op must be one of {list(OPS)}, "
+                                         f"got {V.describe(self.op)}")
+        self.inputs = as_names(self.inputs, "inputs", f"node {self.name!r}: ")
+        _check_name(self.output, "output")
+        for what in ("attrs", "params"):
+            if not isinstance(getattr(self, what), dict):
+                raise QuantizationTypeError(f"node {self.name!r}: {what} must be a dict, "
+                                            f"got {V.describe(getattr(self, what))}")
+        self.params = {_check_name(k, "params key"): V.asarray(v, f"params[{k!r}]", kinds="iuf",
+                                                               what="a numeric array")
+                       for k, v in self.params.items()}
+        params, attrs = _REQUIRED.get(self.op, ((), ()))
+        for what, keys, given in (("params", params, self.params), ("attrs", attrs, self.attrs)):
+            missing = [k for k in keys if k not in given]
+            if missing:
+                raise QuantizationValueError(f"node {self.name!r}: a {self.op} node's {what} must have the keys "
+                                             f"{list(keys)}, got {sorted(map(str, given))}")
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}: {v.dtype}{list(v.shape)}" for k, v in self.params.items())
         return (f"Node({self.name!r}, {self.op}, {list(self.inputs)} -> {self.output!r}"
                 + (f", {self.attrs}" if self.attrs else "") + (f", {{{params}}}" if params else "") + ")")
+
+
+def _check_name(v, name: str) -> str:
+    if not isinstance(v, str):
+        raise QuantizationTypeError(f"{name} must be a str (a name), got {V.describe(v)}")
+    return v
+
+
+def as_names(v, name: str, where: str = "") -> tuple:
+    """A list or tuple of names (a bare str, which iterates by character, is refused) as a tuple."""
+    if not isinstance(v, (list, tuple)) or not all(isinstance(n, str) for n in v):
+        raise QuantizationTypeError(f"{where}{name} must be a list of tensor names (str), got {V.describe(v)}")
+    return tuple(v)
 
 
 def check_graph(inputs, outputs, tensors: dict, nodes) -> None:
@@ -128,21 +164,24 @@ def check_graph(inputs, outputs, tensors: dict, nodes) -> None:
     known = set()
     for name in inputs:
         if name not in tensors:
-            raise QuantizationValueError(f"graph input {name!r} has no TensorInfo")
+            raise QuantizationValueError(f"inputs: graph input {name!r} has no TensorInfo in tensors")
         known.add(name)
     seen_nodes = set()
     for node in nodes:
         if node.name in seen_nodes:
-            raise QuantizationValueError(f"node name {node.name!r} is used twice")
+            raise QuantizationValueError(f"nodes: node name {node.name!r} is used twice")
         seen_nodes.add(node.name)
         for t in node.inputs:
             if t not in known:
-                raise QuantizationValueError(f"node {node.name!r} reads tensor {t!r} before any node writes it")
+                raise QuantizationValueError(f"nodes: node {node.name!r} reads tensor {t!r} before any node writes "
+                                             f"it (and it is not one of the inputs)")
         if node.output in known:
-            raise QuantizationValueError(f"node {node.name!r} writes tensor {node.output!r}, which is already written")
+            raise QuantizationValueError(f"nodes: node {node.name!r} writes tensor {node.output!r}, which is "
+                                         f"already written")
         if node.output not in tensors:
-            raise QuantizationValueError(f"node {node.name!r}: output tensor {node.output!r} has no TensorInfo")
+            raise QuantizationValueError(f"nodes: node {node.name!r}: output tensor {node.output!r} has no "
+                                         f"TensorInfo in tensors")
         known.add(node.output)
     for name in outputs:
         if name not in known:
-            raise QuantizationValueError(f"graph output {name!r} is not computed by any node")
+            raise QuantizationValueError(f"outputs: graph output {name!r} is not computed by any node")

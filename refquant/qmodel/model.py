@@ -21,7 +21,7 @@ from .. import _validate as V
 from ..errors import QuantizationTypeError, QuantizationValueError, RefquantError, ShapeError
 from ..profiles import Profile, get_profile, list_profiles
 from . import storage
-from .graph import Node, TensorInfo, check_graph
+from .graph import Node, TensorInfo, as_names, check_graph
 from .nodes import run_node
 
 __all__ = ["QuantizedModel"]
@@ -52,16 +52,18 @@ class QuantizedModel:
         self.profile = V.as_choice(profile, "profile", tuple(_profile_names()))
         self.isa = isa
         self._profile = get_profile(self.profile, isa=isa)
-        self.tensors = dict(tensors) if isinstance(tensors, dict) else {t.name: t for t in tensors}
-        for t in self.tensors.values():
-            if not isinstance(t, TensorInfo):
-                raise QuantizationTypeError(f"tensors must be TensorInfo records, got {type(t).__name__}")
+        self.tensors = _tensor_table(tensors)
+        if not isinstance(nodes, (list, tuple)) or not all(isinstance(n, Node) for n in nodes):
+            raise QuantizationTypeError(f"nodes must be a list of Node records, got {V.describe(nodes)}")
         self.nodes = list(nodes)
-        for n in self.nodes:
-            if not isinstance(n, Node):
-                raise QuantizationTypeError(f"nodes must be Node records, got {type(n).__name__}")
-        self.inputs, self.outputs = tuple(inputs), tuple(outputs)
+        self.inputs, self.outputs = as_names(inputs, "inputs"), as_names(outputs, "outputs")
+        for name in ("inputs", "outputs"):
+            if not getattr(self, name):
+                raise QuantizationValueError(f"{name} must name at least one tensor, got []")
         check_graph(self.inputs, self.outputs, self.tensors, self.nodes)
+        if metadata is not None and not isinstance(metadata, dict):
+            raise QuantizationTypeError(f"metadata must be a dict (JSON-able facts) or None, "
+                                        f"got {V.describe(metadata)}")
         self.metadata = dict(metadata or {})
         self._caches: dict[str, dict] = {n.name: {} for n in self.nodes}
 
@@ -110,30 +112,34 @@ class QuantizedModel:
         return f"QuantizedModel(profile={self.profile!r}, nodes={len(self.nodes)}, nbytes={self.nbytes})"
 
     # ----------------------------------------------------------------------------- running
-    def _feeds(self, x, names) -> dict:
+    def _feeds(self, x, names, arg: str) -> dict:
+        """``{tensor name: (label, array)}``; ``label`` names the value in messages (``x``, ``x['a']``)."""
         if isinstance(x, dict):
             missing = [n for n in names if n not in x]
             if missing or len(x) != len(names):
-                raise QuantizationValueError(f"x must have exactly the keys {list(names)}, got {sorted(x)}")
-            return {n: x[n] for n in names}
+                raise QuantizationValueError(f"{arg} must have exactly the keys {list(names)}, got "
+                                             f"{sorted(map(str, x))}")
+            return {n: (f"{arg}[{n!r}]", x[n]) for n in names}
         if len(names) != 1:
-            raise QuantizationValueError(f"this model has {len(names)} inputs {list(names)}: pass a dict name -> array")
-        return {names[0]: x}
+            raise QuantizationValueError(f"this model has {len(names)} inputs {list(names)}: pass {arg} as a dict "
+                                         f"name -> array")
+        return {names[0]: (arg, x)}
 
-    def _check_feed(self, name: str, a) -> np.ndarray:
+    def _check_feed(self, name: str, label: str, a) -> np.ndarray:
         t = self.tensors[name]
+        what = f"input {name!r}" if label == name else f"{label} (input {name!r})"
         if t.is_integer:
-            arr = V.as_typed_array(a, name, (np.dtype(t.dtype),), array_only=True)
+            arr = V.as_typed_array(a, what, (np.dtype(t.dtype),), array_only=True)
         else:
-            arr = V.as_float_array(a, name).astype(np.float32, copy=False)
+            arr = V.as_float_array(a, what).astype(np.float32, copy=False)
             if arr.size and not np.all(np.isfinite(arr)):
-                raise QuantizationValueError(f"input {name!r} must be finite, got NaN or Inf")
+                raise QuantizationValueError(f"{what} must be finite, got NaN or Inf")
         if arr.ndim == 0:
-            raise ShapeError(f"input {name!r} must have a batch dimension, got a scalar")
+            raise ShapeError(f"{what} must have a batch dimension, got a scalar")
         return arr
 
     def _execute(self, feeds: dict, *, skip=frozenset()) -> dict:
-        env = {k: self._check_feed(k, v) for k, v in feeds.items()}
+        env = {k: self._check_feed(k, label, v) for k, (label, v) in feeds.items()}
         for n in self.nodes:
             if n.name in skip or n.output in env:
                 continue
@@ -143,7 +149,11 @@ class QuantizedModel:
             except RefquantError as err:
                 if getattr(err, "node", None) is not None:
                     raise
-                named = type(err)(f"node {n.name!r} ({n.op}): {err}")
+                context = ""
+                if isinstance(err, ShapeError):  # most often the input's shape: say what it was
+                    context = "; the model's input " + ", ".join(f"{label} has shape {env[k].shape}"
+                                                               for k, (label, _) in feeds.items())
+                named = type(err)(f"node {n.name!r} ({n.op}): {err}{context}")
                 named.node = n.name
                 raise named from None
         return env
@@ -158,13 +168,13 @@ class QuantizedModel:
         Returns:
             One array (one output) or a dict name → array.
         """
-        env = self._execute(self._feeds(x, self.inputs))
+        env = self._execute(self._feeds(x, self.inputs, "x"))
         out = {name: env[name] for name in self.outputs}
         return out[self.outputs[0]] if len(out) == 1 else out
 
     def trace(self, x) -> dict:
         """Every tensor of one :meth:`run`: a dict tensor name → array (codes or float32)."""
-        return self._execute(self._feeds(x, self.inputs))
+        return self._execute(self._feeds(x, self.inputs, "x"))
 
     def _boundary(self, op: str, side: str) -> dict:
         """Map graph input/output → the tensor on the integer side of its quantize/dequantize node."""
@@ -192,7 +202,7 @@ class QuantizedModel:
         in_names = tuple(qin[i].output if i in qin else i for i in self.inputs)
         out_names = tuple(qout[o].inputs[0] if o in qout else o for o in self.outputs)
         skip = {n.name for n in qin.values()} | {n.name for n in qout.values()}
-        env = self._execute(self._feeds(q, in_names), skip=skip)
+        env = self._execute(self._feeds(q, in_names, "q"), skip=skip)
         out = {name: env[name] for name in out_names}
         return out[out_names[0]] if len(out) == 1 else out
 
@@ -214,3 +224,22 @@ class QuantizedModel:
 
 def _profile_names():
     return list_profiles()
+
+
+def _tensor_table(tensors) -> dict:
+    """``{name: TensorInfo}`` from a list of TensorInfo records or such a dict (keyed by their names)."""
+    records = list(tensors.values()) if isinstance(tensors, dict) else tensors
+    if not isinstance(records, (list, tuple)) or not all(isinstance(t, TensorInfo) for t in records):
+        raise QuantizationTypeError(f"tensors must be a list of TensorInfo records or a dict name -> TensorInfo, "
+                                    f"got {V.describe(tensors)}")
+    if isinstance(tensors, dict):
+        wrong = next((k for k, t in tensors.items() if k != t.name), None)
+        if wrong is not None:
+            raise QuantizationValueError(f"tensors must be keyed by each TensorInfo's name, got key {wrong!r} for "
+                                         f"tensor {tensors[wrong].name!r}")
+        return dict(tensors)
+    table = {t.name: t for t in records}
+    if len(table) != len(records):
+        twice = next(n for n in table if sum(t.name == n for t in records) > 1)
+        raise QuantizationValueError(f"tensors must name each tensor once, got {twice!r} twice")
+    return table

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import describe
 from ..dtypes import pack_int4, unpack_int4
-from ..errors import FormatVersionError, QuantizationValueError
+from ..errors import FormatVersionError, QuantizationTypeError, QuantizationValueError
 from .graph import Node, TensorInfo
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save", "load", "stored_nbytes", "param_nbytes"]
@@ -77,11 +78,29 @@ def _header(model) -> tuple[dict, dict]:
     return header, arrays
 
 
+def _path(path, *, reading: bool) -> Path:
+    """A ``str`` or ``os.PathLike`` file name; when ``reading`` it must name an existing file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise QuantizationTypeError(f"path must be a str or an os.PathLike, got {describe(path)}")
+    name = os.fspath(path)
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise QuantizationValueError(f"path must be a file name (a non-empty str without NUL bytes), got {name!r}")
+    if reading and not os.path.isfile(name):
+        raise FileNotFoundError(f"path must name an existing .npz file, got {name!r}")
+    if not reading and os.path.isdir(name):
+        raise QuantizationValueError(f"path must name a file, got {name!r}, a directory")
+    return Path(name)
+
+
 def save(model, path) -> None:
     """Write ``model`` to ``path`` atomically (temporary file in the same directory, then rename)."""
-    path = Path(path)
+    path = _path(path, reading=False)
     header, arrays = _header(model)
-    text = json.dumps(header, sort_keys=True)
+    try:
+        text = json.dumps(header, sort_keys=True)
+    except (TypeError, ValueError) as err:
+        raise QuantizationTypeError(f"the model's metadata and node attrs must be JSON-able to be saved "
+                                    f"({err})") from None
     arrays["header"] = np.frombuffer(text.encode("utf-8"), np.uint8)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
@@ -132,6 +151,7 @@ def _param(z, node: str, name: str, spec: dict) -> np.ndarray:
 
 def load(path, cls):
     """Read a model written by :func:`save` as an instance of ``cls`` (``QuantizedModel``)."""
+    path = _path(path, reading=True)
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
