@@ -401,7 +401,11 @@ def mean_fixed_point(x, x_scale, x_zero_point, y_scale, y_zero_point, *, channel
         ``(N, C)`` codes of ``x``'s dtype.
     """
     acc, n, sx, sy, zy = _mean_args(x, x_scale, x_zero_point, y_scale, y_zero_point, channels_last)
-    multiplier, shift = quantize_multiplier(float(sx) / float(sy))  # double, as the kernel's Prepare
+    ratio = float(sx) / float(sy)
+    if not ratio < 2.0 ** 31:  # the fixed-point multiplier's left shift must stay below 32
+        raise QuantizationValueError(f"x_scale / y_scale = {ratio!r} must be below 2^31 for the fixed-point MEAN "
+                                     f"(its multiplier's shift would leave [-31, 31])")
+    multiplier, shift = quantize_multiplier(ratio)  # double, as the kernel's Prepare
     s = min(n.bit_length() - 1, 32, 31 + shift)
     multiplier, shift = (int(multiplier) << s) // n, shift - s
     y = multiply_by_quantized_multiplier(acc, multiplier, shift).astype(np.int64) + zy

@@ -185,7 +185,9 @@ def calibrate_model(model, calibration_data, *, profile, calibrator: str = "minm
                 first.append(b[:8].copy())
             yield b
 
-    ranges = tool_ranges(recipe, steps, calibrate(prepared, steps, batches(), calibrator, **calibrator_options))
+    ranges = calibrate(prepared, steps, batches(), calibrator, **calibrator_options)
+    if calibrator == "minmax":  # what the tools' min-max calibrators record (the TFLite converter's in-place ADD)
+        ranges = tool_ranges(recipe, steps, ranges)
     return Calibrated(prepared, steps, ranges, prof, recipe, calibrator, first[0])
 
 

@@ -8,6 +8,10 @@ inputs again after the kernel ran (``LoggingEval``), so that operand's recorded 
 of its own range and the ADD output's. In a residual block it is the last convolution of the body:
 its int8 parameters come from the wider range. Measured against the converter of TensorFlow 2.21
 (resnet and mobilenet: every residual body's last convolution).
+
+The converter calibrates with min-max, so :func:`refquant.ptq.flows.calibrate_model` applies
+this rule to min-max ranges only. The rule assumes an ADD whose operands have the output's shape
+(refquant's residual adds); a broadcasting ADD would not run in place.
 """
 
 from __future__ import annotations
