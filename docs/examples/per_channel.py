@@ -58,7 +58,7 @@ qmodel = cal.lower(per_channel=True)
 node = next(n for n in qmodel if n.op == "conv2d" and n.attrs["groups"] > 1)   # the first depthwise layer
 s_x, s_y = qmodel.tensors[node.inputs[0]].scale, qmodel.tensors[node.output].scale
 s_w = node.params["weight_scale"].astype(np.float64)                   # (C,) float32 -> float64
-m = s_x * s_w / s_y                                                     # (C,) eq. (3)
+m = s_x * s_w / s_y                                                     # (C,) eq. (4)
 q, shift = quantize_multiplier_array(m)
 print(f"depthwise node {node.name}: S_x = {s_x:.5f}, S_y = {s_y:.5f}, S_w[c] in [{s_w.min():.5f}, {s_w.max():.5f}]"
       f" -> M_c in [{m.min():.5f}, {m.max():.5f}], shifts {sorted(set(shift.tolist()))}")
@@ -84,7 +84,7 @@ def fake_quantize_int4_per_tensor(model):
     for layer in model.modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             w = layer.weight.value
-            s = np.float32(np.abs(w).max() / np.float32(7))               # the symmetric rule of eq. (4), one group
+            s = np.float32(np.abs(w).max() / np.float32(7))               # the symmetric rule of eq. (5), one group
             layer.weight.value = (np.clip(np.rint(w / s), -7, 7) * s).astype(np.float32)
     return model
 
