@@ -1180,10 +1180,7 @@ KEYS = sorted(set(CALLABLES) | set(PSEUDO) | {k for k in BASELINES if "[" in k})
 # Callables in files owned elsewhere that still fail: key -> (argument, kind, where it fails: what).
 # Reproduce one with ``check_case(key, [(argument, kind)])``; each is xfail(strict=True), so fixing the
 # callable makes its tests XPASS and fail until its line here is removed.
-KNOWN_FAILURES = {  # key: (argument, kind, "file where it fails: what happens")
-    "qat.calibrate": ("data", "float16 array",
-                      "refquant/qat/prepare.py calibrate(): a batch of the wrong shape raises the first layer's "
-                      "ShapeError, which names the Linear's input x, not data"),
+KNOWN_FAILURES: dict = {  # key: (argument, kind, "file where it fails: what happens")
 }
 
 

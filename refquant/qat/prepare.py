@@ -26,11 +26,11 @@ import numpy as np
 
 from .. import _validate as V
 from .. import nn, passes
-from ..errors import QuantizationTypeError, QuantizationValueError, UnsupportedError
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..nn import Module
 from ..profiles import Profile, get_profile, list_profiles
 from ..ptq.flows import iter_batches
-from ..ptq.lower import KEEPS_PARAMS
+from ..ptq.lower import keeps_params
 from ..ptq.recipes import Recipe, recipe_for
 from ..ptq.trace import INPUT, trace
 from .bn import LayerBatchNorm
@@ -186,9 +186,8 @@ def _pair_batch_norms(work: Module, cfg: QATConfig) -> None:
 
 
 def _keeps_params(op: str, profile: Profile) -> bool:
-    """Whether the integer op's output keeps its input's parameters (as :func:`refquant.ptq.lower.lower` decides)."""
-    gap_keeps = op == "global_average_pool" and profile.pointwise.global_average_pool != "float_requant"
-    return op in KEEPS_PARAMS or gap_keeps
+    """Whether the integer op's output keeps its input's parameters (:func:`refquant.ptq.lower.keeps_params`)."""
+    return keeps_params(op, profile)
 
 
 def _replace(root: Module, modules: dict, path: str, new: Module) -> Module:
@@ -293,7 +292,11 @@ def calibrate(model: QATModel, data, *, batch_size: int = 256) -> QATModel:
         for q in quantizers:
             q.training = True
         for batch in iter_batches(data, V.as_positive_int(batch_size, "batch_size")):
-            model(np.asarray(batch, np.float32))
+            try:
+                model(np.asarray(batch, np.float32))
+            except ShapeError as err:
+                raise ShapeError(f"data batches must have the shape the model takes (batch shape "
+                                 f"{np.shape(batch)}): {err}") from None
     finally:
         model.set_mode(was_training)
     return model
