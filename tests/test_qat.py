@@ -40,6 +40,7 @@ from refquant import errors, nn, passes, ptq, qat
 from refquant.data import load_digits
 from refquant.models import load_reference_model
 from refquant.profiles import get_profile
+from refquant.ptq.lower import keeps_params
 from refquant.ptq.recipes import activation_params, quantize_weight, recipe_for
 from refquant.qparams import make_qparams
 from refquant.quantization import fake_quantize_with_mask
@@ -207,7 +208,7 @@ def test_prepare_puts_a_fake_quantizer_on_every_tensor_with_parameters_of_its_ow
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, state[k], err_msg=f"prepare_qat modified the input model ({k})")
     keeps = {"max_pool2d", "flatten", "clamp", "average_pool2d"}
-    if get_profile(profile).pointwise.global_average_pool != "float_requant":
+    if keeps_params("global_average_pool", get_profile(profile)):  # PyTorch's pools keep them; ORT, TFLite's MEAN not
         keeps.add("global_average_pool")
     own = {"input"} | {n.output for n in qm.nodes if n.op not in keeps | {"quantize", "dequantize"}}
     assert set(q.fake_quantizers()) == own

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _validate as V
 from ..nn.transforms import apply_weight_transform, weight_grad
 from ..profiles import Profile
 from ..ptq.recipes import Recipe, quantize_weight
@@ -38,14 +39,14 @@ _F32 = np.float32
 CLIP_RATIOS = np.arange(100, 29, -1, dtype=np.float64) / 100
 
 
-def symmetric_codes(w: np.ndarray, bits: int, per_channel: bool, *, clip: str = "mse") -> tuple[np.ndarray, np.ndarray]:
+def symmetric_codes(w: np.ndarray, bits: int, per_channel: bool, *, clip: str = "max") -> tuple[np.ndarray, np.ndarray]:
     """Eq. (1): ``(q, S)``, int8 codes of ``w``'s shape and float32 scales ``(O,)`` or ``()``.
 
-    ``clip="mse"`` searches :data:`CLIP_RATIOS` (the rule); ``clip="max"`` takes $r = 1$,
-    $S = \\max|w| / (2^{b-1} - 1)$ (for comparison).
+    ``clip="max"`` (the default) is eq. (1), $S = \\max|w| / (2^{b-1} - 1)$; ``clip="mse"`` instead
+    takes the ratio $r$ of :data:`CLIP_RATIOS` whose $S = r \\max|w| / (2^{b-1} - 1)$ gives the least
+    squared weight error (an alternative, not what the flows use).
     """
-    if clip not in ("mse", "max"):
-        raise ValueError(f"clip must be 'mse' or 'max', got {clip!r}")
+    clip = V.as_choice(clip, "clip", ("mse", "max"))
     qmax = 2 ** (bits - 1) - 1
     w = np.asarray(w, _F32)
     rows = w.reshape(w.shape[0] if per_channel else 1, -1)  # (O, K)
