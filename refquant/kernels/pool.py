@@ -1,4 +1,5 @@
-r"""Quantized pooling: TFLite average/max pooling (integer division) and ONNX Runtime's global average pool.
+r"""Quantized pooling: TFLite average/max pooling (integer division) and the global average pools and means of
+ONNX Runtime, TFLite (builtin and XNNPACK) and PyTorch.
 
 **Average pooling, TFLite** (``reference_integer_ops::AveragePool``, int8/uint8/int16, NHWC).
 Input and output share scale and zero point, so the average of the *raw* codes is the output
