@@ -161,6 +161,22 @@ EXERCISES = [
             "(n = np.floor(v), n + (v - n >= 0.5)); (max(qmin, Z), min(qmax, Z + that)) as Python ints.",
         ],
     },
+    {
+        "id": "10",
+        "folder": "10_int16x8",
+        "file": "int16x8.py",
+        "title": "TFLite's 16x8 mode: int16 activation parameters and a 16x8 convolution",
+        "read": "docs/learn/int16-activations.md",
+        "hints": [
+            "int16_activation_params: lo = min(np.float32(min_val), np.float32(0)), hi likewise with max; "
+            "scale = np.float32(max(abs(lo), abs(hi)) / np.float32(32767)); zero point 0.",
+            "reduced_multiplier: (q + (1 << 15)) >> 16 while q < 0x7FFF0000, else 0x7FFF (Python ints).",
+            "mbqm_int64: total = 15 - shift; (acc * r + (1 << (total - 1))) >> total, all in np.int64.",
+            "conv1x1_16x8: acc = x.astype(np.int64) @ w.astype(np.int64).T + b (int32 would overflow past K = 512).",
+            "The multiplier: quantize_multiplier(float(x_scale) * float(w_scale[o]) / float(y_scale)) per channel; "
+            "then clip to [-32768, 32767] and cast to int16.",
+        ],
+    },
 ]
 
 QUIZZES = [

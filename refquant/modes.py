@@ -14,7 +14,10 @@ which backend does it: the profiles say that.
 | :data:`ISAS` | the instruction-set classes a profile may resolve its accumulation for |
 | :data:`ADD_KERNELS` | the arithmetic of a quantized element-wise add |
 | :data:`MUL_KERNELS` | the arithmetic of a quantized element-wise multiply |
+| :data:`MEAN_KERNELS` | the arithmetic of a quantized MEAN over some axes |
+| :data:`REQUANTIZE_KERNELS` | the arithmetic of codes rescaled to another tensor's parameters |
 | :data:`SOFTMAX_KERNELS`, :data:`LOGISTIC_KERNELS`, :data:`TANH_KERNELS` | the arithmetic of quantized softmax, sigmoid and tanh |
+| :data:`INT16_SIGMOID_KERNELS` | the arithmetic of int16 (16x8) sigmoid and tanh |
 | :data:`GLOBAL_POOL_KERNELS` | the arithmetic of a quantized global average pool |
 | :data:`DYNAMIC_INPUTS`, :data:`DYNAMIC_OUTPUTS` | dynamic quantization: how float activations become codes at run time, and how the accumulator becomes float |
 | :data:`POOL_BOUNDS_WHEN` | which max pools a pointwise spec's kernels take |
@@ -28,7 +31,7 @@ import numpy as np
 from .errors import QuantizationValueError
 
 __all__ = ["REQUANT_MODES", "DERIVATIONS", "BIAS_MODES", "ACCUMULATIONS", "ACTIVATION_BOUNDS", "ISAS",
-           "ADD_KERNELS", "MUL_KERNELS", "TANH_KERNELS", "SOFTMAX_KERNELS", "LOGISTIC_KERNELS", "GLOBAL_POOL_KERNELS", "GLOBAL_POOL_KEEPS_PARAMS", "POOL_BOUNDS_WHEN", "CONV_GEOMETRIES", "DYNAMIC_INPUTS", "DYNAMIC_OUTPUTS", "check_name"]
+           "ADD_KERNELS", "MUL_KERNELS", "MEAN_KERNELS", "REQUANTIZE_KERNELS", "TANH_KERNELS", "INT16_SIGMOID_KERNELS", "SOFTMAX_KERNELS", "LOGISTIC_KERNELS", "GLOBAL_POOL_KERNELS", "GLOBAL_POOL_KEEPS_PARAMS", "POOL_BOUNDS_WHEN", "CONV_GEOMETRIES", "DYNAMIC_INPUTS", "DYNAMIC_OUTPUTS", "check_name"]
 
 # requant mode -> kind of multiplier it consumes
 REQUANT_MODES = {
@@ -57,9 +60,11 @@ BIAS_MODES = (
     "float_over_act_times_w_scale",  # float32 bias divided by float32(S_x S_w[c]), added in float
     "runtime_quantized",             # float32 bias quantized at run time: RNE(b * (1 / (S_w S_x)))
     "float_after_scales",            # float32 bias added after the source and weight scales (scale chain)
+    "int64",                         # int64 bias of scale S_x S_w[c], added to an int64 accumulator (wraps at 2^64)
 )
 
-ACCUMULATIONS = ("exact_int32", "wrap_int32", "pairwise_sat16_u8s8", "pairwise_sat16_s8u8")
+ACCUMULATIONS = ("exact_int32", "wrap_int32", "pairwise_sat16_u8s8", "pairwise_sat16_s8u8",
+                 "int64")  # int64: int16 x int8 products summed exactly in int64 (16x8 layers)
 
 ACTIVATION_BOUNDS = (
     "round_then_add_zero_point",  # Z + round_half_away(f / S), clamped to the format
@@ -71,6 +76,8 @@ ISAS = ("avx2", "avx512_vnni", "avx_vnni", "exact")
 ADD_KERNELS = (
     "fixed_point_shift20",  # inputs << 20, three fixed-point multipliers, double rounding (8-bit)
     "fixed_point_shift15",  # the same with << 15 (16-bit, zero points 0)
+    "fixed_point_shift15_simd16",  # shift15, except a flat (non-broadcast) add's whole 16-element blocks: input
+                                   # shift folded into the left shift, one rounding per input (TFLite optimized int16)
     "rescale",              # two 21-bit multipliers, one rounding shift; declines ratios outside [2^-10, 2^8)
     "float32_fma",          # float32 multiply-adds of the dequantized codes, RNE (no SIMD position effects)
     "float32_blocks",       # float32, zero point after rounding in 64-element blocks, before in the tail
@@ -82,12 +89,35 @@ MUL_KERNELS = (
     "fixed_point",      # MBQM((a - Z_a)(b - Z_b), q, shift) + Z_y, double rounding
     "float32_requant",  # the exact product requantized with fl(fl(S_a S_b) / S_y), lrintf
     "float32_fma",      # float32 product of the dequantized codes, zero point before rounding
+    "fixed_point_narrow16",  # fixed_point, but SIMD blocks (16 int8 / 8 uint8) narrow to int16 before adding Z_y
     "not_modelled",     # the backend runs a kernel refquant does not model: refused
+)
+
+MEAN_KERNELS = (
+    "fixed_point",             # MBQM(sum - n Z_x, M / n) + Z_y, reference MBQM
+    "fixed_point_4d_blocks",   # fixed_point, except 4-D axes {1, 2} keep_dims: MBQM(sum, fl(S_x / fl(n S_y))) + bias,
+                               # 16-channel SIMD blocks rounding half up
+    "float32",                 # XNNPACK: RNE(fl(fl(sum) * m) + fl(Z_y - fl(n Z_x) * m)), m = fl(fl(S_x / S_y) fl(1/n))
+    "not_modelled",            # the backend runs a kernel refquant does not model: refused
+)
+
+REQUANTIZE_KERNELS = (
+    "fixed_point",          # MBQM(x - Z_x, QuantizeMultiplier(S_x / S_y)) + Z_y, double rounding
+    "fixed_point_simd16",   # fixed_point, but whole 16-element blocks round the second step half up
+    "shift8",               # (256 Z_y + lrintf(256 fl(S_x / S_y)) (x - Z_x) + 128) >> 8; ratios in [2^-8, 128]
 )
 
 TANH_KERNELS = (
     "float_table_rhaz",  # 256-entry table of float32 tanhf, round half away, + Z_y
+    "float_table_rne",   # 256-entry table of float32 tanhf: fl(fl(t * fl(1/S_y)) + Z_y), ties to even
     "not_modelled",
+)
+
+# int16 LOGISTIC and TANH (TFLite 16x8): the 256-entry uint16 sigmoid table, interpolated
+INT16_SIGMOID_KERNELS = (
+    "table_interpolation",               # every input scale through the interpolated sigmoid table
+    "table_interpolation_pot_fixed_point",  # the same, except power-of-two input scales (2^-12; TANH also
+                                            # 2^-11): gemmlowp fixed point on int16 (Q3.12 in, Q0.15 out)
 )
 
 SOFTMAX_KERNELS = (
@@ -105,7 +135,8 @@ GLOBAL_POOL_KERNELS = (
     "float_requant",   # ONNX Runtime QLinearGlobalAveragePool: float32 multiplier S_x / (S_y * size), own output params
     "average_pool",    # TFLite AVERAGE_POOL_2D over the whole plane: (sum + size/2) / size, input params kept
     "mean_fixed_point",  # TFLite MEAN (builtin kernels): MBQM(sum - n Z_x, M / n) + Z_y, own output params
-    "mean_float32",    # XNNPACK MEAN: RNE(fl(sum - n Z_x) * fl(S_x / fl(S_y n))) + Z_y, own output params
+    "mean_float32",    # XNNPACK MEAN: RNE(fl(fl(sum) * m) + fl(Z_y - fl(n Z_x) * m)), m = fl(fl(S_x / S_y) fl(1/n)),
+                       # own output params
     "mean_codes_rne",  # PyTorch fbgemm/x86 adaptive_avg_pool2d(q, 1): RNE(fl(sum q) * fl(1/N)), input params kept
     "mean_offset_codes_rne",  # PyTorch qnnpack: RNE(fl(sum q - N Z) * fl(1/N)) + Z, input params kept
 )

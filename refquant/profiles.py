@@ -36,7 +36,9 @@ from .specs import (Case, Cases, ConvDispatch, DequantizeSpec, LayerSpec, Pointw
 __all__ = ["Profile", "get_profile", "list_profiles", "PROFILES"]
 
 _STEP_TYPES = (QuantizeSpec, DequantizeSpec, Cases, SimdSplit)
-_FAMILIES = ("linear", "conv", "grouped_conv", "depthwise", "integer_conv", "requantize")
+_FAMILIES = ("linear", "conv", "grouped_conv", "depthwise", "integer_conv")
+_FAMILIES_16X8 = ("linear", "conv", "grouped_conv", "depthwise")
+_BIASES_16X8 = ("int64", "int32", "none")
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,13 @@ class Profile:
             some convolutions to another kernel on some CPUs; the first that applies wins.
         pointwise: The weight-free ops: add, pooling, softmax, sigmoid
             (:class:`~refquant.specs.PointwiseSpec`).
-        requantize: Codes of one tensor rescaled to another's parameters (TFLite's QUANTIZE
-            from an integer tensor); ``None``: the backend has no such op (refused).
         integer_conv: Convolutions that stop at the int32 accumulator (ONNX ``ConvInteger``),
             where a backend runs another kernel; ``None``: as ``conv``.
+        layers_16x8: ``(family, bias, LayerSpec)`` triples: the layers with int16 activations and
+            int8 weights (TFLite's 16x8 mode), by family (``"linear"``, ``"conv"``,
+            ``"grouped_conv"``, ``"depthwise"``) and bias tensor (``"int64"``, ``"int32"``, or
+            ``"none"`` for a layer without one): the backend picks its kernel by both. ``()``:
+            the backend has no 16x8 layers (refused).
         isa: The instruction-set class the accumulation models are resolved for (one of
             ``"avx2"``, ``"avx512_vnni"``, ``"avx_vnni"``, ``"exact"``); set by
             :meth:`with_isa`. ``"exact"`` (the default) never saturates.
@@ -85,10 +90,10 @@ class Profile:
     grouped_conv: LayerSpec | None = None
     depthwise: LayerSpec | None = None
     integer_conv: LayerSpec | None = None
-    requantize: LayerSpec | None = None
     conv_families: tuple = ()
     conv_dispatch: tuple = ()
     pointwise: PointwiseSpec = field(default_factory=PointwiseSpec)
+    layers_16x8: tuple = ()
     isa: str = "exact"
     sources: str = ""
 
@@ -117,6 +122,13 @@ class Profile:
         if not isinstance(self.pointwise, PointwiseSpec):
             raise QuantizationValueError(f"pointwise must be a PointwiseSpec, got {type(self.pointwise).__name__}")
         V.as_choice(self.isa, "isa", ISAS)
+        if not (isinstance(self.layers_16x8, tuple) and all(
+                isinstance(t, tuple) and len(t) == 3 and isinstance(t[2], LayerSpec) for t in self.layers_16x8)):
+            raise QuantizationTypeError(f"layers_16x8 must be a tuple of (family, bias, LayerSpec) triples, "
+                                        f"got {describe(self.layers_16x8)}")
+        for family, bias, _ in self.layers_16x8:
+            check_name(family, "layers_16x8 family", _FAMILIES_16X8)
+            check_name(bias, "layers_16x8 bias", _BIASES_16X8)
 
     def replace(self, **changes) -> "Profile":
         """Return a copy with some fields changed (``dataclasses.replace``)."""
@@ -158,18 +170,34 @@ class Profile:
         """
         return self.layer(family).accumulation_for(self.isa, x_dtype, w_dtype)
 
-    def layer(self, family: str) -> LayerSpec:
-        """The :class:`~refquant.specs.LayerSpec` of a family in :data:`_FAMILIES` (``"linear"``,
-        ``"conv"``, ``"grouped_conv"``, ``"depthwise"``, ``"integer_conv"`` fall back to ``conv``;
-        ``"requantize"`` has no fallback).
+    def layer_16x8(self, family: str, bias: str) -> LayerSpec:
+        """The :class:`~refquant.specs.LayerSpec` of a 16x8 layer (int16 activations, int8 weights)
+        of ``family`` with a bias tensor of kind ``bias`` (``"int64"``, ``"int32"``, ``"none"``);
+        ``"grouped_conv"`` falls back to ``"conv"``.
 
         Raises:
-            UnsupportedError: ``"requantize"`` on a profile whose backend has no such op.
+            UnsupportedError: The profile has no 16x8 layers, or none with that bias.
         """
+        V.as_choice(family, "family", _FAMILIES_16X8)
+        V.as_choice(bias, "bias", _BIASES_16X8)
+        if not self.layers_16x8:
+            raise UnsupportedError(f"profile {self.name!r} has no int16-activation (16x8) layers: int16 activations "
+                                   f"with int8 weights are TFLite's 16x8 mode (profiles tflite_reference, "
+                                   f"tflite_optimized, tflite_xnnpack)")
+        table = {(f, b): spec for f, b, spec in self.layers_16x8}
+        for fam in (family, "conv") if family == "grouped_conv" else (family,):
+            if (fam, bias) in table:
+                return table[(fam, bias)]
+        biases = sorted(b for f, b in table if f == family or (family == "grouped_conv" and f == "conv"))
+        raise UnsupportedError(f"profile {self.name!r} has no 16x8 {family} layer with bias {bias!r} "
+                               f"(its backend takes {biases or 'none'})")
+
+    def layer(self, family: str) -> LayerSpec:
+        """The :class:`~refquant.specs.LayerSpec` of a family in :data:`_FAMILIES` (``"linear"``,
+        ``"conv"``; ``"grouped_conv"``, ``"depthwise"``, ``"integer_conv"`` fall back to ``conv``).
+        Rescaling one tensor's codes to another's parameters (TFLite's QUANTIZE from an integer
+        tensor) is a weight-free op: ``pointwise.requantize``."""
         V.as_choice(family, "family", _FAMILIES)
-        if family == "requantize" and self.requantize is None:
-            raise UnsupportedError(f"profile {self.name!r} has no requantize op (its backend dequantizes and "
-                                   f"quantizes again)")
         return getattr(self, family) or self.conv
 
 
@@ -261,21 +289,69 @@ _QNNPACK_LAYER = LayerSpec("float32_rne", "f32_ba_times_recip_c", bias="runtime_
                            require_normal_multiplier=True, overflow_to_zero=True, dynamic_output="mul_then_add",
                            dynamic_reduce_range=False)
 
+# 16x8 layers (int16 activations with zero point 0, int8 weights; LiteRT 2.3.0, measured). The bias tensor picks
+# the kernel: an int64 bias (what the converter writes) runs the reference kernels on every resolver, with an
+# int64 accumulator; an int32 bias (quantized_bias_type INT32) keeps an int32 accumulator that wraps, and the
+# optimized resolver runs it on ruy (int8 x int16, the int8 output stage). XNNPACK takes no 16x8 node.
+_I64 = dict(bias="int64", accumulation="int64")
+_I32 = dict(bias="int32", accumulation="wrap_int32")
+_TFL16_REF_FC = LayerSpec("float64_rhaz", "f64_ab_div_c", **_I64)  # std::round(double(acc) * M), (int32) cast
+_TFL16_REF_FC_I32 = LayerSpec("float64_rhaz", "f64_ab_div_c", **_I32)
+_TFL16_REF_CONV = LayerSpec("fixed_int64_reduced16", "f64_ab_div_c", **_I64)  # MBQM(int64 acc): 16-bit multiplier
+_TFL16_REF_CONV_I32 = LayerSpec("fixed_double", "f64_ab_div_c", **_I32)  # ConvPerChannel<int32>: the int32 MBQM
+_TFL16_RUY_FC = LayerSpec("fixed_double_up_wrap", "f64_ab_div_c", multiplier_per_tensor="f32_ab_then_f64_div", **_I32)
+_TFL16_RUY_CONV = LayerSpec("fixed_double_up_wrap", "f64_ab_div_c", **_I32)
+# a CONV_2D / DEPTHWISE_CONV_2D without a bias ("none") computes as a zero int64 bias
+_TFL16_COMMON = (("conv", "int64", _TFL16_REF_CONV), ("conv", "none", _TFL16_REF_CONV),
+                 ("depthwise", "int64", _TFL16_REF_CONV), ("depthwise", "none", _TFL16_REF_CONV),
+                 ("linear", "int64", _TFL16_REF_FC))
+_TFL16_REFERENCE = _TFL16_COMMON + (("linear", "none", _TFL16_REF_FC), ("linear", "int32", _TFL16_REF_FC_I32),
+                                    ("conv", "int32", _TFL16_REF_CONV_I32))
+# optimized: FULLY_CONNECTED without a bias and quantized_bias_type unset runs ruy too; grouped convolutions
+# run the reference kernel
+_TFL16_OPTIMIZED = _TFL16_COMMON + (("linear", "none", _TFL16_RUY_FC), ("linear", "int32", _TFL16_RUY_FC),
+                                    ("conv", "int32", _TFL16_RUY_CONV), ("grouped_conv", "int32", _TFL16_REF_CONV_I32))
+
 # Weight-free ops. TFLite's builtin optimized kernels: the 8-bit ADD (NEON intrinsics through NEON_2_SSE,
 # int16 narrowing in blocks of 16) is not modelled; SOFTMAX uses a float32 exp table. The XNNPACK delegate
 # takes 8-bit ADD (up to rank 6, scale ratios in [2^-10, 2^8)) and 8-bit MAX_POOL_2D with stride <= filter
 # (never AVERAGE_POOL_2D),
 # quantizing fused-activation bounds with RNE after adding Z_y; the builtin kernels run what it declines.
-_TFL_OPT_POINTWISE = PointwiseSpec(add=(("int8", "not_modelled"), ("uint8", "not_modelled"),
+# 16x8 (int16) MUL, MEAN, pooling and requantization run the reference functions on every kernel set; the
+# optimized 8-bit MUL narrows to int16 in SIMD blocks, the optimized 8-bit requantization and 4-D MEAN
+# round half up in 16-element blocks (NEON through NEON_2_SSE on x86; measured, LiteRT 2.3.0).
+_TFL_POOL_DTYPES = ("int8", "uint8", "int16")
+_TFL_REQUANTIZE = tuple((x, y, "fixed_point") for x in ("int8", "uint8") for y in ("int8", "uint8", "int16")) + (
+    ("int16", "int8", "fixed_point"), ("int16", "int16", "fixed_point"))
+_TFL_REF_POINTWISE = PointwiseSpec(add=(("int8", "fixed_point_shift20"), ("uint8", "fixed_point_shift20"),
                                         ("int16", "fixed_point_shift15")),
-                                   mul=(("int8", "not_modelled"), ("uint8", "not_modelled")), softmax="float_table")
+                                   mul=(("int8", "fixed_point"), ("uint8", "fixed_point"), ("int16", "fixed_point")),
+                                   pool_dtypes=_TFL_POOL_DTYPES,
+                                   mean=(("int8", "fixed_point"), ("uint8", "fixed_point"), ("int16", "fixed_point")),
+                                   requantize=_TFL_REQUANTIZE)
+_TFL_OPT_POINTWISE = PointwiseSpec(add=(("int8", "not_modelled"), ("uint8", "not_modelled"),
+                                        ("int16", "fixed_point_shift15_simd16")),
+                                   mul=(("int8", "fixed_point_narrow16"), ("uint8", "fixed_point_narrow16"),
+                                        ("int16", "fixed_point")), softmax="float_table",
+                                   int16_sigmoid="table_interpolation_pot_fixed_point",  # LOGISTIC/TANH int16
+                                   pool_dtypes=_TFL_POOL_DTYPES,
+                                   mean=(("int8", "fixed_point_4d_blocks"), ("uint8", "fixed_point_4d_blocks"),
+                                         ("int16", "fixed_point")),
+                                   requantize=tuple((x, y, "fixed_point_simd16" if "int16" not in (x, y) else k)
+                                                    for x, y, k in _TFL_REQUANTIZE))
 # XNNPACK MUL (measured where it takes the node): the exact product, float32 RNE requantization,
-# TFLite's own activation bounds; when it declines a MUL is not measured, so the fallback refuses.
+# TFLite's own activation bounds; it declines int16 and ratios fl(fl(S_a S_b) / S_y) outside [2^-16, 256).
+# MEAN int8/uint8 (any axes, rank <= 6): the raw int32 sum converted in float32 with both zero points folded
+# into one float32 constant (also the global average pool); QUANTIZE int8 -> int8, uint8 -> uint8: an 8-bit converter.
 _XNN_POINTWISE = PointwiseSpec(add=(("int8", "rescale"), ("uint8", "rescale")), add_max_rank=6,
                                mul=(("int8", "float32_requant"), ("uint8", "float32_requant")),
+                               mean=(("int8", "float32"), ("uint8", "float32")),
+                               requantize=(("int8", "int8", "shift8"), ("uint8", "uint8", "shift8")),
                                activation_bounds="add_zero_point_then_rne", average_pool=False,
                                max_pool_when="8bit_stride_in_filter",
                                softmax="float_table", logistic="double_table_rne", global_average_pool="mean_float32",
+                               tanh="float_table_rne",  # int8/uint8 TANH: XNNPACK's table of tanhf (measured)
+                               int16_sigmoid="table_interpolation_pot_fixed_point",  # int16: the builtin kernels
                                fallback=_TFL_OPT_POINTWISE)
 # ATen's qadd_kernel in float32 (vector blocks and tail); qnnpack's q8vadd for quint8.
 _NO_MUL = (("int8", "not_modelled"), ("uint8", "not_modelled"))
@@ -321,7 +397,9 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             sources="MLAS QuantizeLinear, QGEMM and requantize kernels (measured, ONNX Runtime 1.32)"),
     Profile("tflite_reference", "TFLite/LiteRT reference kernels (BUILTIN_REF): std::round(x / s), gemmlowp double rounding",
             quantize=_TFL_REF_Q, dequantize=_TFL_DQ, fake_quantize=QuantizeSpec(rounding="half_away_from_zero"),
-            linear=_TFL_REF_FC, conv=_TFL_REF_CONV, requantize=_TFL_REF_CONV,  # QUANTIZE int -> int: MBQM
+            linear=_TFL_REF_FC, conv=_TFL_REF_CONV,
+            layers_16x8=_TFL16_REFERENCE,
+            pointwise=_TFL_REF_POINTWISE,
             sources="reference_ops / reference_integer_ops (measured, LiteRT 2.3.0)"),
     Profile("tflite_xnnpack", "TFLite with the XNNPACK delegate: x * (1/s) RNE; fp32 requantization",
             quantize=Cases(_TFL_REF_CASES + (Case(_XNN_Q, **_XNN_TAKES),), _TFL_OPT_Q),
@@ -329,6 +407,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
                               Case(DequantizeSpec(subnormal_scale="refuse"), **_XNN_TAKES)), _TFL_OPT_DQ),
             fake_quantize=QuantizeSpec(division="multiply_reciprocal"), fake_dequantize=_TFL_DQ,
             linear=_XNN_LAYER, conv=_XNN_LAYER, pointwise=_XNN_POINTWISE,
+            layers_16x8=_TFL16_OPTIMIZED,  # the delegate declines every 16x8 node
             sources="XNNPACK qs8/qu8 kernels through the LiteRT delegate (measured, LiteRT 2.3.0)"),
     Profile("tflite_optimized", "TFLite builtin optimized kernels on x86 (ruy AVX2: two half-up roundings)",
             quantize=Cases(_TFL_REF_CASES, _TFL_OPT_Q),
@@ -343,7 +422,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             # 8-channel vector blocks round the second step half up (DepthwiseConvOutputRounding
             # kUpward); the scalar tail of the last O % 8 channels calls the reference MBQM.
             depthwise=LayerSpec("fixed_double_up", "f64_ab_div_c", tail_block=8, tail_requant="fixed_double"),
-            pointwise=_TFL_OPT_POINTWISE,
+            pointwise=_TFL_OPT_POINTWISE, layers_16x8=_TFL16_OPTIMIZED,
             sources="optimized_ops, ruy AVX2 kernels (measured, LiteRT 2.3.0 x86-64)"),
     Profile("pytorch_fbgemm", "PyTorch 2.13 CPU, engine fbgemm: fma(x, 1/s, zp) RNE; lrintf requantization",
             quantize=_TORCH_QUANTIZE, dequantize=_TORCH_DEQUANTIZE, fake_quantize=_TORCH_FAKE_QUANTIZE,

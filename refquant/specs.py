@@ -26,7 +26,8 @@ from . import _validate as V
 from .errors import QuantizationTypeError, QuantizationValueError
 from .modes import (ACCUMULATIONS, ACTIVATION_BOUNDS, ADD_KERNELS, BIAS_MODES, CONV_GEOMETRIES, DERIVATIONS, ISAS,
                     DYNAMIC_INPUTS, DYNAMIC_OUTPUTS,
-                    LOGISTIC_KERNELS, GLOBAL_POOL_KERNELS, MUL_KERNELS, POOL_BOUNDS_WHEN, REQUANT_MODES, SOFTMAX_KERNELS, TANH_KERNELS,
+                    LOGISTIC_KERNELS, GLOBAL_POOL_KERNELS, MEAN_KERNELS, MUL_KERNELS, REQUANTIZE_KERNELS, POOL_BOUNDS_WHEN, REQUANT_MODES, SOFTMAX_KERNELS, TANH_KERNELS,
+                    INT16_SIGMOID_KERNELS,
                     check_name)
 from .qparams import QParams
 from .rounding import as_rounding_mode
@@ -425,13 +426,22 @@ class PointwiseSpec:
         softmax: A :data:`refquant.modes.SOFTMAX_KERNELS` name.
         logistic: A :data:`refquant.modes.LOGISTIC_KERNELS` name.
         tanh: A :data:`refquant.modes.TANH_KERNELS` name.
+        int16_sigmoid: A :data:`refquant.modes.INT16_SIGMOID_KERNELS` name: int16 (16x8)
+            LOGISTIC and TANH. (int16 SOFTMAX is one kernel everywhere: no field.)
         global_average_pool: A :data:`refquant.modes.GLOBAL_POOL_KERNELS` name.
+        pool_dtypes: The code dtypes (names) this spec's pooling and global average pool take;
+            another dtype goes to the fallback, or is refused.
+        mean: ``(dtype name, kernel)`` pairs: the :data:`refquant.modes.MEAN_KERNELS` name of
+            a MEAN for each dtype (``()``: no MEAN; an unlisted dtype goes to the fallback).
+        requantize: ``(input dtype, output dtype, kernel)`` triples: the
+            :data:`refquant.modes.REQUANTIZE_KERNELS` name that rescales codes between those
+            dtypes (``shift8`` also needs a scale ratio in $[2^{-8}, 128]$, else the fallback runs).
         fallback: The spec of the kernels that run what this one declines: a dtype ``add`` does
             not list, scales or ranks ``rescale`` refuses, a max pool outside ``max_pool_when``
             (a delegate hands such nodes back to the builtin kernels). ``None``: refused.
     """
 
-    add: tuple = (("int8", "fixed_point_shift20"), ("uint8", "fixed_point_shift20"), ("int16", "fixed_point_shift15"))
+    add: tuple = (("int8", "fixed_point_shift20"), ("uint8", "fixed_point_shift20"))
     add_max_rank: int | None = None
     mul: tuple = (("int8", "fixed_point"), ("uint8", "fixed_point"))
     activation_bounds: str = "round_then_add_zero_point"
@@ -440,7 +450,11 @@ class PointwiseSpec:
     softmax: str = "fixed_point"
     logistic: str = "float_table_rhaz"
     tanh: str = "float_table_rhaz"
+    int16_sigmoid: str = "table_interpolation"
     global_average_pool: str = "mean_fixed_point"
+    pool_dtypes: tuple = ("int8", "uint8")
+    mean: tuple = ()
+    requantize: tuple = ()
     fallback: "PointwiseSpec | None" = None
 
     def __post_init__(self):
@@ -452,8 +466,19 @@ class PointwiseSpec:
             check_name(kernel, "mul", MUL_KERNELS)
         if self.add_max_rank is not None:
             V.as_int_scalar(self.add_max_rank, "add_max_rank", lo=0)
+        for dtype in V.as_tuple(self.pool_dtypes, "pool_dtypes", "dtype names"):
+            check_name(dtype, "pool_dtypes item", ("int8", "uint8", "int16"))
+        for dtype, kernel in V.as_tuple(self.mean, "mean", "(dtype, kernel) pairs", item_len=2):
+            check_name(dtype, "mean dtype", ("int8", "uint8", "int16"))
+            check_name(kernel, "mean", MEAN_KERNELS)
+        for x_dtype, y_dtype, kernel in V.as_tuple(self.requantize, "requantize", "(dtype, dtype, kernel) triples",
+                                                   item_len=3):
+            check_name(x_dtype, "requantize input dtype", ("int8", "uint8", "int16"))
+            check_name(y_dtype, "requantize output dtype", ("int8", "uint8", "int16"))
+            check_name(kernel, "requantize", REQUANTIZE_KERNELS)
         V.as_flag(self.average_pool, "average_pool")
         check_name(self.tanh, "tanh", TANH_KERNELS)
+        check_name(self.int16_sigmoid, "int16_sigmoid", INT16_SIGMOID_KERNELS)
         check_name(self.activation_bounds, "activation_bounds", ACTIVATION_BOUNDS)
         check_name(self.max_pool_when, "max_pool_when", POOL_BOUNDS_WHEN)
         check_name(self.softmax, "softmax", SOFTMAX_KERNELS)

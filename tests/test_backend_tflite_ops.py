@@ -165,7 +165,10 @@ def _fc(**over):
 @pytest.mark.parametrize("over, err, match", [
     (dict(x=X2.astype(np.float32)), QuantizationTypeError, "x must have dtype int8"),
     (dict(x=X2.astype(np.uint8)), UnsupportedError, "uint8"),
-    (dict(x=X2.astype(np.int16)), UnsupportedError, "int16"),
+    (dict(x=X2.astype(np.int16), w=W2.astype(np.int16)), UnsupportedError, "16x16"),  # int16 x alone is 16x8
+    (dict(x=X2.astype(np.int16), x_zero_point=3), QuantizationValueError,
+     "x_zero_point must be 0 for int16 activations"),
+    (dict(x=X2.astype(np.int16), b=B2.astype(np.float32)), QuantizationTypeError, "b must be an int64 or int32 array"),
     (dict(w=W2.astype(np.uint8)), QuantizationTypeError, "w must have dtype int8"),
     (dict(w=W2[None]), ShapeError, "w must have rank 2"),
     (dict(x=np.zeros((2, 5), I8)), ShapeError, "K = w.shape"),
@@ -276,7 +279,7 @@ def test_pool_bad_input(no_kernels, fn, x, kw, err, match):
 
 @pytest.mark.parametrize("x, kw, err, match", [
     (np.int8(3), {}, ShapeError, "rank >= 1"),
-    (np.zeros(4, np.int16), {}, UnsupportedError, "int16"),
+    (np.zeros(4, np.int16), dict(zp=3), QuantizationValueError, "x_zero_point"),  # 16x8: zero point 0
     (np.zeros(4, np.float32), {}, QuantizationTypeError, "x must have dtype"),
     (np.zeros(4, I8), dict(beta=0.0), QuantizationValueError, "beta must be finite and > 0"),
     (np.zeros(4, I8), dict(beta=-1.0), QuantizationValueError, "beta"),
@@ -293,7 +296,7 @@ def test_softmax_bad_input(no_kernels, x, kw, err, match):
 
 
 @pytest.mark.parametrize("x, zp, err, match", [
-    (np.zeros(4, np.int16), 0, UnsupportedError, "int16"),
+    (np.zeros(4, np.int16), 2, QuantizationValueError, "x_zero_point"),  # 16x8: zero point 0
     (np.zeros(4, np.float64), 0, QuantizationTypeError, "x must have dtype"),
     (np.zeros(4, np.uint8), -1, QuantizationValueError, r"x_zero_point must be in \[0, 255\]"),
 ])

@@ -46,7 +46,6 @@ Regenerate the fixtures: ``python tests/fixtures/make_tflite_fixtures.py`` in a 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -58,8 +57,9 @@ import pytest
 pytest.importorskip("ai_edge_litert")
 
 from ai_edge_litert import schema_py_generated as sch  # noqa: E402
-from ai_edge_litert.interpreter import Interpreter  # noqa: E402
-from support.tflite_builder import RESOLVERS, Graph, build_model, run_model  # noqa: E402
+from support.tflite_builder import Graph, build_model, run_model  # noqa: E402
+from support.tflite_graph import TfliteGraph as Fixture  # noqa: E402
+from support.tflite_graph import read_graph, run_graph  # noqa: E402
 
 from refquant import models  # noqa: E402
 from refquant.data import load_digits  # noqa: E402
@@ -85,9 +85,6 @@ CAL = np.ascontiguousarray(load_digits("train")[0][:512])  # the representative 
 X_TEST = np.ascontiguousarray(load_digits("test")[0])  # (359, 1, 8, 8)
 
 _F32 = np.float32
-_OPS = {v: k for k, v in vars(sch.BuiltinOperator).items() if not k.startswith("_")}
-_DTYPES = {sch.TensorType.FLOAT32: np.float32, sch.TensorType.INT8: np.int8, sch.TensorType.INT32: np.int32,
-           sch.TensorType.INT64: np.int64}
 #: refquant node op → the converter's operator.
 _TFL_OP = {"quantize": "QUANTIZE", "dequantize": "DEQUANTIZE", "flatten": "RESHAPE", "linear": "FULLY_CONNECTED",
            "max_pool2d": "MAX_POOL_2D", "add": "ADD", "global_average_pool": "MEAN"}
@@ -107,61 +104,12 @@ def _index() -> dict:
     return index
 
 
-@dataclasses.dataclass
-class TflTensor:
-    index: int
-    name: str
-    dtype: type
-    shape: tuple
-    scale: np.ndarray | None  # float32 (C,) or (1,)
-    zero_point: np.ndarray | None  # int64
-    quantized_dimension: int
-    data: np.ndarray | None  # constant contents, shaped
-
-
-@dataclasses.dataclass
-class TflOp:
-    index: int
-    op: str
-    inputs: list
-    outputs: list
-
-
-@dataclasses.dataclass
-class Fixture:
-    content: bytes
-    ops: list
-    tensors: list
-    inputs: list
-    outputs: list
-
-    def consumers(self, tensor: int) -> list:
-        return [op for op in self.ops if tensor in op.inputs]
-
-
 @functools.cache
 def _fixture(name: str) -> Fixture:
     entry = _index()["models"][name]
     content = (FIXTURES / entry["file"]).read_bytes()
     assert hashlib.sha256(content).hexdigest() == entry["sha256"], f"{entry['file']} changed; {REGENERATE}"
-    m = sch.ModelT.InitFromObj(sch.Model.GetRootAsModel(content, 0))
-    sg = m.subgraphs[0]
-    tensors = []
-    for i, t in enumerate(sg.tensors):
-        q, dtype = t.quantization, _DTYPES[t.type]
-        raw = m.buffers[t.buffer].data
-        data = None if raw is None else np.frombuffer(np.asarray(raw, np.uint8).tobytes(), dtype).reshape(t.shape)
-        has_q = q is not None and q.scale is not None
-        tensors.append(TflTensor(i, t.name.decode() if isinstance(t.name, bytes) else t.name, dtype, tuple(t.shape),
-                                 np.asarray(q.scale, _F32) if has_q else None,
-                                 np.asarray(q.zeroPoint, np.int64) if has_q else None,
-                                 int(q.quantizedDimension) if has_q else 0, data))
-    ops = []
-    for k, op in enumerate(sg.operators):
-        code = m.operatorCodes[op.opcodeIndex]
-        ops.append(TflOp(k, _OPS[max(code.builtinCode, code.deprecatedBuiltinCode)],
-                         [int(i) for i in op.inputs], [int(i) for i in op.outputs]))
-    return Fixture(content, ops, tensors, [int(i) for i in sg.inputs], [int(i) for i in sg.outputs])
+    return read_graph(content)
 
 
 def _match(qm: QuantizedModel, fx: Fixture) -> list:
@@ -211,16 +159,8 @@ def _litert(name: str, resolver: str, every_tensor: bool = True) -> dict:
     """The converter's model run by LiteRT on the 359 test images: ``{tensor index: array}`` in refquant's layout
     (NCHW). ``every_tensor``: all tensors (``experimental_preserve_all_tensors``; XNNPACK then takes the ops one
     partition each, same output), else the graph output only."""
-    fx = _fixture(name)
-    interp = Interpreter(model_content=fx.content, experimental_op_resolver_type=RESOLVERS[resolver],
-                         experimental_preserve_all_tensors=every_tensor, num_threads=1)
-    x = _nhwc(X_TEST)
-    interp.resize_tensor_input(fx.inputs[0], x.shape)
-    interp.allocate_tensors()
-    interp.set_tensor(fx.inputs[0], x)
-    interp.invoke()
-    wanted = [t.index for t in fx.tensors if t.data is None] if every_tensor else fx.outputs
-    return {i: _nchw(np.array(interp.get_tensor(i), copy=True)) for i in wanted}
+    values = run_graph(_fixture(name).content, [_nhwc(X_TEST)], resolver, every_tensor=every_tensor)
+    return {i: _nchw(a) for i, a in values.items()}
 
 
 # ----------------------------------------------------------------------------------------- refquant's side

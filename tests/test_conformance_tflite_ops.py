@@ -35,7 +35,9 @@ from refquant.backends import tflite  # noqa: E402
 from refquant.ops.pointwise import _takes_max_pool  # noqa: E402
 from refquant.profiles import get_profile  # noqa: E402
 from refquant.errors import UnsupportedError  # noqa: E402
+from refquant.kernels import elementwise as ew  # noqa: E402
 from refquant.kernels import lut as klut  # noqa: E402
+from refquant.kernels.elementwise_add16 import fixed_point_add16_blocks  # noqa: E402
 from refquant.kernels import multiplier as mult  # noqa: E402
 from refquant.kernels import requant as rq  # noqa: E402
 from refquant.kernels.lut import logistic_lut_double_rne as xnnpack_logistic_lut  # noqa: E402
@@ -313,22 +315,91 @@ def _add_int16_model(a, sa, b, sb, sy, act, pot_scale_int16):
     return tfl.build_model(g, sch.BuiltinOperator.ADD, sch.BuiltinOptions.AddOptions, opts, [ai, bi], [yi])
 
 
+#: int16 ADD shapes: flat (sizes not multiples of 16: a tail), equal once padded with leading 1s (the flat
+#: loop too), and broadcasts (the reference loop on every kernel set).
+ADD16_SHAPES = [lambda n: ((n,), (n,)), lambda n: ((2, 3, n), (1, 2, 3, n)), lambda n: ((3, n), (n,)),
+                lambda n: ((n, 1), (n, 5)), lambda n: ((), (2, n)), lambda n: ((1, 1, n), (n,)),
+                lambda n: ((2, n), (2, n))]
+ADD16_FAMILIES = ("random", "residual", "targeted", "tiny_ratio", "pot", "extremes")
+
+
+def _add16_scales(rng, family):
+    if family == "pot":
+        return tuple(F32(2.0 ** -int(rng.integers(8, 14))) for _ in range(3))
+    sa, sb = (F32(v) for v in rng.uniform(1e-4, 1e-2, 2))
+    if family == "tiny_ratio":  # the smaller input's left shift 15 + e_b goes negative: an arithmetic right shift
+        sb = F32(sa * 2.0 ** -float(rng.uniform(14, 30)))
+    if family == "random":
+        return sa, sb, F32(rng.uniform(1e-4, 1e-2))
+    return sa, sb, F32(max(sa, sb) * 2.0 ** int(rng.integers(-1, 2)))  # the output scale = the larger input's
+
+
+def _add16_differing_pairs(rng, p, n):
+    """Up to ``n`` code pairs (a, b) where the optimized kernel's blocks and the reference formula differ."""
+    a, b = (rng.integers(-32768, 32768, 2 ** 16).astype(np.int16) for _ in range(2))
+    eq1 = ew.fixed_point_add(a, np.int16(0), b, np.int16(0), np.int16(0), p)
+    eq2 = fixed_point_add16_blocks(a, b, p)  # 2^16 elements: whole blocks only
+    i = np.flatnonzero(eq1 != eq2)[:n]
+    return a[i], b[i]
+
+
+def _add16_eq2_everywhere(a, b, p, lo, hi):
+    """Eq. (2) on every element of the flat operands (zero-padded to whole blocks)."""
+    pad = -a.size % 16
+    a, b = np.pad(a, (0, pad)), np.pad(b, (0, pad))
+    return fixed_point_add16_blocks(a, b, p, act_min=lo, act_max=hi)[:a.size - pad]
+
+
 def test_add_int16():
-    """int16 (zero points 0, left shift 15): every kernel runs the reference formula. Power-of-two
-    scales use a model with ``pot_scale_int16 = false`` (what the converter writes)."""
+    """int16 (zero points 0, left shift 15; ``pot_scale_int16 = false``, what the converter writes): the
+    reference kernel runs eq. (1) of :mod:`refquant.kernels.elementwise_add16`; the optimized kernel (and
+    "xnnpack", which does not take int16) runs eq. (2) on whole 16-element blocks of a non-broadcast add and
+    eq. (1) on the tail and on broadcasts. The two differ by one code only next to a tie of the output stage:
+    independent random scales never showed it (the first version of this test, which claimed one formula for
+    every kernel), so the ``residual`` family uses an output scale equal to the larger input's (the
+    converter's residual ADDs), and ``targeted`` plants code pairs where the formulas differ (blocks, tails
+    and broadcast rows alike)."""
     rng = np.random.default_rng(311)
-    for t in range(60):
-        shape_a, shape_b = ADD_SHAPES[t % len(ADD_SHAPES)]
-        a, b = codes(rng, np.int16, shape_a), codes(rng, np.int16, shape_b)
-        pot = t % 3 == 0
-        sa, sb, sy = ((F32(2.0 ** -int(rng.integers(8, 14))) for _ in range(3)) if pot
-                      else (F32(v) for v in rng.uniform(1e-4, 1e-2, 3)))
-        act = ACTS[t % 4]
+    seen = Counter()
+    for t in range(360):
+        family = ADD16_FAMILIES[t % len(ADD16_FAMILIES)]
+        n = int(rng.integers(1, 90))
+        shape_a, shape_b = ADD16_SHAPES[t % len(ADD16_SHAPES)](n)
+        sa, sb, sy = _add16_scales(rng, family)
+        act = ACTS[(t // 2) % 4]
+        p = ew.fixed_point_add_params(sa, sb, sy, left_shift=15)
+        if family in ("residual", "tiny_ratio"):
+            a = np.clip(np.round(rng.normal(0, 4000, shape_a)), -32768, 32767).astype(np.int16)
+            b = np.clip(np.round(rng.normal(0, 4000, shape_b)), -32768, 32767).astype(np.int16)
+        else:
+            a, b = codes(rng, np.int16, shape_a), codes(rng, np.int16, shape_b)
+        a, b = np.array(a, np.int16), np.array(b, np.int16)  # shape () too
+        if family == "extremes":
+            a.ravel()[::2], b.ravel()[1::3] = -32768, 32767
+        if family in ("targeted", "tiny_ratio"):  # plant differing pairs along the last axis
+            pa, pb = _add16_differing_pairs(rng, p, b.shape[-1])
+            b[..., :pb.size] = pb
+            if a.ndim and a.shape[-1] == b.shape[-1]:
+                a[..., :pa.size] = pa
         model = _add_int16_model(a, sa, b, sb, sy, act, False)
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        lo, hi = mult.activation_range(act, sy, 0, -32768, 32767)
+        eq1 = ew.fixed_point_add(a, np.int16(0), b, np.int16(0), np.int16(0), p, act_min=lo, act_max=hi).ravel()
+        eq2 = _add16_eq2_everywhere(np.broadcast_to(a, shape).ravel(), np.broadcast_to(b, shape).ravel(), p, lo, hi)
         for kernel in KERNELS:
             got = tfl.run_model(model, [a, b], RESOLVER[kernel])
             check("ADD_int16", kernel, got, tflite.add(a, sa, 0, b, sb, 0, sy, 0, activation=act, kernel=kernel))
-    assert min(COUNTS[("ADD_int16", k)] for k in KERNELS) > 2000
+            flat = a.size == b.size == int(np.prod(shape))
+            n_blocks = got.size // 16 * 16 if flat else 0
+            seen[kernel, "blocks differ"] += int((got.ravel()[:n_blocks] != eq1[:n_blocks]).sum())
+            seen[kernel, "tail/broadcast differ"] += int((got.ravel()[n_blocks:] != eq1[n_blocks:]).sum())
+        seen["eq. (2) differs in tails/broadcasts"] += int((eq2[n_blocks:] != eq1[n_blocks:]).sum())
+    print("\nADD int16 (elements):", dict(seen))
+    assert min(COUNTS[("ADD_int16", k)] for k in KERNELS) > 20000
+    assert seen["reference", "blocks differ"] == seen["reference", "tail/broadcast differ"] == 0, seen
+    assert seen["optimized", "blocks differ"] > 50 and seen["xnnpack", "blocks differ"] > 50, seen
+    assert seen["optimized", "tail/broadcast differ"] == seen["xnnpack", "tail/broadcast differ"] == 0, seen
+    assert seen["eq. (2) differs in tails/broadcasts"] > 100, seen  # there LiteRT's optimized kernel follows eq. (1)
 
 
 # --------------------------------------------------------------------------- pooling

@@ -132,3 +132,21 @@ def test_global_average_pool_params():
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_xnnpack_mean_folds_the_zero_points_before_rounding():
+    """XNNPACK's MEAN (eq. (3) of :mod:`refquant.kernels.mean`): codes [1, 2], S_x = S_y, Z_x = Z_y = 1:
+    fl(3 * 0.5) + fl(1 - fl(2 * 0.5)) = 1.5 rounds to even: 2. Rounding the offset mean first
+    (RNE((3 - 2) / 2) + 1 = 0 + 1) would give 1. The global pool (NCHW or NHWC) and the MEAN agree."""
+    from refquant.kernels import mean as kmean
+
+    s = np.float32(0.1)
+    x = np.array([1, 2], np.int8).reshape(1, 1, 1, 2)  # NCHW: one channel, a 1x2 plane
+    assert pool.mean_float32(x, s, 1, s, 1).tolist() == [[2]]
+    assert pool.mean_float32(x.reshape(1, 1, 2, 1), s, 1, s, 1, channels_last=True).tolist() == [[2]]
+    assert kmean.mean_float32(x.reshape(2).astype(np.uint8), s, 1, s, 1, 0).tolist() == [2]
+    assert kmean.mean_float32(np.array([-128, -128], np.int8), s, 127, s, -128, 0).tolist() == [-128]  # saturates
+    with pytest.raises(QuantizationTypeError, match="int16"):
+        kmean.mean_float32(np.zeros(2, np.int16), s, 0, s, 0, 0)
+    with pytest.raises(ShapeError, match="rank <= 6"):
+        kmean.mean_float32(np.zeros((1,) * 7, np.int8), s, 0, s, 0, 0)

@@ -53,7 +53,7 @@ def test_mul_is_the_profiles_kernel(dtype, activation):
 
 
 @pytest.mark.kernels
-@pytest.mark.parametrize("profile", ["tflite_optimized", "pytorch_fbgemm", "pytorch_qnnpack"])
+@pytest.mark.parametrize("profile", ["pytorch_fbgemm", "pytorch_qnnpack"])
 def test_mul_not_modelled_is_refused(profile):
     a = _codes(np.int8, (4,))
     with pytest.raises(UnsupportedError, match="multiply"):

@@ -1,18 +1,20 @@
-r"""TFLite face, op level (internal): the weight-free ops ADD, AVERAGE_POOL_2D, MAX_POOL_2D,
-SOFTMAX, LOGISTIC.
+r"""TFLite face, op level (internal): the weight-free ops ADD, MUL, AVERAGE_POOL_2D, MAX_POOL_2D.
+MEAN and QUANTIZE from an integer tensor (requantization) are in
+:mod:`refquant.backends._tflite_ops_rescale` (re-exported here), the activations SOFTMAX, LOGISTIC
+and TANH in :mod:`refquant.backends._tflite_ops_act`.
 
 Re-exported by :mod:`refquant.backends.tflite`. Validation first, then the kernels of
 :mod:`refquant.kernels` (measured against LiteRT 2.3.0 x86-64 AVX2,
-``tests/test_conformance_tflite_ops.py``):
+``tests/test_conformance_tflite_ops.py``, ``tests/test_conformance_tflite_int16_pointwise.py``):
 
 | op | ``"reference"`` | ``"optimized"`` | ``"xnnpack"`` |
 |---|---|---|---|
 | ADD int8/uint8 | :func:`~refquant.kernels.elementwise.fixed_point_add` (left shift 20, three double-rounding MBQM) | not modelled: :class:`~refquant.errors.UnsupportedError` | :func:`~refquant.kernels.elementwise.rescale_add`; when XNNPACK declines (a scale ratio $S_{a,b}/S_y$ outside $[2^{-10}, 2^8)$) the optimized kernel runs: UnsupportedError |
-| ADD int16 | ``fixed_point_add`` (left shift 15; zero points 0) | the same | the same (XNNPACK does not take int16) |
-| AVERAGE_POOL_2D | :func:`~refquant.kernels.pool.average_pool2d` | the same | the same (XNNPACK never takes it) |
-| MAX_POOL_2D | :func:`~refquant.kernels.pool.max_pool2d` | the same | the same, with XNNPACK's activation bounds where it takes the node |
-| SOFTMAX | :func:`~refquant.kernels.softmax.softmax_fixed_point` (gemmlowp) | :func:`~refquant.kernels.softmax.softmax_lut` (float table) | ``softmax_lut`` (XNNPACK never takes it) |
-| LOGISTIC | :func:`~refquant.kernels.lut.logistic_lut` + :func:`~refquant.kernels.lut.apply_lut` | the same | :func:`~refquant.kernels.lut.logistic_lut_double_rne` |
+| ADD int16 | ``fixed_point_add`` (left shift 15; zero points 0) | :func:`~refquant.kernels.elementwise_add16.fixed_point_add16_blocks` (16-element blocks, each input rounded once) when the shapes are equal once padded with leading 1s; a broadcast: ``fixed_point_add`` | the same as ``"optimized"`` (XNNPACK does not take int16) |
+| MUL int8/uint8 | :func:`~refquant.kernels.elementwise.fixed_point_mul` (double-rounding MBQM) | :func:`~refquant.kernels.elementwise_narrow.fixed_point_mul_blocks` (int16 narrowing in blocks of 16 / 8); broadcast operands whose products leave int16: UnsupportedError | the exact product requantized in float32 (:mod:`~refquant.kernels.requant`, ``float32_rne``); when XNNPACK declines ($\mathrm{fl}(\mathrm{fl}(S_a S_b)/S_y)$ outside $[2^{-16}, 256)$, rank > 6) the optimized kernel |
+| MUL int16 | ``fixed_point_mul`` (zero points 0) | the same | the same (XNNPACK does not take int16) |
+| AVERAGE_POOL_2D int8/uint8/int16 | :func:`~refquant.kernels.pool.average_pool2d` | the same | the same (XNNPACK never takes it) |
+| MAX_POOL_2D int8/uint8/int16 | :func:`~refquant.kernels.pool.max_pool2d` | the same | the same, with XNNPACK's activation bounds where it takes the node (8-bit only) |
 
 The optimized int8/uint8 ADD (NEON intrinsics through NEON_2_SSE on x86) folds shifts and
 narrows to int16 without saturation in blocks of 16 elements; a test transcription exists for
@@ -21,9 +23,13 @@ is refused rather than guessed. XNNPACK takes MAX_POOL_2D (int8/uint8) unless a 
 the filter or a 1x1 filter has a stride > 1; its fused activation then clamps with
 :func:`~refquant.kernels.multiplier.activation_range_rne`.
 
+The optimized kernel's 8-bit MUL and int16 ADD run NEON code through NEON_2_SSE on x86
+(measured on an AVX-512 machine; an ARM build runs the same NEON code natively). int16 (16x8)
+ops need zero points 0 where LiteRT checks them: ADD and MUL here (pooling applies any zero
+point, as LiteRT does).
+
 Implicit output parameters, as the interpreter requires them: pooling outputs share the
-input's scale and zero point; SOFTMAX and LOGISTIC output scale 1/256 with zero point -128
-(int8) or 0 (uint8). int16 ADD needs every zero point 0 (Prepare error otherwise) and is
+input's scale and zero point. int16 ADD needs every zero point 0 (Prepare error otherwise) and is
 modelled with ``pot_scale_int16 = false`` (what the converter writes; LiteRT takes a
 shift-only path when that flag is true and all three scales are powers of two).
 
@@ -36,20 +42,14 @@ import numpy as np
 
 from .. import _validate as V
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
+from ..kernels import elementwise as _elementwise
 from ..kernels import pool as _pool
-from ..kernels import softmax as _softmax
 from ..ops import pointwise
 from ..dtypes import get_format
 from ._tflite_ops import check_activation, check_kernel, check_padding, kernel_profile
+from ._tflite_ops_rescale import int16_zero_points, mean, requantize
 
-__all__ = ["add", "average_pool2d", "max_pool2d", "softmax", "logistic"]
-
-def _lut_input(x, op):
-    a = V.asarray(x, "x", kinds=None, what="an int8 or uint8 array")
-    if a.dtype == np.int16:
-        raise UnsupportedError(f"x has dtype int16: {op} int16 is not modelled (TFLite's int16 kernels are not "
-                               f"LUT-based); pass int8 or uint8")
-    return V.as_typed_array(a, "x", ("int8", "uint8"))
+__all__ = ["add", "mul", "mean", "requantize", "average_pool2d", "max_pool2d"]
 
 
 def _scalar_zero_point(zero_point, dtype, name: str) -> int:
@@ -172,65 +172,60 @@ def max_pool2d(x, x_scale, x_zero_point, *, filter_size, stride=None, padding="V
                                 activation=activation)
 
 
-# --------------------------------------------------------------------------- SOFTMAX, LOGISTIC
+# --------------------------------------------------------------------------- MUL
+
+_MAX_BROADCAST_RANK = 6  # reference_integer_ops::BroadcastMul6DSlow
 
 
-def softmax(x, x_scale, x_zero_point, *, beta=1.0, kernel="reference") -> np.ndarray:
-    """TFLite SOFTMAX over the last axis: $y_j \\approx 256\\,e^{\\beta S_x x_j} / \\sum_k e^{\\beta S_x x_k} + Z_y$.
-
-    ``reference``: gemmlowp fixed point (``BUILTIN_REF``); ``optimized`` and ``xnnpack``: the
-    float32 exponential table of the default kernel. Output scale 1/256, zero point -128 (int8)
-    or 0 (uint8). The input zero point cancels (only differences to the row maximum count).
+def mul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *, activation=None,
+        kernel="reference") -> np.ndarray:
+    """TFLite MUL: $y = \\mathrm{clamp}(\\mathrm{MBQM}((a - Z_a)(b - Z_b), q, e) + Z_y,\\ a_{min}, a_{max})$,
+    with $(q, e) = \\mathrm{QuantizeMultiplier}(\\mathrm{fl}(\\mathrm{fl}(S_a S_b) / S_y))$ (float32 product
+    and quotient, widened to double), evaluated as in the module table; ``a`` and ``b`` broadcast as
+    NumPy. Mirrors ``tflite/kernels/mul.cc``.
 
     Args:
-        x: int8 or uint8, rank >= 1.
-        x_scale, x_zero_point: Input parameters.
-        beta: finite float > 0 (stored as float32).
+        a, b: Arrays of one dtype: int8, uint8 or int16 (16x8 mode).
+        a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point: Per-tensor
+            parameters (float32 scales; zero points in the dtype's range, 0 for int16).
+        activation: ``None``, ``"NONE"``, ``"RELU"``, ``"RELU6"`` or ``"RELU_N1_TO_1"``.
         kernel: ``"reference"``, ``"xnnpack"`` or ``"optimized"``.
 
     Returns:
-        Array of ``x``'s shape and dtype.
+        Array of the broadcast shape and the inputs' dtype.
 
     Raises:
-        QuantizationValueError: ``beta`` not finite and > 0, or (reference)
-            $\\beta S_x 2^{26} \\le 1$, where TFLite's Prepare CHECK aborts.
-        UnsupportedError: int16; a reference-kernel row whose exponential sum overflows
-            TFLite's range (it aborts there).
+        QuantizationTypeError, QuantizationValueError, ShapeError: bad input (named), mixed
+            dtypes, a nonzero int16 zero point, shapes that do not broadcast.
+        UnsupportedError: a broadcast above rank 6 (LiteRT's broadcast loop), or a broadcast
+            optimized 8-bit MUL whose products leave int16 (see the module docstring).
     """
-    kernel = check_kernel(kernel)
-    x = _lut_input(x, "SOFTMAX")
-    if x.ndim < 1:
-        raise ShapeError(f"x must have rank >= 1 (softmax runs over the last axis), got shape {x.shape}")
-    xs = V.as_scalar_scale(x_scale, "x_scale")
-    _scalar_zero_point(x_zero_point, x.dtype, "x_zero_point")
-    bt = np.float32(V.as_real_scalar(beta, "beta", finite=False))
-    if not (np.isfinite(bt) and bt > 0):
-        raise QuantizationValueError(f"beta must be finite and > 0 (as float32), got {beta!r}")
-    if kernel_profile(kernel) == "tflite_reference":  # Prepare's CHECK, before any kernel runs
-        _softmax.softmax_fixed_point_params(xs, bt)
-    return pointwise.softmax(x, xs, bt, profile=kernel_profile(kernel))
-
-
-def logistic(x, x_scale, x_zero_point, *, kernel="reference") -> np.ndarray:
-    """TFLite LOGISTIC (sigmoid) through a 256-entry table: $y = \\mathrm{round}(256\\,\\sigma(S_x(x - Z_x))) + Z_y$.
-
-    ``reference`` and ``optimized``: TFLite's float32 table (round half away from zero);
-    ``xnnpack``: XNNPACK's table (double-precision sigmoid, ties to even). Output scale
-    1/256, zero point -128 (int8) or 0 (uint8).
-
-    Args:
-        x: int8 or uint8 array of any shape.
-        x_scale, x_zero_point: Input parameters.
-        kernel: ``"reference"``, ``"xnnpack"`` or ``"optimized"``.
-
-    Returns:
-        Array of ``x``'s shape and dtype.
-
-    Raises:
-        UnsupportedError: int16.
-    """
-    kernel = check_kernel(kernel)
-    x = _lut_input(x, "LOGISTIC")
-    xs = V.as_scalar_scale(x_scale, "x_scale")
-    xz = _scalar_zero_point(x_zero_point, x.dtype, "x_zero_point")
-    return pointwise.logistic(x, xs, xz, profile=kernel_profile(kernel))
+    kernel, activation = check_kernel(kernel), check_activation(activation)
+    a = V.as_typed_array(a, "a", ("int8", "uint8", "int16"))
+    b = V.as_typed_array(b, "b", ("int8", "uint8", "int16"))
+    if a.dtype != b.dtype:
+        raise QuantizationTypeError(f"a and b must have the same dtype (TFLite MUL), got {a.dtype} and {b.dtype}")
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(f"a and b must broadcast together, got shapes {a.shape} and {b.shape}") from None
+    if a.shape != b.shape and a.size != b.size and len(shape) > _MAX_BROADCAST_RANK:
+        raise UnsupportedError(f"TFLite's broadcast MUL takes rank <= {_MAX_BROADCAST_RANK}, got shapes {a.shape} "
+                               f"and {b.shape}")
+    sa, sb, sy = (V.as_scalar_scale(s, n) for s, n in ((a_scale, "a_scale"), (b_scale, "b_scale"),
+                                                       (y_scale, "y_scale")))
+    za, zb, zy = (_scalar_zero_point(z, a.dtype, n) for z, n in
+                  ((a_zero_point, "a_zero_point"), (b_zero_point, "b_zero_point"), (y_zero_point, "y_zero_point")))
+    if a.dtype == np.int16:
+        int16_zero_points("MUL", (("a_zero_point", za), ("b_zero_point", zb), ("y_zero_point", zy)))
+    try:  # Prepare's QuantizeMultiplier, on every kernel set; a left shift past 31 is undefined in C
+        _, shift = _elementwise.fixed_point_mul_params(sa, sb, sy)
+        if shift > 31:
+            raise QuantizationValueError(f"its shift {shift} exceeds 31")
+    except QuantizationValueError as err:
+        raise QuantizationValueError(f"a_scale * b_scale / y_scale gives no TFLite MUL multiplier (a_scale="
+                                     f"{float(sa)!r}, b_scale={float(sb)!r}, y_scale={float(sy)!r}): {err}") from None
+    try:
+        return pointwise.mul(a, sa, za, b, sb, zb, sy, zy, profile=kernel_profile(kernel), activation=activation)
+    except UnsupportedError as err:
+        raise UnsupportedError(f"kernel={kernel!r}: {err}") from None

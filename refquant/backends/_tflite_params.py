@@ -13,6 +13,8 @@ import numpy as np
 
 from .. import _validate as V
 from ..dtypes import INT32_MAX, get_format
+
+INT64_MAX = 2 ** 63 - 1
 from ..errors import QuantizationValueError, ShapeError
 from ..qparams import QParams, _check_scale_finite, _min_max, make_qparams
 from ..rounding import round_half_away_from_zero
@@ -30,8 +32,11 @@ def activation_qparams(min_val, max_val, fmt="int8") -> QParams:
         zp_from_min = scale != 0 ? qmin - min / scale : qmin
         zp = zp_from_min < qmin ? qmin : zp_from_min > qmax ? qmax : std::round(zp_from_min)   # RHAZ
 
-    int16 (16x8 mode): symmetric, $S = \\max(|min|, |max|) / 32767$, $Z = 0$.
-    Source: LiteRT ``tflite/tools/optimize/quantization_utils.cc``.
+    int16 (16x8 mode): symmetric, $S = \\max(|min|, |max|) / 32767$ in float32, $Z = 0$, with the
+    range first widened to hold 0. Source: LiteRT ``tflite/tools/optimize/quantization_utils.cc``
+    (``GetSymmetricQuantizationParams``); the MLIR converter (``quantization_utils.h``) widens the
+    range to $[-r, r]$, $r = \\max(|min|, |max|)$, and divides $2r$ by 65534 (narrow range) in
+    double, which rounds to the same float32 $r / 32767$ (read in source, not run).
 
     Raises:
         QuantizationValueError: The range is all zeros (TFLite would store scale 0,
@@ -105,13 +110,15 @@ def symmetric_weight_quantize(w, axis: int | None = 0):
     return q, scale
 
 
-def bias_quantize(bias, input_scale, weight_scale) -> np.ndarray:
-    """TFLite converter bias quantization (``SymmetricBiasQuantize``), int32.
+def bias_quantize(bias, input_scale, weight_scale, *, dtype="int32") -> np.ndarray:
+    """TFLite converter bias quantization (``SymmetricBiasQuantize<BiasType>``), int32 or int64.
 
     ``scale = input_scale * weight_scale[c]`` (float32 product);
     ``inv = scale == 0 ? 0 : (float)(1.0 / scale)``;
-    ``q = clamp(std::round(b * inv), -INT32_MAX, INT32_MAX)`` (float32 product, RHAZ;
-    note the symmetric clamp).
+    ``q = clamp(SafeCast<BiasType>(std::round(b * inv)), -MAX, MAX)`` (float32 product, RHAZ;
+    ``SafeCast`` saturates; note the symmetric clamp to $\\pm$ ``MAX`` of the bias type). The
+    int64 bias is the 16x8 mode's (int16 activations). Source: LiteRT
+    ``tflite/tools/optimize/quantization_utils.cc`` (read in source).
 
     Args:
         bias: float bias, shape ``(C,)`` (or a scalar).
@@ -119,14 +126,17 @@ def bias_quantize(bias, input_scale, weight_scale) -> np.ndarray:
         weight_scale: $S_w$, a finite scalar or ``(C,)`` array >= 0 (float32; 0 for an
             all-zero weight channel, as :func:`symmetric_weight_quantize` writes it).
 
+        dtype: ``"int32"`` (int8 models) or ``"int64"`` (16x8 models).
+
     Returns:
-        int32 array of ``bias``' shape (broadcast with a per-channel ``weight_scale``).
+        An array of ``dtype`` and ``bias``' shape (broadcast with a per-channel ``weight_scale``).
 
     Raises:
         QuantizationTypeError: non-float bias or non-numeric scales.
         QuantizationValueError: a scale that is negative, NaN or infinite.
         ShapeError: a per-channel ``weight_scale`` whose length is not ``bias``' length.
     """
+    dtype = V.as_choice(np.dtype(dtype).name if isinstance(dtype, type) else dtype, "dtype", ("int32", "int64"))
     with np.errstate(over="ignore"):
         b = V.as_float_array(bias, "bias").astype(np.float32)
     if np.isnan(b).any():
@@ -141,5 +151,11 @@ def bias_quantize(bias, input_scale, weight_scale) -> np.ndarray:
     s = (s_x * s_w).astype(np.float32)
     with np.errstate(divide="ignore"):
         inv = np.where(s == 0, 0.0, 1.0 / s.astype(np.float64)).astype(np.float32)
-    r = round_half_away_from_zero((b * inv).astype(np.float32)).astype(np.float64)
-    return np.clip(r, -INT32_MAX, INT32_MAX).astype(np.int32)
+    r = round_half_away_from_zero((b * inv).astype(np.float32)).astype(np.float64)  # integers, exact in double
+    if dtype == "int32":
+        return np.clip(r, -INT32_MAX, INT32_MAX).astype(np.int32)
+    out = np.full(r.shape, INT64_MAX, np.int64)  # r >= 2^63: SafeCast saturates to INT64_MAX
+    out[r <= -2.0 ** 63] = -INT64_MAX  # INT64_MIN, then the symmetric clamp
+    mid = (r > -2.0 ** 63) & (r < 2.0 ** 63)
+    out[mid] = r[mid].astype(np.int64)  # |r| < 2^63: exact
+    return out

@@ -51,11 +51,17 @@ Per-channel parameters: as in the flatbuffer, a scale with more than one element
 per-channel along ``axis`` (``quantized_dimension``, default 0); a one-element scale is
 per-tensor; a one-element zero point is shared by every channel.
 
-Op-level functions (``fully_connected``, ``conv2d``, ``depthwise_conv2d``, ``add``,
-``average_pool2d``, ``max_pool2d``, ``softmax``, ``logistic``) bind the kernels of
-:mod:`refquant.kernels` per ``kernel``; which requantization, multiplier derivation and
-activation clamp each kernel uses is tabled in :mod:`refquant.backends._tflite_ops` (weights)
-and :mod:`refquant.backends._tflite_ops_misc` (weight-free ops).
+Op-level functions (``fully_connected``, ``conv2d``, ``depthwise_conv2d``, ``add``, ``mul``,
+``average_pool2d``, ``max_pool2d``, ``mean``, ``requantize`` (QUANTIZE from an integer tensor),
+``softmax``, ``logistic``, ``tanh``) bind the kernels of :mod:`refquant.kernels` per ``kernel``;
+which requantization, multiplier derivation and activation clamp each kernel uses is tabled in
+:mod:`refquant.backends._tflite_ops` (weights, int8 and 16x8), :mod:`refquant.backends._tflite_ops_misc`
+(weight-free ops) and :mod:`refquant.backends._tflite_ops_act` (SOFTMAX, LOGISTIC, TANH).
+
+**16x8 mode** (int16 activations with zero point 0, int8 weights, int64 bias): FULLY_CONNECTED,
+CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL, MEAN, AVERAGE_POOL_2D, MAX_POOL_2D, SOFTMAX, LOGISTIC, TANH,
+QUANTIZE and DEQUANTIZE take int16 tensors, and ``requantize`` converts between int8 and int16
+tensors. XNNPACK takes no int16 node: ``kernel="xnnpack"`` returns the builtin kernels' result there.
 """
 
 from __future__ import annotations
@@ -69,12 +75,13 @@ from ..qparams import QParams, make_qparams
 from ..quantization import dequantize as _dequantize
 from ..quantization import quantize as _quantize
 from ._tflite_ops import KERNELS, PROFILE_OF_KERNEL, conv2d, depthwise_conv2d, fully_connected, kernel_profile
-from ._tflite_ops_misc import add, average_pool2d, logistic, max_pool2d, softmax
+from ._tflite_ops_act import logistic, softmax, tanh
+from ._tflite_ops_misc import add, average_pool2d, max_pool2d, mean, mul, requantize
 from ._tflite_params import activation_qparams, bias_quantize, symmetric_weight_quantize
 
 __all__ = ["KERNELS", "PROFILE_OF_KERNEL", "activation_qparams", "symmetric_weight_quantize", "bias_quantize", "QUANTIZE_DTYPES", "DEQUANTIZE_DTYPES", "quantize", "dequantize",
-           "fully_connected", "conv2d", "depthwise_conv2d", "add", "average_pool2d", "max_pool2d",
-           "softmax", "logistic"]
+           "fully_connected", "conv2d", "depthwise_conv2d", "add", "mul", "average_pool2d", "max_pool2d", "mean",
+           "requantize", "softmax", "logistic", "tanh"]
 
 QUANTIZE_DTYPES = ("int8", "uint8", "int16", "int4", "uint4")
 DEQUANTIZE_DTYPES = ("int8", "uint8", "int16")

@@ -3,6 +3,7 @@ r"""Bias handling of quantized linear layers, per a profile's ``bias`` field (ru
 | ``Profile.bias`` | what happens to a bias $b_c$ | function |
 |---|---|---|
 | ``"int32"`` | an int32 $b_q$ (scale $S_x S_w[c]$, zero point 0) is added to the accumulator | :func:`add_bias` |
+| ``"int32"`` / ``"int64"`` of a 16x8 layer | added in the accumulator's width, wrapping (TFLite's ``acc += bias``) | :func:`add_bias_wrapping` |
 | ``"float_over_act_times_w_scale"`` | fbgemm: the float bias joins the float-converted accumulator as $b_c / (S_x S_w[c])$ | :func:`float_bias_accumulator` |
 | ``"runtime_quantized"`` | qnnpack: quantized at run time to int32, then added | :func:`quantize_bias_runtime`, :func:`add_bias` |
 
@@ -17,12 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
-from ..dtypes import INT32_MAX, INT32_MIN, get_format
+from ..dtypes import INT32_MAX, INT32_MIN, get_format, wrap_int32
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from ..quantization import fma_f32
 from ._checks import check_on_overflow, finish_int64, int_scalar
 
-__all__ = ["add_bias", "float_bias_accumulator", "quantize_bias_runtime", "add_zero_point_sat16"]
+__all__ = ["add_bias", "add_bias_wrapping", "float_bias_accumulator", "quantize_bias_runtime",
+           "add_zero_point_sat16"]
 
 _F32 = np.float32
 
@@ -83,6 +85,33 @@ def add_bias(acc, bias, *, axis=-1, on_overflow="warn"):
         b = b.reshape(shape)
     s = a.astype(np.int64) + b.astype(np.int64).reshape(b.shape if b.ndim != 1 or b.size != 1 else ())
     return finish_int64(s, "exact", on_overflow, "add_bias")
+
+
+def add_bias_wrapping(acc, bias, *, bits: int, axis=-1) -> np.ndarray:
+    """$(\\mathrm{acc} + b_c) \\bmod 2^{\\text{bits}}$ in two's complement: the ``acc += bias[c]`` of a
+    ``bits``-wide C accumulator (TFLite's 16x8 kernels: an int64, or an int32 with an int32 bias).
+
+    Args:
+        acc: Integer array whose values fit ``bits`` bits (the accumulator, already wrapped).
+        bias: Integer scalar or ``(C,)`` along ``axis`` whose values fit ``bits`` bits.
+        bits: 32 or 64.
+        axis: Channel axis of ``acc`` for a 1-D bias.
+
+    Returns:
+        int64 array of ``acc``'s shape (values in the ``bits``-bit range).
+    """
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)) or int(bits) not in (32, 64):
+        raise QuantizationValueError(f"bits must be 32 or 64, got {V.describe(bits)}")
+    a = V.asarray(acc, "acc", kinds="iu", what="an integer array")
+    b = _along_axis(V.asarray(bias, "bias", kinds="iu", what="an integer array"), "bias", a, V.as_int(axis, "axis"))
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    for v, name in ((a, "acc"), (b, "bias")):
+        bad = V.first_outside(v, lo, hi)
+        if bad is not None:
+            raise QuantizationValueError(f"{name} must hold int{bits} values, got {bad}")
+    with np.errstate(over="ignore"):
+        s = a.astype(np.int64) + b.astype(np.int64)  # NumPy int64 arrays wrap at 2^64, as the C sum
+    return s if bits == 64 else wrap_int32(s)
 
 
 def float_bias_accumulator(acc, bias, act_times_w_scale, *, axis=-1, reciprocal=False, fused=True):

@@ -22,7 +22,8 @@ shift into the left shift (``SRDHM(x << (20 + shift), q)``) and narrows the int3
 **without saturation** before adding $Z_y$, so results beyond $\pm 2^{15}$ output steps come out
 with the wrong sign; the ``n % 16`` tail uses the reference formula. Measured (a transcription in
 ``tests/test_conformance_kernels_misc.py`` matched 0/14233 against 147 for the reference formula);
-not exposed as a kernel.
+not exposed as a kernel. The optimized *int16* ADD folds the shift the same way (without the
+narrowing): :mod:`refquant.kernels.elementwise_add16`.
 
 **(2) XNNPACK add** (``xnn_init_qs8_add_minmax_scalar_params``): $r_a = \mathrm{fl}(S_a/S_y)$,
 $e$ = the float exponent of $\max(r_a, r_b)$, ``shift`` $= 20 - e$, $m_a = \mathrm{RNE}(r_a 2^{\text{shift}})$;

@@ -48,6 +48,7 @@ from ._checks import zero_point_scalar
 
 __all__ = [
     "expf", "tanhf", "lut_inputs", "populate_lut", "logistic_lut", "logistic_lut_double_rne", "tanh_lut",
+    "tanh_lut_rne",
     "rational_logistic", "rational_logistic_lut", "apply_lut_reference", "apply_lut",
 ]
 
@@ -180,6 +181,26 @@ def tanh_lut(x_scale, x_zero_point, y_scale=1.0 / 128, y_zero_point=0, *, dtype=
     """TFLite TANH table, eq. (1) with $f = \\mathrm{tanhf}$ (int8 spec: $S_y = 1/128$, $Z_y = 0$)."""
     dt = _lut_dtype(dtype)
     return populate_lut(tanhf(lut_inputs(x_scale, x_zero_point, dt), math=math), y_scale, y_zero_point, dt)
+
+
+def tanh_lut_rne(x_scale, x_zero_point, y_scale=1.0 / 128, y_zero_point=0, *, dtype="int8",
+                 math="correctly_rounded") -> np.ndarray:
+    """XNNPACK's TANH table: $T[v] = \\mathrm{clamp}(\\mathrm{RNE}(\\mathrm{fl}(\\mathrm{fl}(t \\cdot \\mathrm{fl}(1/S_y)) + Z_y)))$
+    with $t = \\mathrm{tanhf}(d)$ and $d$ as in eq. (1). Offline.
+
+    Mirrors XNNPACK's reference ``TanHOp`` (float ``std::tanh``) run over the 256 codes and
+    quantized by ``xnnpack::quantize`` (multiply by the float32 reciprocal, add the zero point in
+    float, ``nearbyint``: ties to even; NaN would give 0). It differs from :func:`tanh_lut` only
+    where $t / S_y$ lands on (or, through the float sum, next to) a half: about one table in a
+    few thousand with random scales. Returns a ``(256,)`` table of ``dtype`` indexed by the input byte.
+    """
+    dt = _lut_dtype(dtype)
+    zy = zero_point_scalar(y_zero_point, dt, "y_zero_point")
+    sy = V.as_scalar_scale(y_scale, "y_scale")
+    t = tanhf(lut_inputs(x_scale, x_zero_point, dt), math=math)
+    v = ((t * (_F32(1.0) / sy).astype(_F32)).astype(_F32) + _F32(zy)).astype(_F32)
+    info = np.iinfo(dt)
+    return np.clip(np.rint(np.nan_to_num(v, nan=0.0)), info.min, info.max).astype(np.int64).astype(dt)
 
 
 _ALPHA = tuple(_F32(v) for v in (4.37031012579801e-11, 1.15627324459942e-07, 6.08574864600143e-05,

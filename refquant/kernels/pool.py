@@ -52,9 +52,11 @@ $e' = e - s$; then
 $$ y_c = \operatorname{clamp}\big(\mathrm{MBQM}(\textstyle\sum_p x_{p,c} - n Z_x, M', e') + Z_y\big) \tag{4} $$
 
 with the sum in int32 and the reference MBQM (SRDHM, then a rounding divide). The XNNPACK
-delegate computes in float32: $y_c = \operatorname{clamp}(\mathrm{RNE}(\mathrm{fl}(\mathrm{fl}(\sum_p x_{p,c} - n Z_x)
-\cdot m)) + Z_y)$ with $m = \mathrm{fl}(S_x / \mathrm{fl}(S_y n))$ (six float32 orders of forming $m$
-give the same codes on every case measured). Both measured against LiteRT 2.3.0.
+delegate computes in float32 on the raw sum, with both zero points folded into one float32
+constant before the rounding: $y_c = \operatorname{clamp}(\mathrm{RNE}(\mathrm{fl}(\mathrm{fl}(\mathrm{fl}(\sum_p x_{p,c})
+\cdot m) + z)))$, $m = \mathrm{fl}(\mathrm{fl}(S_x/S_y)\,\mathrm{fl}(1/n))$,
+$z = \mathrm{fl}(Z_y - \mathrm{fl}(\mathrm{fl}(n Z_x)\, m))$ (eq. (3) of :mod:`refquant.kernels.mean`).
+Both measured against LiteRT 2.3.0.
 
 Each kernel has a NumPy ``*_reference`` and a Numba twin, equal bit for bit (the global means are
 cheap and have one plain NumPy implementation each).
@@ -71,6 +73,7 @@ from .. import _validate as V
 from ..dtypes import wrap_int32
 from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
 from ..fixedpoint import _wrap32_scalar, multiply_by_quantized_multiplier, quantize_multiplier
+from . import mean as _mean
 from ._checks import activation_bounds, zero_point_scalar
 
 __all__ = [
@@ -415,13 +418,13 @@ def mean_fixed_point(x, x_scale, x_zero_point, y_scale, y_zero_point, *, channel
 
 
 def mean_float32(x, x_scale, x_zero_point, y_scale, y_zero_point, *, channels_last=False) -> np.ndarray:
-    """XNNPACK's MEAN over the spatial axes (float32 requantization; see the module docstring).
+    """XNNPACK's MEAN over the spatial axes (eq. (3) of :mod:`refquant.kernels.mean`: the raw sum in
+    float32 times $\\mathrm{fl}(\\mathrm{fl}(S_x/S_y)\\,\\mathrm{fl}(1/n))$, plus a float32 zero point
+    that folds $Z_x$ and $Z_y$, then RNE).
 
     Arguments and result as :func:`mean_fixed_point`.
     """
-    acc, n, sx, sy, zy = _mean_args(x, x_scale, x_zero_point, y_scale, y_zero_point, channels_last)
-    with np.errstate(over="ignore", under="ignore"):
-        m = np.float32(np.float32(sx) / np.float32(np.float32(sy) * np.float32(n)))
-        y = np.rint((acc.astype(np.float32) * m).astype(np.float32)) + np.float32(zy)  # RNE
-    info = np.iinfo(x.dtype)
-    return np.clip(y, info.min, info.max).astype(x.dtype)
+    _mean_args(x, x_scale, x_zero_point, y_scale, y_zero_point, channels_last)  # checked as the other means
+    spatial = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
+    y = _mean.mean_float32(x, x_scale, x_zero_point, y_scale, y_zero_point, spatial)
+    return y.reshape(x.shape[0], x.shape[-1] if channels_last else x.shape[1])

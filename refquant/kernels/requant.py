@@ -26,6 +26,12 @@ modes is integer; the float modes use one IEEE rounding per C operation. Integer
 follow the compiled C: in the fixed modes $r + Z_y$ is an int32 addition that wraps; in
 ``float64_rhaz`` a value past int32 becomes INT32_MIN (x86 ``cvttsd2si``) before $Z_y$ is added.
 
+**int64 accumulators** (TFLite's 16x8 kernels): ``fixed_int64_reduced16`` and ``float64_rhaz`` take
+any int64 ``acc``. ``fixed_int64_reduced16`` computes $\mathrm{acc} \cdot \tilde q + 2^{14-\text{shift}}$ in
+int64 arithmetic that wraps at $2^{64}$ and casts the shifted result to int32 (wraps), as LiteRT 2.3.0
+does past its documented $|\mathrm{acc}| < 2^{47}$ (measured with int64 biases up to $\pm 2^{63}$);
+``float64_rhaz`` converts ``acc`` to double with one round-to-nearest-even (exact below $2^{53}$).
+
 ``fixed_double_up_wrap`` is ``fixed_double_up`` except at ``acc << l = q = INT32_MIN`` (ruy keeps the low 32
 bits where SRDHM saturates). A profile's ``clamp_float_before_round`` needs no parameter: the
 clamp bounds are integers, so clamping before or after RNE gives the same result for every
@@ -89,6 +95,7 @@ def fixed_shift_range(mode: str) -> tuple[int, int]:
 _VARIANT_CODE = {"double": 0, "single": 1, "double_up": 2, "double_up_wrap": 3, "int64_reduced16": 4}
 _OUT_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32)
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+_INT64_ACC_MODES = ("fixed_int64_reduced16", "float64_rhaz")  # the modes TFLite's 16x8 kernels feed an int64
 
 
 # --------------------------------------------------------------------------- validation
@@ -160,7 +167,7 @@ def _prepare(acc, multiplier, output_zero_point, qmin, qmax, mode, shift, axis, 
         raise QuantizationTypeError(
             f"acc must be an integer array{' (or float32 for float32_rne)' if mode == 'float32_rne' else ''}, "
             f"got dtype {a.dtype}")
-    lo_acc, hi_acc = ((-(2 ** 47), 2 ** 47 - 1) if mode == "fixed_int64_reduced16" else (INT32_MIN, INT32_MAX))
+    lo_acc, hi_acc = (INT64_MIN, INT64_MAX) if mode in _INT64_ACC_MODES else (INT32_MIN, INT32_MAX)
     bad = V.first_outside(a, lo_acc, hi_acc) if a.dtype.kind in "iu" else None
     if bad is not None:
         raise QuantizationValueError(f"acc must be in [{lo_acc}, {hi_acc}] for mode {mode!r}, got {bad}")
@@ -243,8 +250,9 @@ def requantize_reference(acc, multiplier, output_zero_point, qmin, qmax, *, mode
     """Requantize accumulators, eq. (1), in plain NumPy (the spec of :func:`requantize`).
 
     Args:
-        acc: Integer array of int32 values (int64 values in $[-2^{47}, 2^{47})$ for
-            ``fixed_int64_reduced16``). For ``float32_rne`` a float32 array is also accepted
+        acc: Integer array of int32 values (any int64 values for ``fixed_int64_reduced16`` and
+            ``float64_rhaz``, the modes of TFLite's 16x8 kernels; see *int64 accumulators* in the
+            module docstring). For ``float32_rne`` a float32 array is also accepted
             and used as the already-converted value (fbgemm's float-bias path,
             :func:`float_bias_accumulator`): a NaN there gives ``qmin`` (``cvtps2dq`` of NaN is
             INT32_MIN, which the clamp takes to ``qmin``; the PyTorch face relies on it) and
@@ -272,7 +280,11 @@ def requantize_reference(acc, multiplier, output_zero_point, qmin, qmax, *, mode
     p = _prepare(acc, multiplier, output_zero_point, qmin, qmax, mode, shift, axis, dtype, zero_point_before_round)
     a, m, zp = p["acc"], p["m"], p["zp"]
     lo, hi = p["qmin"], p["qmax"]
-    if p["kind"] == "fixed":
+    if mode == "fixed_int64_reduced16":  # the int64 products wrap at 2^64, as the C code's (measured)
+        with np.errstate(over="ignore"):
+            r = fp._mbqm_int64_reduced16(a.astype(np.int64), m.astype(np.int64), p["shift"].astype(np.int64))
+        y = wrap_int32(np.asarray(r, np.int64) + zp)
+    elif p["kind"] == "fixed":
         r = fp.multiply_by_quantized_multiplier(a.astype(np.int64), m, p["shift"], variant=_VARIANT[mode])
         y = wrap_int32(np.asarray(r, np.int64) + zp)  # int32 `acc_scaled += output_offset`
     elif mode == "float32_rne":

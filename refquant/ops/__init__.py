@@ -11,6 +11,9 @@ node run under the same profile can never disagree.
   :func:`~refquant.ops.layers.conv2d` (groups, depthwise), :func:`~refquant.ops.layers.output_stage`,
   :func:`~refquant.ops.layers.requantize_tensor`.
 * :mod:`refquant.ops.pointwise` — add, mul, average/max/global pooling, softmax, logistic, tanh.
+* :mod:`refquant.ops.reduce` — MEAN over any axes (TFLite).
+* :mod:`refquant.ops.requantize` — codes of one tensor rescaled to another's parameters (TFLite's
+  QUANTIZE from an integer tensor: int8, uint8, int16).
 * :mod:`refquant.ops.dynamic` — dynamic-range linear layers (activations quantized per call or per row).
 * :mod:`refquant.ops.conv_geometry` — the convolution geometries profiles name.
 * :mod:`refquant.ops.reference_loops` — the same layers as plain loops, for reading.
@@ -20,4 +23,4 @@ node run under the same profile can never disagree.
 
 from __future__ import annotations
 
-__all__ = ["layers", "pointwise", "dynamic", "conv_geometry", "reference_loops"]
+__all__ = ["layers", "pointwise", "reduce", "requantize", "dynamic", "conv_geometry", "reference_loops"]

@@ -12,6 +12,14 @@ A layer is four steps, each read from the profile's :class:`~refquant.specs.Laye
    requantization mode (fixed point or float), plus $Z_y$;
 4. **clamp** to the fused activation's range, its bounds rounded as the spec says.
 
+**16x8 layers** (int16 activations with zero point 0, int8 weights with zero point 0: TFLite's 16x8
+mode) take the profile's :meth:`~refquant.profiles.Profile.layer_16x8` spec, chosen by the layer family
+and the bias tensor (int64, int32 or none): step 1 sums the int16 × int8 products exactly in int64
+(:mod:`refquant.kernels.gemm_int64`) and keeps the spec's accumulator width (``"int64"``, or
+``"wrap_int32"``: the low 32 bits), step 2 adds the bias in that width, wrapping
+(:func:`refquant.kernels.bias.add_bias_wrapping`); steps 3-4 as above, on the int64 or int32 sum. A
+profile without 16x8 layers raises :class:`~refquant.errors.UnsupportedError`.
+
 Internal convention (the faces translate to it; the integer model calls it directly):
 scales are float32 (``w_scale`` shape ``()`` or ``(O,)``), zero points are Python ints or int64
 arrays (``w_zero_point`` ``()`` or ``(O,)``), the output format comes from ``out_dtype``, and the
@@ -25,11 +33,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
-from ..errors import QuantizationValueError, UnsupportedError
-from . import conv_geometry
-from ..kernels.bias import add_bias, float_bias_accumulator, quantize_bias_runtime
+from ..errors import QuantizationTypeError, QuantizationValueError, UnsupportedError
+from . import conv_geometry, pointwise
+from ..dtypes import wrap_int32
+from ..kernels.bias import add_bias, add_bias_wrapping, float_bias_accumulator, quantize_bias_runtime
 from ..kernels.conv import conv2d as conv_accumulate
 from ..kernels.gemm import gemm
+from ..kernels.gemm_int64 import conv2d_int64, gemm_int64
 from ..kernels.multiplier import ACTIVATION_FLOAT_RANGES, activation_bounds, real_multiplier, requant_params
 from ..kernels.requant import fixed_shift_range, requantize
 from ..kernels.requant_chain import requantize_scale_chain, scale_chain_constants
@@ -200,11 +210,12 @@ def linear(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scal
     """A quantized fully connected layer: $y = \\mathrm{clamp}(\\mathrm{requant}(x W^T + b) + Z_y)$.
 
     Args:
-        x: int8/uint8 ``(M, K)``.
+        x: int8/uint8 ``(M, K)``, or int16 (a 16x8 layer: module docstring).
         x_scale, x_zero_point: Input parameters (float32 scalar, int).
         w: int8/uint8 ``(N, K)``, one row per output channel.
         w_scale: float32 ``()`` or ``(N,)``. w_zero_point: int or int64 ``(N,)``.
-        bias: ``None`` or ``(N,)`` (dtype per the profile's bias mode).
+        bias: ``None`` or ``(N,)`` (dtype per the profile's bias mode; int64 or int32 for a 16x8
+            layer, whose spec it selects).
         y_scale, y_zero_point: Output parameters.
         profile: A :class:`~refquant.profiles.Profile` or its name (its ``linear`` spec and ``isa``).
         activation, out_dtype: As :func:`output_stage`.
@@ -213,12 +224,64 @@ def linear(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scal
         ``(M, N)`` codes of ``out_dtype``.
     """
     prof = _profile(profile)
+    if _is_int16(x):
+        spec = _spec_16x8(prof, "linear", x, w, x_zero_point, w_zero_point, bias)
+        _check_limits(spec, x_scale, w_scale, y_scale)
+        acc = gemm_int64(x, np.ascontiguousarray(w.T))  # (M, N) int64, exact
+        return _output_stage_16x8(acc, spec, bias, x_scale, w_scale, y_scale, y_zero_point, activation, -1, out_dtype)
     spec = prof.layer("linear")
     _check_limits(spec, x_scale, w_scale, y_scale)  # before any kernel runs
     acc = gemm(x, np.ascontiguousarray(w.T), x.dtype.type(x_zero_point), _w_zero_point(w_zero_point, w.dtype),
                acc_model=spec.accumulation_for(prof.isa, x.dtype, w.dtype))  # (M, N) int32
     return output_stage(acc, spec, x_scale, w_scale, y_scale, y_zero_point, bias=bias, activation=activation,
                         axis=-1, out_dtype=out_dtype)
+
+
+def _is_int16(x) -> bool:
+    return getattr(x, "dtype", None) == np.int16
+
+
+def _bias_kind(bias) -> str:
+    """The key of a 16x8 layer's bias tensor in :meth:`~refquant.profiles.Profile.layer_16x8`."""
+    if bias is None:
+        return "none"
+    dtype = np.asarray(bias).dtype
+    if dtype not in (np.int64, np.int32):
+        raise QuantizationTypeError(f"bias of a 16x8 layer (int16 activations) must be int64 or int32, got dtype "
+                                    f"{dtype}")
+    return dtype.name
+
+
+def _spec_16x8(prof, family, x, w, x_zero_point, w_zero_point, bias) -> LayerSpec:
+    """The profile's 16x8 spec for this layer; refuses what the 16x8 kernels do not take."""
+    spec = prof.layer_16x8(family, _bias_kind(bias))
+    if w.dtype != np.int8:
+        raise UnsupportedError(f"a 16x8 layer (int16 activations) takes int8 weights, got w of dtype {w.dtype}")
+    if int(x_zero_point) != 0:
+        raise UnsupportedError(f"a 16x8 layer takes int16 activations with zero point 0, got x_zero_point "
+                               f"{int(x_zero_point)}")
+    if np.any(np.asarray(w_zero_point) != 0):
+        raise UnsupportedError("a 16x8 layer takes weights with zero point 0")
+    if spec.accumulation not in ("int64", "wrap_int32"):
+        raise UnsupportedError(f"a 16x8 layer accumulates in int64 or wrapping int32, the spec says "
+                               f"{spec.accumulation!r}")
+    return spec
+
+
+def _output_stage_16x8(acc, spec: LayerSpec, bias, x_scale, w_scale, y_scale, y_zero_point, activation, axis,
+                       out_dtype):
+    """Exact int64 sums -> the spec's accumulator (int64, or the low 32 bits), plus the bias in that width
+    (``acc += bias[c]`` in C, wrapping), then :func:`output_stage`."""
+    if np.dtype(out_dtype) != np.int16:
+        raise UnsupportedError(f"a 16x8 layer (int16 activations) has int16 outputs, got out_dtype "
+                               f"{np.dtype(out_dtype).name}")
+    bits = 64 if spec.accumulation == "int64" else 32
+    if bits == 32:
+        acc = wrap_int32(acc)  # the int32 accumulator of TFLite's int32-bias 16x8 kernels (measured: it wraps)
+    if bias is not None:
+        acc = add_bias_wrapping(acc, bias, bits=bits, axis=axis)
+    return output_stage(acc, spec, x_scale, w_scale, y_scale, y_zero_point, activation=activation, axis=axis,
+                        out_dtype=out_dtype)
 
 
 def _w_zero_point(w_zero_point, dtype):
@@ -248,7 +311,8 @@ def conv2d(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scal
     $Z_x$, i.e. contribute nothing), then :func:`output_stage` along the channel axis.
 
     Args:
-        x: int8/uint8 ``(N, C, H, W)`` (``layout="NCHW"``) or ``(N, H, W, C)`` (``"NHWC"``).
+        x: int8/uint8 ``(N, C, H, W)`` (``layout="NCHW"``) or ``(N, H, W, C)`` (``"NHWC"``); int16
+            for a 16x8 layer (module docstring).
         w: int8/uint8 weights in ``w_layout`` (``"OIHW"``, ``"OHWI"`` or ``"1HWO"``).
         strides, dilations, pads, groups, layout, w_layout, k_order: As
             :func:`refquant.kernels.conv.conv2d` (``k_order`` orders the pairs of the
@@ -263,6 +327,9 @@ def conv2d(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scal
         Codes ``(N, O, OH, OW)`` or ``(N, OH, OW, O)`` (the input's layout) of ``out_dtype``.
     """
     prof = _profile(profile)
+    if _is_int16(x):
+        return _conv2d_16x8(prof, x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_zero_point,
+                            strides, dilations, pads, groups, layout, w_layout, family, activation, out_dtype)
     n_groups = groups or (x.shape[1] if layout == "NCHW" else x.shape[3]) // (
         w.shape[1] if (w_layout or ("OIHW" if layout == "NCHW" else "OHWI")) == "OIHW" else w.shape[3])
     if w_layout == "1HWO":
@@ -295,10 +362,30 @@ def conv2d(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scal
                         axis=axis, out_dtype=out_dtype)
 
 
+def _conv2d_16x8(prof, x, x_scale, x_zero_point, w, w_scale, w_zero_point, bias, y_scale, y_zero_point, strides,
+                 dilations, pads, groups, layout, w_layout, family, activation, out_dtype):
+    """:func:`conv2d` with int16 activations: the family is ``family``, else depthwise for 1HWO
+    weights or one group per input channel (what a converter writes as DEPTHWISE_CONV_2D), else
+    ``"conv"`` (one group) or ``"grouped_conv"``."""
+    if family is None:
+        c = x.shape[1] if layout == "NCHW" else x.shape[3]
+        cg = w.shape[1] if (w_layout or ("OIHW" if layout == "NCHW" else "OHWI")) == "OIHW" else w.shape[3]
+        n_groups = groups or c // cg
+        family = ("depthwise" if w_layout == "1HWO" or (n_groups == c and c > 1) else
+                  "conv" if n_groups == 1 else "grouped_conv")
+    spec = _spec_16x8(prof, family, x, w, x_zero_point, w_zero_point, bias)
+    _check_limits(spec, x_scale, w_scale, y_scale)
+    acc = conv2d_int64(x, w, strides=strides, dilations=dilations, pads=pads, groups=groups, layout=layout,
+                       w_layout=w_layout)  # int64, exact
+    return _output_stage_16x8(acc, spec, bias, x_scale, w_scale, y_scale, y_zero_point, activation,
+                              1 if layout == "NCHW" else -1, out_dtype)
+
+
 def requantize_tensor(q, x_scale, x_zero_point: int, y_scale, y_zero_point: int, *, profile, out_dtype=np.int8):
     """Codes of one tensor rescaled to another's parameters: $y = \\mathrm{clamp}(\\mathrm{requant}(q - Z_x,
-    S_x / S_y) + Z_y)$, in the profile's ``requantize`` spec (TFLite's QUANTIZE from an integer
-    tensor: MBQM with double rounding, the multiplier of $S_x / S_y$ formed in double).
+    S_x / S_y) + Z_y)$ (TFLite's QUANTIZE from an integer tensor, int8/uint8/int16 in and out): the
+    integer model's ``requantize`` node. The arithmetic is :func:`refquant.ops.pointwise.requantize`
+    under the profile's ``pointwise.requantize`` kernels.
 
     Args:
         q: int8 / uint8 / int16 codes, any shape.
@@ -309,8 +396,7 @@ def requantize_tensor(q, x_scale, x_zero_point: int, y_scale, y_zero_point: int,
         Codes of ``q``'s shape and ``out_dtype``.
 
     Raises:
-        UnsupportedError: The profile's backend has no such op.
+        UnsupportedError: The profile's backend has no such op, or not for this pair of dtypes.
     """
-    spec = _profile(profile).layer("requantize")
-    acc = (np.asarray(q).astype(np.int64) - int(x_zero_point)).astype(np.int32)  # exact: |q - Z| < 2^17
-    return output_stage(acc, spec, x_scale, np.float32(1.0), y_scale, y_zero_point, axis=-1, out_dtype=out_dtype)
+    return pointwise.requantize(np.asarray(q), x_scale, x_zero_point, y_scale, y_zero_point, profile=profile,
+                                out_dtype=out_dtype)

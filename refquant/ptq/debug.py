@@ -12,9 +12,10 @@ layer's, which is what a user sees at that point of the network.
 
 **Sensitivity** (:func:`sensitivity`). Quantize one layer at a time (every other layer in
 float32) and rank the layers by the accuracy lost. **Mixed precision**
-(:func:`mixed_precision_plan`): keep the most sensitive layers in float32, one more at a time,
-until the accuracy is within ``max_drop`` of the float model's; the plan prints its
-accuracy/size trade-off and :meth:`MixedPrecisionPlan.apply` builds the model.
+(:func:`mixed_precision_plan`): step the most sensitive layers up, one more at a time, first to
+int16 activations (where the profile has 16x8 kernels), then to float32, until the accuracy is
+within ``max_drop`` of the float model's; the plan prints its accuracy/size trade-off and
+:meth:`MixedPrecisionPlan.apply` builds the model.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import numbers
 
 from .. import _validate as V
-from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError
+from ..errors import QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError
 from ..qmodel import QuantizedModel
 from .flows import Calibrated, calibrate_model
 from .trace import float_outputs
@@ -165,12 +166,13 @@ def sensitivity(cal: Calibrated, x, y, *, per_channel: bool = True) -> list[dict
 
 @dataclass
 class MixedPrecisionPlan:
-    """Layers to keep in float32, and the measured trade-off of each prefix of the ranking.
+    """Layers to run in int16 or keep in float32, and the measured trade-off of each step of the plan.
 
     Attributes:
-        float_layers: The chosen layers (most sensitive first).
+        int16_layers: Layers run with int16 activations (TFLite's 16x8 kernels).
+        float_layers: Layers kept in float32 (most sensitive first).
         float_accuracy: The float model's accuracy.
-        trade_off: Rows ``{"float_layers", "accuracy", "nbytes"}``, one per number of float layers tried.
+        trade_off: Rows ``{"int16_layers", "float_layers", "accuracy", "nbytes"}``, one per step tried.
         ranking: The sensitivity rows the plan followed (empty if the integer model was already
             within ``max_drop``).
     """
@@ -181,25 +183,39 @@ class MixedPrecisionPlan:
     ranking: list = field(default_factory=list)
     cal: Calibrated | None = field(default=None, repr=False)
     per_channel: bool = True
+    int16_layers: list = field(default_factory=list)
 
     def apply(self):
-        """The integer model with :attr:`float_layers` kept in float32."""
+        """The integer model with :attr:`int16_layers` in int16 and :attr:`float_layers` in float32."""
         if self.cal is None:
             raise QuantizationValueError("this plan has no calibrated model to apply to")
-        return self.cal.lower(per_channel=self.per_channel, float_layers=self.float_layers, allow_float=True)
+        return self.cal.lower(per_channel=self.per_channel, float_layers=self.float_layers,
+                              int16_layers=self.int16_layers, allow_float=True)
 
     def table(self) -> str:
         lines = [f"float model: top-1 {100 * self.float_accuracy:.2f}%",
-                 "| float layers | top-1 | bytes |", "|---|---:|---:|"]
+                 "| int16 layers | float layers | top-1 | bytes |", "|---|---|---:|---:|"]
         for r in self.trade_off:
-            lines.append(f"| {', '.join(r['float_layers']) or '(none)'} | {100 * r['accuracy']:.2f}% | {r['nbytes']} |")
+            lines.append(f"| {', '.join(r['int16_layers']) or '(none)'} | {', '.join(r['float_layers']) or '(none)'} "
+                         f"| {100 * r['accuracy']:.2f}% | {r['nbytes']} |")
         return "\n".join(lines)
 
 
 def mixed_precision_plan(model, calibration_data, x, y, *, profile=None, max_drop: float = 0.005,
-                         per_channel=True, calibrator: str = "minmax",
+                         per_channel=True, calibrator: str = "minmax", int16: bool | None = None,
                          max_float_layers: int | None = None) -> MixedPrecisionPlan:
-    """Keep the most sensitive layers in float32 until top-1 is within ``max_drop`` of float.
+    """Step the most sensitive layers up from int8 until top-1 is within ``max_drop`` of float.
+
+    The ladder, each step measured on ``(x, y)``, layers ranked by :func:`sensitivity`:
+
+    1. all int8 (the plan stops at the first step within ``max_drop``);
+    2. with int16 (profiles with 16x8 kernels, unless ``int16=False``): the $k$ most sensitive layers
+       run with int16 activations, $k = 1, 2, \\ldots$ up to every layer;
+    3. float32: the $k$ most sensitive layers kept in float, the others as step 2 left them
+       (int16 when it ran, else int8), up to ``max_float_layers``.
+
+    int16 costs little memory for the model (the weights stay int8; a 16x8 layer's bias is int64)
+    and twice the activation memory; float costs four times the weights.
 
     Args:
         model: A float model, or a :class:`~refquant.ptq.flows.Calibrated` one (then
@@ -207,8 +223,13 @@ def mixed_precision_plan(model, calibration_data, x, y, *, profile=None, max_dro
         calibration_data, profile, per_channel, calibrator: As :func:`~refquant.ptq.quantize_static`.
         x, y: Evaluation data (a held-out split, not the test set you report).
         max_drop: Accepted top-1 loss as a fraction (0.005 = half a point).
+        int16: Use step 2: ``None`` (default) when the profile has 16x8 kernels, ``False`` never;
+            ``True`` on a profile without them is an error.
         max_float_layers: Stop after this many float layers (default: all of them; then the model
             is float but for its input's quantization).
+
+    Raises:
+        UnsupportedError: ``int16=True`` on a profile without int16-activation kernels.
     """
     max_drop = V.as_real_scalar(max_drop, "max_drop")
     if not 0 <= max_drop <= 1:
@@ -219,22 +240,33 @@ def mixed_precision_plan(model, calibration_data, x, y, *, profile=None, max_dro
         if profile is None:
             raise QuantizationValueError("profile is required when model is not a Calibrated model")
         cal = calibrate_model(model, calibration_data, profile=profile, calibrator=calibrator)
+    has16 = bool(cal.profile.layers_16x8)
+    if int16 is None:
+        int16 = has16
+    elif V.as_flag(int16, "int16") and not has16:
+        raise UnsupportedError(f"int16=True: profile {cal.profile.name!r} has no int16-activation (16x8) kernels")
     base = accuracy(cal.model, x, y)
-    plan = MixedPrecisionPlan([], base, [], [], cal, per_channel)
+    plan = MixedPrecisionPlan([], base, [], [], cal, per_channel, [])
 
-    def measure(chosen):
-        qm = cal.lower(per_channel=per_channel, float_layers=chosen, allow_float=True)
+    def measure(int16_layers, float_layers):
+        qm = cal.lower(per_channel=per_channel, float_layers=float_layers, int16_layers=int16_layers,
+                       allow_float=True)
         acc = accuracy(qm, x, y)
-        plan.trade_off.append({"float_layers": list(chosen), "accuracy": acc, "nbytes": qm.nbytes})
-        plan.float_layers = list(chosen)
+        plan.trade_off.append({"int16_layers": list(int16_layers), "float_layers": list(float_layers),
+                               "accuracy": acc, "nbytes": qm.nbytes})
+        plan.int16_layers, plan.float_layers = list(int16_layers), list(float_layers)
         return base - acc <= max_drop
 
-    if measure([]):
+    if measure([], []):
         return plan
     plan.ranking = sensitivity(cal, x, y, per_channel=per_channel)
     ranking = [r["layer"] for r in plan.ranking]
+    if int16:
+        for k in range(1, len(ranking) + 1):
+            if measure(ranking[:k], []):
+                return plan
     limit = len(ranking) if max_float_layers is None else V.as_int_scalar(max_float_layers, "max_float_layers", lo=0)
     for k in range(1, min(limit, len(ranking)) + 1):
-        if measure(ranking[:k]):
+        if measure(ranking[k:] if int16 else [], ranking[:k]):
             break
     return plan

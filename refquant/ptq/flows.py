@@ -99,18 +99,40 @@ def calibrate(model, steps, calibration_data, calibrator: str = "minmax", **opti
     return {name: tuple(_F32(v) for v in obs.range()) for name, obs in observers.items()}
 
 
-def _float_step_names(model, steps, float_layers) -> set:
-    if isinstance(float_layers, (list, set, frozenset)):
-        float_layers = tuple(float_layers)
-    float_layers = V.as_tuple(float_layers, "float_layers", "layer names")
-    if not all(isinstance(n, str) for n in float_layers):
-        raise QuantizationTypeError(f"float_layers must hold layer names (str), got {V.describe(float_layers)}")
-    names = set(float_layers)
+def _step_names(steps, layers, arg: str) -> set:
+    """The step names ``layers`` (a tuple, list or set of layer names) stands for, checked."""
+    if isinstance(layers, (list, set, frozenset)):
+        layers = tuple(layers)
+    layers = V.as_tuple(layers, arg, "layer names")
+    if not all(isinstance(n, str) for n in layers):
+        raise QuantizationTypeError(f"{arg} must hold layer names (str), got {V.describe(layers)}")
+    names = set(layers)
     known = {s.name for s in steps}
     unknown = sorted(names - known)
     if unknown:
-        raise QuantizationValueError(f"float_layers must name layers of the traced model ({sorted(known)}), "
-                                     f"got {unknown}")
+        raise QuantizationValueError(f"{arg} must name layers of the traced model ({sorted(known)}), got {unknown}")
+    return names
+
+
+def _float_step_names(model, steps, float_layers) -> set:
+    return _step_names(steps, float_layers, "float_layers")
+
+
+def _int16_step_names(steps, int16_layers, profile, float_steps: set) -> set:
+    """``int16_layers`` as step names: ``"all"`` is every step; a profile without 16x8 layers refuses."""
+    if isinstance(int16_layers, str):
+        if int16_layers != "all":
+            raise QuantizationValueError(f"int16_layers must be 'all' or a sequence of layer names, "
+                                         f"got {int16_layers!r}")
+        names = {s.name for s in steps} - float_steps
+    else:
+        names = _step_names(steps, int16_layers, "int16_layers")
+    both = sorted(names & float_steps)
+    if both and not isinstance(int16_layers, str):
+        raise QuantizationValueError(f"a layer cannot be both in float_layers and in int16_layers, got {both}")
+    if names and not profile.layers_16x8:
+        raise UnsupportedError(f"int16_layers: profile {profile.name!r} has no int16-activation (16x8) kernels; "
+                               f"profiles with them: {[p for p in list_profiles() if get_profile(p).layers_16x8]}")
     return names
 
 
@@ -152,17 +174,22 @@ class Calibrated:
     def __post_init__(self):
         self.probe = V.as_float_array(self.probe, "probe").astype(_F32, copy=False)  # native byte order
 
-    def lower(self, *, per_channel: bool = True, float_layers=(), allow_float: bool = False) -> QuantizedModel:
+    def lower(self, *, per_channel: bool = True, float_layers=(), int16_layers=(),
+              allow_float: bool = False) -> QuantizedModel:
         """The integer model of these ranges (see :func:`quantize_static`)."""
         per_channel = V.as_flag(per_channel, "per_channel")
         allow_float = V.as_flag(allow_float, "allow_float")
         float_steps = _float_step_names(self.model, self.steps, float_layers)
+        int16_steps = _int16_step_names(self.steps, int16_layers, self.profile, float_steps)
         meta = {"flow": "static", "calibrator": self.calibrator, "per_channel": per_channel,
                 "recipe": self.recipe.name}
+        if int16_steps:
+            meta["int16_layers"] = sorted(int16_steps)
 
         def build(fs):
             return lower(self.steps, self.ranges, profile=self.profile, recipe=self.recipe, per_channel=per_channel,
-                         float_steps=fs, metadata=meta | {"float_layers": sorted(fs)})
+                         float_steps=fs, int16_steps=int16_steps - fs,
+                         metadata=meta | {"float_layers": sorted(fs)})
 
         qm, _ = _probe(build, float_steps, self.probe, allow_float)
         return qm
@@ -192,7 +219,8 @@ def calibrate_model(model, calibration_data, *, profile, calibrator: str = "minm
 
 
 def quantize_static(model, calibration_data, *, profile, per_channel: bool = True, calibrator: str = "minmax",
-                    isa: str = "auto", float_layers=(), allow_float: bool = False, **calibrator_options):
+                    isa: str = "auto", float_layers=(), int16_layers=(), allow_float: bool = False,
+                    **calibrator_options):
     """Full-integer post-training quantization.
 
     Args:
@@ -210,6 +238,11 @@ def quantize_static(model, calibration_data, *, profile, per_channel: bool = Tru
             ``quantize_static`` uses min-max).
         isa: ISA the profile's accumulation is resolved for (``"auto"``: this CPU).
         float_layers: Layer names to keep in float32.
+        int16_layers: Layer names whose inputs and output are int16 (TFLite's 16x8 mode: int16
+            activations with zero point 0, int8 weights, int64 bias), or ``"all"`` for a whole 16x8
+            model. Where an int16 layer meets an int8 one, a ``requantize`` node converts (TFLite's
+            QUANTIZE between integer tensors). Only profiles with 16x8 kernels take it
+            (``Profile.layers_16x8``: the TFLite profiles).
         allow_float: Keep a layer the profile cannot run in float32 (else raise, naming it).
         **calibrator_options: Passed to :func:`refquant.calibration.make_observer`.
 
@@ -217,15 +250,18 @@ def quantize_static(model, calibration_data, *, profile, per_channel: bool = Tru
         A :class:`~refquant.qmodel.QuantizedModel` for ``profile``.
 
     Raises:
-        UnsupportedError: A layer the profile cannot run (naming it), unless ``allow_float``.
-        QuantizationValueError: Empty or non-finite calibration data, unknown names.
+        UnsupportedError: A layer the profile cannot run (naming it), unless ``allow_float``; int16
+            layers under a profile without 16x8 kernels.
+        QuantizationValueError: Empty or non-finite calibration data, unknown names, a layer named in
+            both ``float_layers`` and ``int16_layers``.
         ShapeError: Calibration batches the model cannot take.
     """
     per_channel = V.as_flag(per_channel, "per_channel")
     allow_float = V.as_flag(allow_float, "allow_float")
     cal = calibrate_model(model, calibration_data, profile=profile, calibrator=calibrator, isa=isa,
                           **calibrator_options)
-    return cal.lower(per_channel=per_channel, float_layers=float_layers, allow_float=allow_float)
+    return cal.lower(per_channel=per_channel, float_layers=float_layers, int16_layers=int16_layers,
+                     allow_float=allow_float)
 
 
 def _linear_steps(steps):

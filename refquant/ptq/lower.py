@@ -22,7 +22,7 @@ from ..qmodel import Node, QuantizedModel, TensorInfo
 from .recipes import Recipe, activation_params, quantize_bias, quantize_weight
 from .trace import INPUT, Step
 
-__all__ = ["lower", "KEEPS_PARAMS", "keeps_params"]
+__all__ = ["lower", "KEEPS_PARAMS", "keeps_params", "bias_dtype"]
 
 _F32 = np.float32
 #: Ops whose output has their input's parameters.
@@ -48,42 +48,57 @@ class _Builder:
         self.profile, self.recipe, self.ranges, self.per_channel = profile, recipe, ranges, per_channel
         self.nodes: list[Node] = []
         self.tensors: dict[str, TensorInfo] = {}
-        self.domain: dict[str, dict[bool, str]] = {}  # tensor → {is_integer: name of that version}
+        self.domain: dict[str, dict[str, str]] = {}  # tensor → {dtype: name of that version}, the producer's first
 
-    def _params_of(self, name: str) -> tuple[float, int]:
+    def _params_of(self, name: str, dtype: str) -> tuple[float, int]:
         lo, hi = self.ranges[name]
-        return activation_params(self.recipe, lo, hi)
+        return activation_params(self.recipe, lo, hi, dtype=dtype)
 
-    def add_tensor(self, name: str, integer: bool, params=None) -> str:
-        if integer:
+    def add_tensor(self, name: str, dtype: str, params=None) -> str:
+        if dtype != "float32":
             s, z = params
-            self.tensors[name] = TensorInfo(name, self.recipe.activation_dtype, s, z)
+            self.tensors[name] = TensorInfo(name, dtype, s, z)
         else:
             self.tensors[name] = TensorInfo(name, "float32")
-        self.domain.setdefault(name.split(":")[0], {})[integer] = name
+        self.domain.setdefault(name.split(":")[0], {})[dtype] = name
         return name
 
-    def version(self, tensor: str, integer: bool) -> str:
-        """The name of ``tensor`` in the wanted domain, inserting a quantize/dequantize node once."""
+    def primary_dtype(self, tensor: str) -> str:
+        """The dtype ``tensor``'s producer wrote it in."""
+        return next(iter(self.domain[tensor]))
+
+    def version(self, tensor: str, dtype: str) -> str:
+        """The name of ``tensor`` in ``dtype``, inserting a quantize, dequantize or requantize node once.
+
+        An integer version is made from another integer version when there is one (a ``requantize``
+        node: integer arithmetic only), else from the float version.
+        """
         have = self.domain[tensor]
-        if integer in have:
-            return have[integer]
-        src = have[not integer]
-        if integer:
-            name = self.add_tensor(f"{tensor}:q", True, self._params_of(tensor))
-            self.nodes.append(Node(f"{tensor}:quantize", "quantize", (src,), name))
-        else:
-            name = self.add_tensor(f"{tensor}:f", False)
+        if dtype in have:
+            return have[dtype]
+        integer_sources = [d for d in have if d != "float32"]
+        if dtype == "float32":
+            src = have[integer_sources[0]]
+            name = self.add_tensor(f"{tensor}:f", "float32")
             self.nodes.append(Node(f"{tensor}:dequantize", "dequantize", (src,), name))
+            return name
+        suffix = "q" if dtype == self.recipe.activation_dtype else f"q_{dtype}"
+        name = self.add_tensor(f"{tensor}:{suffix}", dtype, self._params_of(tensor, dtype))
+        if integer_sources:
+            self.nodes.append(Node(f"{tensor}:requantize_{dtype}", "requantize", (have[integer_sources[0]],), name))
+        else:
+            self.nodes.append(Node(f"{tensor}:{'quantize' if suffix == 'q' else 'quantize_' + dtype}", "quantize",
+                                   (have["float32"],), name))
         return name
 
-    def step(self, s: Step, integer: bool) -> None:
-        inputs = tuple(self.version(t, integer) for t in s.inputs)
+    def step(self, s: Step, dtype: str) -> None:
+        integer = dtype != "float32"
+        inputs = tuple(self.version(t, dtype) for t in s.inputs)
         attrs, params = {}, {}
         if s.activation is not None and s.op != "clamp" and (self.recipe.clamp_in_kernel or not integer):
             attrs["activation"] = s.activation
         if s.op in ("linear", "conv2d"):
-            params = self._layer_params(s, inputs[0], integer)
+            params = self._layer_params(s, inputs[0], dtype)
             if s.op == "conv2d":
                 c = s.layer
                 attrs.update(stride=list(c.stride), padding=_padding(c), dilation=list(c.dilation), groups=c.groups)
@@ -96,12 +111,12 @@ class _Builder:
         elif s.op == "clamp":
             attrs["activation"] = s.activation
         if not integer:
-            out = self.add_tensor(s.output, False)
+            out = self.add_tensor(s.output, "float32")
         elif keeps_params(s.op, self.profile):
             src = self.tensors[inputs[0]]
-            out = self.add_tensor(s.output, True, (src.scale, src.zero_point))
+            out = self.add_tensor(s.output, dtype, (src.scale, src.zero_point))
         else:
-            out = self.add_tensor(s.output, True, self._params_of(s.output))
+            out = self.add_tensor(s.output, dtype, self._params_of(s.output, dtype))
             if s.activation is not None and s.op != "clamp" and not self.recipe.clamp_in_kernel:
                 self._check_range_covers(s, self.tensors[out])
         self.nodes.append(Node(s.name, s.op, inputs, out, attrs, params))
@@ -116,24 +131,37 @@ class _Builder:
             raise UnsupportedError(f"layer {s.name!r}: its {s.activation} is removed by the runtime only when the "
                                    f"output range lies inside it, got [{lo!r}, {hi!r}]")
 
-    def _layer_params(self, s: Step, x: str, integer: bool) -> dict:
+    def _layer_params(self, s: Step, x: str, dtype: str) -> dict:
         layer = s.layer
         w = layer.weight.value.astype(_F32)
         b = None if layer.bias is None else layer.bias.value.astype(_F32)
-        if not integer:
+        if dtype == "float32":
             return {"weight": w} | ({} if b is None else {"bias": b})
         q, ws, wz = quantize_weight(self.recipe, w, per_channel=self.per_channel, profile=self.profile)
         family = "linear" if s.op == "linear" else "conv"
-        int_bias = self.profile.layer(family).bias == "int32"
         params = {"weight": q, "weight_scale": ws, "weight_zero_point": wz}
-        bq = quantize_bias(self.recipe, b, self.tensors[x].scale, ws, integer=int_bias)
+        bq = quantize_bias(self.recipe, b, self.tensors[x].scale, ws, dtype=bias_dtype(self.profile, family, dtype))
         if bq is not None:
             params["bias"] = bq
         return params
 
 
+def bias_dtype(profile: Profile, family: str, activation_dtype: str) -> str:
+    """The bias dtype a layer of ``family`` takes under ``profile`` with ``activation_dtype`` activations:
+    ``"int64"`` for a 16x8 layer (int16 activations; what the TFLite converter writes), ``"int32"`` for
+    an ``int32`` bias mode, ``"float32"`` for a bias the kernel adds in float.
+
+    Raises:
+        UnsupportedError: int16 activations under a profile without 16x8 layers.
+    """
+    if activation_dtype == "int16":
+        profile.layer_16x8(family, "int64")  # refuses a profile without 16x8 layers
+        return "int64"
+    return "int32" if profile.layer(family).bias == "int32" else "float32"
+
+
 def lower(steps, ranges: dict, *, profile: Profile, recipe: Recipe, per_channel: bool = True,
-          float_steps=(), metadata=None) -> QuantizedModel:
+          float_steps=(), int16_steps=(), metadata=None) -> QuantizedModel:
     """Build the integer model (see the module docstring).
 
     Args:
@@ -143,17 +171,22 @@ def lower(steps, ranges: dict, *, profile: Profile, recipe: Recipe, per_channel:
         recipe: The tool whose parameter choices to reproduce.
         per_channel: Per-channel weights (else per tensor).
         float_steps: Names of steps kept in float32.
+        int16_steps: Names of steps whose inputs and output are int16 (TFLite's 16x8 kernels);
+            a pool, flatten or clamp follows its input's dtype.
         metadata: Recorded in the model.
     """
     b = _Builder(profile, recipe, ranges, per_channel)
-    b.add_tensor(INPUT, False)
-    float_steps = set(float_steps)
+    b.add_tensor(INPUT, "float32")
+    float_steps, int16_steps = set(float_steps), set(int16_steps)
     for s in steps:
-        integer = s.name not in float_steps
-        if s.op in KEEPS_PARAMS and s.inputs[0] != INPUT and True not in b.domain[s.inputs[0]]:
-            integer = False  # a pool, flatten or clamp of a float layer's output stays float
-        b.step(s, integer)
+        if s.name in float_steps:
+            dtype = "float32"
+        elif s.op in KEEPS_PARAMS and s.inputs[0] != INPUT:
+            dtype = b.primary_dtype(s.inputs[0])  # a pool, flatten or clamp computes in its input's dtype
+        else:
+            dtype = "int16" if s.name in int16_steps else recipe.activation_dtype
+        b.step(s, dtype)
     last = steps[-1].output if steps else INPUT
-    out = b.version(last, False)
+    out = b.version(last, "float32")
     return QuantizedModel(b.nodes, b.tensors, [INPUT], [out], profile=profile.name, isa=profile.isa,
                           metadata=metadata)

@@ -106,18 +106,30 @@ def _recipe(recipe) -> Recipe:
     return recipe
 
 
-def activation_params(recipe: Recipe, lo, hi) -> tuple[float, int]:
+def activation_params(recipe: Recipe, lo, hi, *, dtype: str | None = None) -> tuple[float, int]:
     """``(scale, zero_point)`` of an activation tensor observed in ``[lo, hi]``, as the tool chooses them.
+
+    Args:
+        recipe: The tool's :class:`Recipe`.
+        lo, hi: The calibrated range (finite, ``lo <= hi``).
+        dtype: The tensor's dtype: ``None`` (the recipe's ``activation_dtype``) or ``"int16"``
+            (the TFLite converter's 16x8 activations: symmetric, $S = \\max(|lo|, |hi|) / 32767$, $Z = 0$).
 
     Raises:
         QuantizationTypeError: ``recipe`` is not a Recipe, or ``lo``/``hi`` not real scalars.
         QuantizationValueError: ``lo``/``hi`` not finite in float32, or ``lo > hi``.
+        UnsupportedError: ``dtype="int16"`` for a tool without int16 activations.
     """
     recipe = _recipe(recipe)
     if not V.as_finite_f32(lo, "lo") <= V.as_finite_f32(hi, "hi"):  # checked only: each tool rounds lo, hi its own way
         raise QuantizationValueError(f"lo must be <= hi, got lo={float(lo)!r} > hi={float(hi)!r}")
+    dtype = recipe.activation_dtype if dtype is None else V.as_choice(dtype, "dtype", (recipe.activation_dtype,
+                                                                                        "int16"))
+    if dtype == "int16" and recipe.name != "tflite":
+        raise UnsupportedError(f"the {recipe.name} recipe has no int16 activations: only the TFLite converter's "
+                               f"16x8 mode is modelled")
     if recipe.name == "tflite":
-        qp = tflite_face.activation_qparams(lo, hi, recipe.activation_dtype)
+        qp = tflite_face.activation_qparams(lo, hi, dtype)
         return float(qp.scale), int(qp.zero_point)
     if recipe.name == "onnxruntime":
         qp = tool_qparams(lo, hi, recipe.activation_dtype)
@@ -178,18 +190,23 @@ def quantize_weight(recipe: Recipe, w, *, per_channel: bool, profile: Profile):
     return q, np.asarray(s, _F32), z.astype(np.int8)
 
 
-def quantize_bias(recipe: Recipe, b, x_scale: float, w_scale, *, integer: bool):
-    """The bias as the profile's layer takes it: int32 in the tool's rule when ``integer``, else float32.
+def quantize_bias(recipe: Recipe, b, x_scale: float, w_scale, *, dtype: str = "int32"):
+    """The bias as the profile's layer takes it: integer in the tool's rule, or float32.
 
     Args:
         recipe: The tool's :class:`Recipe`.
         b: float ``(O,)`` bias, finite, or ``None`` (returned as is).
         x_scale: The layer input's scale, > 0.
         w_scale: The weight scales, ``()`` or ``(O,)``, >= 0 (0 for an all-zero weight channel).
-        integer: Quantize to int32 (the profile's layer takes an int32 bias).
+        dtype: ``"int32"`` (int8 layers), ``"int64"`` (TFLite's 16x8 layers) or ``"float32"``
+            (a kernel that adds the bias in float): what the profile's layer takes
+            (:func:`refquant.ptq.lower.bias_dtype`).
+
+    Raises:
+        UnsupportedError: ``dtype="int64"`` for a tool that does not write int64 biases.
     """
     recipe = _recipe(recipe)
-    integer = V.as_flag(integer, "integer")
+    dtype = V.as_choice(dtype, "dtype", ("int32", "int64", "float32"))
     if b is None:
         return None
     b = V.asarray(b, "b", kinds="iuf", what="a real array")
@@ -203,8 +220,13 @@ def quantize_bias(recipe: Recipe, b, x_scale: float, w_scale, *, integer: bool):
     w_scale = V.as_scale(w_scale, "w_scale", allow_zero=True)
     if w_scale.shape not in ((), b.shape):
         raise ShapeError(f"w_scale must have shape () or {b.shape} (one per channel of b), got {w_scale.shape}")
-    if not integer:
+    if dtype == "float32":
         return b
+    if dtype == "int64":
+        if recipe.name != "tflite":
+            raise UnsupportedError(f"the {recipe.name} recipe has no int64 bias: only the TFLite converter's 16x8 "
+                                   f"mode is modelled")
+        return tflite_face.bias_quantize(b, _F32(x_scale), np.asarray(w_scale, _F32), dtype="int64")
     if recipe.name == "tflite":
         return tflite_face.bias_quantize(b, _F32(x_scale), np.asarray(w_scale, _F32))
     bias_scale = (_F32(x_scale) * np.asarray(w_scale, _F32)).astype(_F32)  # quantize_bias_static_impl

@@ -78,8 +78,8 @@ def _narrow_weights(qm: QuantizedModel, steps, bits: int, per_channel: bool, rec
         node.params.update(weight=q, weight_scale=scale, weight_zero_point=np.zeros(scale.shape, np.int8))
         if layer.bias is not None and "bias" in node.params:
             x_scale = qm.tensors[node.inputs[0]].scale
-            integer = node.params["bias"].dtype == np.int32
-            node.params["bias"] = quantize_bias(recipe, layer.bias.value, x_scale, scale, integer=integer)
+            dtype = node.params["bias"].dtype.name  # what the lowering chose for this layer's kernel
+            node.params["bias"] = quantize_bias(recipe, layer.bias.value, x_scale, scale, dtype=dtype)
     return QuantizedModel(qm.nodes, qm.tensors, qm.inputs, qm.outputs, profile=qm.profile, isa=qm.isa,
                           metadata=qm.metadata)
 
