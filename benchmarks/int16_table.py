@@ -45,7 +45,7 @@ by `benchmarks/int16_table.py --write docs/int16-results.md`; rerun it after a c
 * top-1 and the SQNR of the logits against the float model's on the 359 test images;
 * *bytes*: `QuantizedModel.nbytes` (weights, biases, scales, each tensor's parameters);
   *act. bytes*: the largest tensor between nodes for one image (codes, or float32 where a layer
-  stays float: what the runtime must hold at once, at least); *ms*: `run` on the 359 test images, this machine.
+  stays float: what the runtime must hold at once, at least); *ms*: `run` on the 359 test images, this machine, after a warm-up call.
 
 {table}
 
@@ -87,6 +87,7 @@ def act_bytes(qm, x1) -> int:
 
 
 def measure(label, qm, model, x, y):
+    qm.run(x[:2])  # compile the kernels first: the time is the run's, not Numba's
     t0 = time.perf_counter()
     out = qm.run(x)
     ms = 1e3 * (time.perf_counter() - t0)

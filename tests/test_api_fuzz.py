@@ -2,9 +2,10 @@
 
 Every public callable (the ``__all__`` of the namespaces in ``MODULES``, modules named there
 included, plus layer calls and losses in ``_nn_pseudo``, and observer updates, ``QuantizedModel``
-methods and QAT's three flows in ``_flow_pseudo``) has a *baseline*: one valid call, in
-``_baselines()``. The flows' baselines use a two-layer model on an ``(8, 1, 2, 2)`` batch, so that
-each call takes milliseconds. A test replaces one argument of that call, or two, with a value from ``KINDS``
+methods and QAT's three flows in ``_flow_pseudo``, a profile's 16x8 layer lookup in
+``_profile_pseudo``) has a *baseline*: one valid call, in ``_baselines()``. The flows' baselines
+use a two-layer model on an ``(8, 1, 2, 2)`` batch, so that each call takes milliseconds. A test
+replaces one argument of that call, or two, with a value from ``KINDS``
 (wrong types, NaN/Inf/zero/negative scales, huge integers as Python ints and NumPy uint64, float
 zero points, wrong dtypes, empty, 0-d and byte-swapped arrays, huge block sizes and axes) or a
 variant of the baseline's own value (``DERIVED_KINDS``), and asserts:
@@ -18,9 +19,10 @@ variant of the baseline's own value (``DERIVED_KINDS``), and asserts:
   (``RLIMIT_AS`` where the platform has it);
 * the same values in another layout (byte-swapped, non-contiguous) give the baseline's result.
 
-The layer and pointwise ops of ``refquant.ops`` take arguments their callers validated: only the
-names they check (profile, activation, layer family) get bad values; their other arguments are in
-``TRUSTED`` and get the same-value kinds only. ``refquant.ops.dynamic`` checks all of its own.
+The layer, pointwise, reduce and requantize ops of ``refquant.ops`` take arguments their callers
+validated: only the names they check (profile, activation, layer family) get bad values; their
+other arguments are in ``TRUSTED`` and get the same-value kinds only. ``refquant.ops.dynamic``
+checks all of its own.
 
 ``test_fuzz`` draws the replacements with hypothesis (``EXAMPLES`` per callable, deterministic);
 ``test_sweep`` tries every (argument, kind) pair. ``MUST_RAISE`` lists invalid input that used to
@@ -69,7 +71,8 @@ MODULES = [
     # ``__all__``, as refquant.kernels names its kernel modules, is enumerated too)
     "refquant.fixedpoint_math", "refquant.models",
     # the ops under a profile, the specs and profiles they read, the CPU detection
-    "refquant.ops.layers", "refquant.ops.pointwise", "refquant.specs", "refquant.profiles", "refquant.cpu",
+    "refquant.ops.layers", "refquant.ops.pointwise", "refquant.ops.reduce", "refquant.ops.requantize",
+    "refquant.specs", "refquant.profiles", "refquant.cpu",
     # float model to integer model: observers, graph passes, the PTQ flows and their tools, the
     # integer model, dynamic range (QAT: its three flows only, in _flow_pseudo)
     "refquant.calibration", "refquant.passes", "refquant.ptq", "refquant.ptq.flows", "refquant.ptq.recipes",
@@ -85,6 +88,11 @@ I8, U8, I16, I32, F32, F64 = np.int8, np.uint8, np.int16, np.int32, np.float32, 
 
 def i8(*shape, lo=-5):
     return (np.arange(int(np.prod(shape)), dtype=np.int64) % 11 + lo).astype(I8).reshape(shape)
+
+
+def i16(*shape, step=4099):
+    """int16 codes spread over the whole range (zero point 0, as TFLite's 16x8 mode has them)."""
+    return ((np.arange(int(np.prod(shape)), dtype=np.int64) * step) % 65536 - 32768).astype(I16).reshape(shape)
 
 
 def u8(*shape):
@@ -159,6 +167,31 @@ def _softmax_params():
 def _logistic_table():
     from refquant.kernels.lut import logistic_lut
     return logistic_lut(0.1, 0)
+
+
+def _add16_params():
+    from refquant.kernels.elementwise import fixed_point_add_params
+    return fixed_point_add_params(0.001, 0.002, 0.002, left_shift=15)
+
+
+def _sigmoid16(op="logistic"):
+    from refquant.kernels.sigmoid16 import sigmoid16_params
+    return dict(zip(("input_multiplier", "input_left_shift"), sigmoid16_params(0.001, op=op)))
+
+
+def _softmax16():
+    from refquant.kernels.softmax16 import softmax16_params
+    return dict(zip(("input_multiplier", "input_left_shift"), softmax16_params(0.001)))
+
+
+def _requant_codes():
+    from refquant.kernels.requant_codes import fixed_point_requantize_params
+    return dict(zip(("multiplier", "shift"), fixed_point_requantize_params(0.1, 0.2)))
+
+
+def _lut16():
+    from refquant.kernels.lut16 import populate_lut16
+    return populate_lut16(math.tanh, 3 / 32768, 0, 1 / 32768, 0)
 
 
 def _softmax_table():
@@ -399,6 +432,14 @@ def _flow_pseudo():
     return table
 
 
+def _profile_pseudo():
+    """The 16x8 layer lookup of a profile, which ``__all__`` reaches only through the class."""
+    def layer_16x8(family, bias):
+        return refquant.get_profile("tflite_reference").layer_16x8(family, bias)
+    return {"profiles.Profile().layer_16x8(family, bias)": (layer_16x8, lambda: dict(family="grouped_conv",
+                                                                                     bias="int64"))}
+
+
 def _baselines():
     """name -> function returning the keyword arguments of one valid call."""
     from refquant import nn, ptq
@@ -428,7 +469,8 @@ def _baselines():
         "fake_quantize_backward": lambda: dict(grad_output=f32(2, 3), mask=np.ones((2, 3), bool), multiply=True),
         "RoundingMode": lambda: dict(value="half_up"),
         "round_by_mode": lambda: dict(x=np.array([0.5, 1.5, -2.5], F32), mode="half_to_even"),
-        "Profile": lambda: dict(name="mine", description="fuzz"),
+        "Profile": lambda: dict(name="mine", description="fuzz",
+                                layers_16x8=refquant.get_profile("tflite_reference").layers_16x8),
         "get_profile": lambda: dict(name="onnxruntime", isa="exact"),
         "list_profiles": lambda: dict(),
         # ---- specs, cpu
@@ -481,6 +523,47 @@ def _baselines():
                                                profile="tflite_reference"),
         "ops.pointwise.tanh": lambda: dict(x=i8(2, 5), x_scale=F32(0.1), x_zero_point=1, y_scale=F32(1 / 128),
                                            y_zero_point=0, profile="tflite_reference"),
+        "ops.pointwise.mean": lambda: dict(x=i8(1, 3, 3, 2), x_scale=F32(0.1), x_zero_point=1, y_scale=F32(0.05),
+                                           y_zero_point=-2, axis=(1, 2), profile="tflite_reference", keep_dims=True),
+        "ops.pointwise.requantize": lambda: dict(x=i8(2, 3), x_scale=F32(0.1), x_zero_point=1, y_scale=F32(0.2),
+                                                 y_zero_point=-2, profile="tflite_optimized", out_dtype=I16),
+        # the ops on int16 codes (TFLite's 16x8 mode: zero points 0, int8 weights, int64 bias)
+        "ops.layers.linear[16x8]": lambda: dict(x=i16(2, 4), x_scale=F32(0.001), x_zero_point=0, w=i8(3, 4),
+                                                w_scale=np.array([0.05, 0.02, 0.04], F32), w_zero_point=0,
+                                                bias=np.array([1, -2, 3], np.int64), y_scale=F32(0.002),
+                                                y_zero_point=0, profile="tflite_optimized", activation="RELU",
+                                                out_dtype=I16),
+        "ops.layers.conv2d[16x8]": lambda: dict(x=i16(1, 4, 4, 2), x_scale=F32(0.001), x_zero_point=0,
+                                                w=i8(3, 2, 2, 2), w_scale=np.array([0.05, 0.02, 0.04], F32),
+                                                w_zero_point=0, bias=np.array([1, -2, 3], np.int64),
+                                                y_scale=F32(0.002), y_zero_point=0, profile="tflite_reference",
+                                                strides=(1, 1), dilations=(1, 1), pads="VALID", layout="NHWC",
+                                                w_layout="OHWI", family="conv", activation="RELU", out_dtype=I16),
+        "ops.pointwise.add[16x8]": lambda: dict(a=i16(2, 20), a_scale=F32(0.001), a_zero_point=0,
+                                                b=i16(2, 20, step=977), b_scale=F32(0.002), b_zero_point=0,
+                                                y_scale=F32(0.002), y_zero_point=0, profile="tflite_optimized",
+                                                activation="RELU"),
+        "ops.pointwise.mul[16x8]": lambda: dict(a=i16(2, 3), a_scale=F32(0.001), a_zero_point=0, b=i16(3, step=977),
+                                                b_scale=F32(0.002), b_zero_point=0, y_scale=F32(0.05), y_zero_point=0,
+                                                profile="tflite_reference", activation="RELU6"),
+        "ops.pointwise.mean[16x8]": lambda: dict(x=i16(1, 3, 3, 2), x_scale=F32(0.001), x_zero_point=0,
+                                                 y_scale=F32(0.0005), y_zero_point=0, axis=(1, 2),
+                                                 profile="tflite_optimized", keep_dims=True),
+        "ops.pointwise.requantize[16x8]": lambda: dict(x=i16(2, 3), x_scale=F32(0.001), x_zero_point=0,
+                                                       y_scale=F32(0.2), y_zero_point=-2, profile="tflite_reference",
+                                                       out_dtype=I8),
+        "ops.pointwise.average_pool2d[16x8]": lambda: dict(x=i16(1, 4, 4, 2), x_scale=F32(0.001), x_zero_point=0,
+                                                           filter_size=(2, 2), profile="tflite_optimized",
+                                                           stride=(2, 2), padding="VALID", activation="RELU"),
+        "ops.pointwise.max_pool2d[16x8]": lambda: dict(x=i16(1, 4, 4, 2), x_scale=F32(0.001), x_zero_point=0,
+                                                       filter_size=(2, 2), profile="tflite_xnnpack", stride=(1, 1),
+                                                       padding="SAME", activation="RELU"),
+        "ops.pointwise.softmax[16x8]": lambda: dict(x=i16(2, 5), x_scale=F32(0.001), beta=F32(1.0),
+                                                    profile="tflite_optimized"),
+        "ops.pointwise.logistic[16x8]": lambda: dict(x=i16(2, 5), x_scale=F32(0.001), x_zero_point=0,
+                                                     y_scale=F32(2 ** -15), y_zero_point=0, profile="tflite_reference"),
+        "ops.pointwise.tanh[16x8]": lambda: dict(x=i16(2, 5), x_scale=F32(1 / 4096), x_zero_point=0,
+                                                 y_scale=F32(2 ** -15), y_zero_point=0, profile="tflite_optimized"),
         # ---- rounding
         "round_half_to_even": ROUND_X, "round_half_away_from_zero": ROUND_X, "round_half_up": ROUND_X,
         "round_half_down": ROUND_X, "round_half_toward_zero": ROUND_X, "round_floor": ROUND_X,
@@ -542,6 +625,8 @@ def _baselines():
                                        output_scale=0.2, mode="fixed_double",
                                        derivation="f64_ab_div_c"),
         "add_bias": lambda: dict(acc=np.array([[1, 2], [3, 4]], I32), bias=np.array([5, -6], I32), axis=-1),
+        "add_bias_wrapping": lambda: dict(acc=np.array([[1, 2], [3, 4]], np.int64), bias=np.array([5, -6], np.int64),
+                                          bits=64, axis=-1),
         "float_bias_accumulator": lambda: dict(acc=np.array([[1, 2], [3, 4]], I32), bias=np.array([0.5, -1.0], F32),
                                                act_times_w_scale=np.array([0.25, 0.5], F32), axis=-1),
         "quantize_bias_runtime": lambda: dict(bias=np.array([0.5, -1.0], F32), input_scale=0.1, weight_scale=0.05),
@@ -611,6 +696,50 @@ def _baselines():
         "softmax_fixed_point_params": lambda: dict(x_scale=0.1, beta=1.0),
         "softmax_fixed_point": lambda: dict(x=i8(2, 5), params=_softmax_params()),
         "softmax_fixed_point_reference": lambda: dict(x=i8(2, 5), params=_softmax_params()),
+        # ---- kernels of TFLite's 16x8 mode (int16 activations) and the 8-bit kernels added with it
+        "gemm_int64": lambda: dict(a=i16(2, 3), b=i8(3, 2)),
+        "gemm_int64_reference": lambda: dict(a=i16(2, 3), b=i8(3, 2)),
+        "conv2d_int64": lambda: dict(x=i16(1, 4, 4, 2), w=i8(3, 2, 2, 2), strides=1, dilations=1, pads="SAME_UPPER",
+                                     groups=1, layout="NHWC", w_layout="OHWI"),
+        "conv2d_int64_reference": lambda: dict(x=i16(1, 4, 4, 2), w=i8(3, 2, 2, 2), strides=1, dilations=1,
+                                               pads="SAME_UPPER", groups=1, layout="NHWC", w_layout="OHWI"),
+        "mean_axes": lambda: dict(axis=(1, -2, 1), ndim=4),
+        "mean_fixed_point": lambda: dict(x=i8(1, 3, 3, 2), x_scale=F32(0.1), x_zero_point=1, y_scale=F32(0.05),
+                                         y_zero_point=-2, axis=(1, 2)),
+        "mean_fixed_point_4d": lambda: dict(x=i8(1, 3, 3, 2), x_scale=F32(0.1), x_zero_point=1, y_scale=F32(0.05),
+                                            y_zero_point=-2),
+        "mean_float32": lambda: dict(x=i8(1, 3, 3, 2), x_scale=F32(0.1), x_zero_point=1, y_scale=F32(0.05),
+                                     y_zero_point=-2, axis=(1, 2)),
+        "fixed_point_requantize_params": lambda: dict(x_scale=0.1, y_scale=0.2),
+        "fixed_point_requantize": lambda: dict(x=i8(2, 20), x_zero_point=1, y_zero_point=-2, out_dtype=I16,
+                                               simd_block=16, **_requant_codes()),
+        "shift8_requantize_params": lambda: dict(x_scale=0.1, y_scale=0.2),
+        "shift8_requantize": lambda: dict(x=i8(2, 3), x_zero_point=1, multiplier=128, y_zero_point=-2, out_dtype=I8),
+        "fixed_point_mul_blocks": lambda: dict(ADD8(), multiplier=1145324672, shift=-2, block=4, act_min=-100,
+                                               act_max=100),
+        "populate_lut16": lambda: dict(fn=math.tanh, input_scale=3 / 32768, input_zero_point=0,
+                                       output_scale=1 / 32768, output_zero_point=0),
+        "lut16_lookup": lambda: dict(x=i16(2, 5), lut=_lut16()),
+        "lut16_lookup_reference": lambda: dict(x=i16(2, 5), lut=_lut16()),
+        "softmax_exp_lut16": lambda: dict(),
+        "softmax_reciprocal_lut16": lambda: dict(),
+        "softmax16_params": lambda: dict(x_scale=0.001, beta=1.0),
+        "softmax16": lambda: dict(x=i16(2, 5), **_softmax16()),
+        "softmax16_reference": lambda: dict(x=i16(2, 5), **_softmax16()),
+        "checked_log2": lambda: dict(x=1 / 4096),
+        "sigmoid16_params": lambda: dict(x_scale=0.001, op="tanh"),
+        "logistic16": lambda: dict(x=i16(2, 5), **_sigmoid16()),
+        "logistic16_reference": lambda: dict(x=i16(2, 5), **_sigmoid16()),
+        "tanh16": lambda: dict(x=i16(2, 5), **_sigmoid16("tanh")),
+        "tanh16_reference": lambda: dict(x=i16(2, 5), **_sigmoid16("tanh")),
+        "logistic_q3": lambda: dict(x=i16(2, 5), lanes=True),
+        "logistic_q3_reference": lambda: dict(x=i16(2, 5), lanes=True),
+        "tanh_q3": lambda: dict(x=i16(2, 5), lanes=True, double_input=True),
+        "tanh_q3_reference": lambda: dict(x=i16(2, 5), lanes=True, double_input=True),
+        "fixed_point_add16_blocks": lambda: dict(a=i16(2, 20), b=i16(2, 20, step=977), params=_add16_params(),
+                                                 act_min=-30000, act_max=30000),
+        "tanh_lut_rne": lambda: dict(x_scale=0.1, x_zero_point=3, y_scale=1 / 128, y_zero_point=0, dtype="int8",
+                                     math="correctly_rounded"),
         # ---- nn
         "Module": lambda: dict(),
         "Parameter": lambda: dict(value=f32(2, 3)),
@@ -776,6 +905,43 @@ def _baselines():
         "tflite.max_pool2d": lambda: dict(x=i8(1, 4, 4, 2), x_scale=0.1, x_zero_point=1, filter_size=2),
         "tflite.softmax": lambda: dict(x=i8(2, 5), x_scale=0.1, x_zero_point=1, beta=1.0),
         "tflite.logistic": lambda: dict(x=i8(2, 5), x_scale=0.1, x_zero_point=1),
+        "tflite.tanh": lambda: dict(x=i8(2, 5), x_scale=0.1, x_zero_point=1, kernel="xnnpack", y_scale=1 / 128,
+                                    y_zero_point=0),
+        "tflite.mul": lambda: dict(TFL_ADD(), activation="RELU", kernel="optimized"),
+        "tflite.mean": lambda: dict(x=i8(1, 3, 3, 2), x_scale=0.1, x_zero_point=1, y_scale=0.05, y_zero_point=-2,
+                                    axis=(1, 2), keep_dims=False, kernel="reference"),
+        "tflite.requantize": lambda: dict(q=i8(2, 3), x_scale=0.1, x_zero_point=1, y_scale=0.2, y_zero_point=-2,
+                                          dtype="int16", kernel="reference"),
+        # the faces in 16x8 mode: int16 activations (zero point 0), int8 weights, int64 (or int32) bias
+        "tflite.fully_connected[16x8]": lambda: dict(x=i16(2, 4), x_scale=0.001, x_zero_point=0, w=i8(3, 4),
+                                                     w_scale=np.array([0.05, 0.02, 0.04], F32),
+                                                     b=np.array([1, -2, 3], np.int64), y_scale=0.002, y_zero_point=0,
+                                                     activation="RELU", kernel="optimized"),
+        "tflite.conv2d[16x8]": lambda: dict(x=i16(1, 4, 4, 2), x_scale=0.001, x_zero_point=0, w=i8(3, 2, 2, 2),
+                                            w_scale=0.05, b=np.array([1, -2, 3], I32), y_scale=0.002, y_zero_point=0,
+                                            padding="SAME", kernel="optimized"),
+        "tflite.depthwise_conv2d[16x8]": lambda: dict(x=i16(1, 4, 4, 2), x_scale=0.001, x_zero_point=0,
+                                                      w=i8(1, 2, 2, 4), w_scale=0.05,
+                                                      b=np.array([1, -2, 3, 4], np.int64), y_scale=0.002,
+                                                      y_zero_point=0, depth_multiplier=2, kernel="reference"),
+        "tflite.add[16x8]": lambda: dict(a=i16(2, 20), a_scale=0.001, a_zero_point=0, b=i16(2, 20, step=977),
+                                         b_scale=0.002, b_zero_point=0, y_scale=0.002, y_zero_point=0,
+                                         kernel="optimized"),
+        "tflite.mul[16x8]": lambda: dict(a=i16(2, 3), a_scale=0.001, a_zero_point=0, b=i16(3, step=977),
+                                         b_scale=0.002, b_zero_point=0, y_scale=0.05, y_zero_point=0,
+                                         activation="RELU6", kernel="optimized"),
+        "tflite.mean[16x8]": lambda: dict(x=i16(1, 3, 3, 2), x_scale=0.001, x_zero_point=0, y_scale=0.0005,
+                                          y_zero_point=0, axis=(1, 2), keep_dims=True, kernel="optimized"),
+        "tflite.requantize[16x8]": lambda: dict(q=i16(2, 3), x_scale=0.001, x_zero_point=0, y_scale=0.2,
+                                                y_zero_point=-2, dtype="int8", kernel="optimized"),
+        "tflite.average_pool2d[16x8]": lambda: dict(x=i16(1, 4, 4, 2), x_scale=0.001, x_zero_point=0, filter_size=2,
+                                                    kernel="optimized"),
+        "tflite.max_pool2d[16x8]": lambda: dict(x=i16(1, 4, 4, 2), x_scale=0.001, x_zero_point=0, filter_size=2,
+                                                padding="SAME", kernel="optimized"),
+        "tflite.softmax[16x8]": lambda: dict(x=i16(2, 5), x_scale=0.001, x_zero_point=0, beta=1.0,
+                                             kernel="optimized"),
+        "tflite.logistic[16x8]": lambda: dict(x=i16(2, 5), x_scale=1 / 4096, x_zero_point=0, kernel="optimized"),
+        "tflite.tanh[16x8]": lambda: dict(x=i16(2, 5), x_scale=0.001, x_zero_point=0, kernel="reference"),
         # ---- backends.pytorch
         "pytorch.quantize_per_tensor": lambda: dict(x=f32(2, 3), scale=0.1, zero_point=3, dtype="quint8"),
         "pytorch.quantize_per_channel": lambda: dict(x=f32(2, 3), scales=np.array([0.1, 0.2, 0.3]),
@@ -821,6 +987,7 @@ def _baselines():
 _FACES = {"refquant.backends.onnx": "onnx", "refquant.backends.onnxruntime": "onnxruntime",
           "refquant.backends.tflite": "tflite", "refquant.backends.pytorch": "pytorch",
           "refquant.ops.layers": "ops.layers", "refquant.ops.pointwise": "ops.pointwise",
+          "refquant.ops.reduce": "ops.reduce", "refquant.ops.requantize": "ops.requantize",
           "refquant.ops.dynamic": "ops.dynamic", "refquant.calibration": "calibration", "refquant.passes": "passes",
           "refquant.ptq": "ptq", "refquant.ptq.flows": "ptq", "refquant.ptq.recipes": "ptq",
           "refquant.ptq.debug": "ptq", "refquant.qmodel": "qmodel"}
@@ -1004,7 +1171,7 @@ ALSO_NAMED = {
     "x": ("input", "y", "w", "a", "b", "x_zero_point", "y_zero_point", "zero_point", "lo", "hi", "act_min",
           "act_max", "qparams"),
     "a": ("b", "a_zero_point", "b_zero_point", "y_zero_point"), "b": ("a", "a_zero_point", "b_zero_point"),
-    "w": ("x", "w_zero_point", "b"), "q": ("zero_point", "qparams"),
+    "w": ("x", "w_zero_point", "b", "w_scale"), "q": ("zero_point", "qparams"),
     "output": ("logits", "student_logits", "target"),
     "strict": ("state",),
     "signed": ("values",),
@@ -1172,7 +1339,7 @@ def judge_same_value(key, name, kind):
 
 CALLABLES = public_callables()
 BASELINES = _baselines()
-PSEUDO = _nn_pseudo() | _flow_pseudo()
+PSEUDO = _nn_pseudo() | _flow_pseudo() | _profile_pseudo()
 for _k, (_fn, _b) in PSEUDO.items():
     BASELINES[_k] = _b
 KEYS = sorted(set(CALLABLES) | set(PSEUDO) | {k for k in BASELINES if "[" in k})
@@ -1197,15 +1364,16 @@ NOT_FUZZED = {"RoundingMode": ("args", "names", "module", "qualname", "type", "s
               "fit": ("epochs",)}
 
 
-# The layer and pointwise ops (refquant.ops.layers, .pointwise) take arguments their callers validated
-# (a face, the integer model; their module docstrings say so): each checks only the names that pick its
-# arithmetic (profile, activation, layer family), so only those are fuzzed with bad values. Their other
-# arguments get the same-value kinds only (byte-swapped, non-contiguous), which every function must
-# accept. refquant.ops.dynamic checks every argument (it is called with user data by the integer
+# The layer and pointwise ops (refquant.ops.layers, .pointwise, .reduce, .requantize) take arguments their
+# callers validated (a face, the integer model; their module docstrings say so): each checks only the
+# names that pick its arithmetic (profile, activation, layer family), so only those are fuzzed with bad
+# values. Their other arguments get the same-value kinds only (byte-swapped, non-contiguous), which every
+# function must accept. refquant.ops.dynamic checks every argument (it is called with user data by the integer
 # model's dynamic_linear node): it is fuzzed like any public function.
 _OP_CHECKED = ("profile", "activation", "family")
 TRUSTED = {k: tuple(p.name for p in _params(fn) if p.name not in _OP_CHECKED)
-           for k, fn in CALLABLES.items() if k.startswith(("ops.layers.", "ops.pointwise."))}
+           for k, fn in CALLABLES.items() if k.startswith(("ops.layers.", "ops.pointwise.", "ops.reduce.",
+                                                           "ops.requantize."))}
 
 
 def _params_of(key):
@@ -1240,7 +1408,7 @@ def _cases(key):
     """Every (argument, kind) pair of one callable."""
     base = BASELINES[key]()
     names = [p.name for p in _params_of(key)]
-    trusted = TRUSTED.get(key, ())
+    trusted = TRUSTED.get(key.split("[", 1)[0], ())  # "ops.pointwise.add[16x8]": a second baseline
     cases = [(n, k) for n in names if n not in trusted for k in KINDS]
     cases += [(n, k) for n in names if n in base for k in DERIVED_KINDS
               if (n not in trusted or k in SAME_VALUE_KINDS) and derive(k, base[n]) is not None]
@@ -1374,7 +1542,28 @@ def _must_raise():
         ("per-channel scales, PyTorch's name", lambda: pytorch.quantize_per_channel(
             x, np.array([np.nan, 0.1, 0.1]), np.zeros(3, np.int64), 1, "qint8"), "scales"),
         ("huge stride, PyTorch's name", lambda: pytorch.conv2d(**dict(_pt_conv_args(), stride=2 ** 40)), "stride"),
-        ("int16 LOGISTIC refused", lambda: tflite.logistic(np.zeros(3, I16), 0.1, 0), "x"),
+        ("int16 LOGISTIC with a nonzero zero point", lambda: tflite.logistic(np.zeros(3, I16), 0.1, 3),
+         "x_zero_point"),
+        # TFLite's 16x8 mode: the int16 parameters and bias types LiteRT's Prepare refuses (the sweep
+        # accepts a result, so a refusal that returned one is caught only here)
+        ("int16 MUL with a nonzero zero point", lambda: tflite.mul(**dict(BASELINES["tflite.mul[16x8]"](),
+                                                                            a_zero_point=1)), "a_zero_point"),
+        ("int16 ADD with a nonzero output zero point", lambda: tflite.add(**dict(BASELINES["tflite.add[16x8]"](),
+                                                                                   y_zero_point=-1)), "y_zero_point"),
+        ("int16 MEAN with a nonzero zero point", lambda: tflite.mean(**dict(BASELINES["tflite.mean[16x8]"](),
+                                                                              x_zero_point=1)), "x_zero_point"),
+        ("int16 conv with a nonzero zero point", lambda: tflite.conv2d(**dict(BASELINES["tflite.conv2d[16x8]"](),
+                                                                                x_zero_point=1)), "x_zero_point"),
+        ("16x8 fully connected with an int8 bias", lambda: tflite.fully_connected(
+            **dict(BASELINES["tflite.fully_connected[16x8]"](), b=np.array([1, -2, 3], I8))), "b"),
+        ("16x8 depthwise with an int32 bias", lambda: tflite.depthwise_conv2d(
+            **dict(BASELINES["tflite.depthwise_conv2d[16x8]"](), b=np.array([1, -2, 3, 4], I32))), "b"),
+        ("int16 to int16 requantization with a nonzero zero point", lambda: tflite.requantize(
+            **dict(BASELINES["tflite.requantize[16x8]"](), dtype="int16", y_zero_point=1)), "y_zero_point"),
+        ("int16 SOFTMAX with a nonzero zero point", lambda: tflite.softmax(
+            **dict(BASELINES["tflite.softmax[16x8]"](), x_zero_point=2)), "x_zero_point"),
+        ("int16 TANH with an output scale other than 2^-15", lambda: tflite.tanh(
+            **dict(BASELINES["tflite.tanh[16x8]"](), y_scale=0.01, y_zero_point=0)), "y_scale"),
         ("an array is not a flag", lambda: refquant.fake_quantize_backward(x, np.ones(x.shape, bool),
                                                                           multiply=np.zeros(0)), "multiply"),
         ("unknown profile", lambda: refquant.get_profile("abc"), "name"),

@@ -123,6 +123,20 @@ def test_logistic_tanh_int16_every_code(op):
     assert min(COUNTS[(f"{op}16", k)] for k in KERNELS) > 1_000_000
 
 
+@pytest.mark.parametrize("xs", [1e-15, 1e-20])
+def test_logistic_tanh_int16_tiny_scales(xs):
+    """A scale so small that the input multiplier rounds to 0 with left shift 31: the builtin kernels take the
+    gemmlowp fixed-point path (TANH doubles its input for any nonzero left shift, measured); the reference kernel's
+    power-of-two branch computes 3 << 31 (undefined in C): refused, naming x_scale."""
+    x = (1000 * np.arange(-32, 33)).astype(np.int16)
+    for op, run, face in (("LOGISTIC", tfa.run_logistic, logistic), ("TANH", tfa.run_tanh, tanh)):
+        for kernel in ("optimized", "xnnpack"):
+            got = run(x, F32(xs), 0, RESOLVER[kernel])
+            check(f"{op}16_tiny", kernel, got, face(x, F32(xs), 0, kernel=kernel), f"xs={xs!r}")
+        with pytest.raises(UnsupportedError, match="x_scale"):
+            face(x, F32(xs), 0, kernel="reference")
+
+
 # --------------------------------------------------------------------------- TANH int8 / uint8
 
 # (dtype, x_scale, x_zero_point, y_scale, y_zero_point) where XNNPACK's table differs from TFLite's

@@ -78,9 +78,8 @@ def fixed_point_add16_blocks(a, b, params: FixedPointAddParams, *, act_min=None,
             :class:`~refquant.kernels.elementwise.FixedPointAddParams` with left shift 15.
         ShapeError: ``a`` and ``b`` of different shapes.
     """
-    for x, name in ((a, "a"), (b, "b")):
-        if not isinstance(x, np.ndarray) or x.dtype != np.int16:
-            raise QuantizationTypeError(f"{name} must be an int16 NumPy array, got {V.describe(x)}")
+    a = V.as_typed_array(a, "a", ("int16",), array_only=True)  # native byte order
+    b = V.as_typed_array(b, "b", ("int16",), array_only=True)
     if a.shape != b.shape:
         raise ShapeError(f"a and b must have one shape (the kernel's flat loop), got {a.shape} and {b.shape}")
     if not isinstance(params, FixedPointAddParams) or params.left_shift != 15:

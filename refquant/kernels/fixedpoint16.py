@@ -32,7 +32,6 @@ import numba
 import numpy as np
 
 from .. import _validate as V
-from ..errors import QuantizationTypeError
 
 __all__ = ["logistic_q3_reference", "logistic_q3", "tanh_q3_reference", "tanh_q3"]
 
@@ -126,9 +125,8 @@ def _newton(a, lanes):
 
 
 def _check(x, lanes):
-    if not isinstance(x, np.ndarray) or x.dtype != np.int16:
-        raise QuantizationTypeError(f"x must be an int16 NumPy array, got {getattr(x, 'dtype', type(x))}")
-    return V.as_flag(lanes, "lanes")
+    x = V.as_typed_array(x, "x", ("int16",), array_only=True)  # native byte order
+    return x, V.as_flag(lanes, "lanes")
 
 
 def logistic_q3_reference(x, *, lanes=False) -> np.ndarray:
@@ -141,7 +139,7 @@ def logistic_q3_reference(x, *, lanes=False) -> np.ndarray:
     Returns:
         int16 array of ``x``'s shape: $\\approx 2^{15} \\sigma(x / 2^{12})$ (0.5 gives 16384).
     """
-    ln = _check(x, lanes)
+    x, ln = _check(x, lanes)
     a = x.ravel().astype(np.int64)
     positive = a > 0
     abs_input = np.where(positive, a, _w16(-a))
@@ -157,7 +155,7 @@ def tanh_q3_reference(x, *, lanes=False, double_input=False) -> np.ndarray:
     (``SaturatingRoundingMultiplyByPOT<1>``: the optimized TANH for input scale $2^{-11}$).
     ``lanes`` as in :func:`logistic_q3_reference`.
     """
-    ln = _check(x, lanes)
+    x, ln = _check(x, lanes)
     double_input = V.as_flag(double_input, "double_input")
     a = _sat_mul_pot(x.ravel().astype(np.int64), 1 if double_input else 0)
     negative = a < 0
@@ -257,13 +255,13 @@ def _q3_kernel(flat, ln, tanh, double_input, barrel_e, barrel_c):
 
 def logistic_q3(x, *, lanes=False) -> np.ndarray:
     """The Numba kernel of :func:`logistic_q3_reference` (equal bit for bit)."""
-    ln = _check(x, lanes)
+    x, ln = _check(x, lanes)
     return _q3_kernel(np.ascontiguousarray(x).ravel(), ln, False, False, _BARREL_E, _BARREL_C).reshape(x.shape)
 
 
 def tanh_q3(x, *, lanes=False, double_input=False) -> np.ndarray:
     """The Numba kernel of :func:`tanh_q3_reference` (equal bit for bit)."""
-    ln = _check(x, lanes)
+    x, ln = _check(x, lanes)
     double_input = V.as_flag(double_input, "double_input")
     return _q3_kernel(np.ascontiguousarray(x).ravel(), ln, True, double_input, _BARREL_E,
                       _BARREL_C).reshape(x.shape)

@@ -51,7 +51,7 @@ _W_LAYOUTS = {"NCHW": ("OIHW",), "NHWC": ("OHWI", "1HWO")}
 def _operand(v, name: str, dtypes, ndim: int) -> np.ndarray:
     if not isinstance(v, (np.ndarray, np.generic)):
         raise QuantizationTypeError(f"{name} must be a NumPy array, got {type(v).__name__}")
-    a = np.asarray(v)
+    a = V.native(np.asarray(v))
     if a.dtype not in dtypes:
         raise QuantizationTypeError(f"{name} must have dtype {' or '.join(np.dtype(d).name for d in dtypes)}, "
                                     f"got {a.dtype}")

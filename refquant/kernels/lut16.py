@@ -38,6 +38,8 @@ from __future__ import annotations
 import functools
 import math
 
+import numbers
+
 import numba
 import numpy as np
 
@@ -87,10 +89,16 @@ def populate_lut16(fn, input_scale, input_zero_point, output_scale, output_zero_
     half_step = step / 2
     inv = 65536.0 / (output_max - output_min)  # output_scaling_inv
     lut = np.empty(LUT16_SIZE, np.int16)
+    def f(v: float) -> float:
+        r = fn(v)
+        if not isinstance(r, (numbers.Real, np.floating, np.integer)) or not np.isfinite(r):
+            raise QuantizationValueError(f"fn must return a finite real number, got {V.describe(r)} for {v!r}")
+        return float(r)
+
     for i in range(nb_steps):
-        val = float(fn(input_min + i * step))
-        val_midpoint = float(fn(input_min + i * step + half_step))
-        val_next = float(fn(input_min + (i + 1) * step))
+        val = f(input_min + i * step)
+        val_midpoint = f(input_min + i * step + half_step)
+        val_next = f(input_min + (i + 1) * step)
         sample_val = _round(val * inv)
         midpoint_interp_val = _round((val_next * inv + _round(val * inv)) / 2)
         midpoint_val = _round(val_midpoint * inv)
@@ -122,17 +130,17 @@ def softmax_reciprocal_lut16() -> np.ndarray:
 
 
 def _check(x, lut):
-    if not isinstance(x, np.ndarray) or x.dtype != np.int16:
-        raise QuantizationTypeError(f"x must be an int16 NumPy array, got {getattr(x, 'dtype', type(x))}")
+    x = V.as_typed_array(x, "x", ("int16",), array_only=True)  # native byte order
     t = V.asarray(lut, "lut", kinds=None, what="a (513,) int16 array")
     if t.shape != (LUT16_SIZE,) or t.dtype != np.int16:
         raise ShapeError(f"lut must be a (513,) int16 array (populate_lut16), got shape {t.shape} dtype {t.dtype}")
-    return np.ascontiguousarray(t)
+    return x, np.ascontiguousarray(t)
 
 
 def lut16_lookup_reference(x, lut) -> np.ndarray:
     """Eq. (2), ``LUTLookup``: NumPy spec. ``x`` int16 (any shape), ``lut`` ``(513,)`` int16; returns int16."""
-    t = _check(x, lut).astype(np.int64)
+    x, t = _check(x, lut)
+    t = t.astype(np.int64)
     v = x.astype(np.int64)
     k = 256 + (v >> 7)  # (...,) in [0, 511]
     offset = v & 0x7F
@@ -161,5 +169,5 @@ def _lookup_kernel(flat, lut):
 
 def lut16_lookup(x, lut) -> np.ndarray:
     """Eq. (2): the Numba kernel (equal to :func:`lut16_lookup_reference`)."""
-    t = _check(x, lut)
+    x, t = _check(x, lut)
     return _lookup_kernel(np.ascontiguousarray(x).ravel(), t).reshape(x.shape)

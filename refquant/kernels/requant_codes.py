@@ -87,7 +87,8 @@ def fixed_point_requantize(x, x_zero_point, multiplier, shift, y_zero_point, out
     x, out = _codes(x, out_dtype)
     zx, zy = zero_point_scalar(x_zero_point, x.dtype, "x_zero_point"), zero_point_scalar(y_zero_point, out,
                                                                                          "y_zero_point")
-    q, s = int_scalar(multiplier, "multiplier"), int_scalar(shift, "shift")
+    q = V.as_int_scalar(multiplier, "multiplier", lo=-(2**31), hi=2**31 - 1)
+    s = V.as_int_scalar(shift, "shift", lo=-31, hi=31)
     block = V.as_int_scalar(simd_block, "simd_block", lo=0)
     d = x.astype(np.int64).ravel() - zx  # exact: |x - Z_x| < 2^17
     r = fp.multiply_by_quantized_multiplier(d, q, s, variant="double").astype(np.int64)
@@ -127,7 +128,8 @@ def shift8_requantize(x, x_zero_point, multiplier: int, y_zero_point, out_dtype=
     """
     x, out = _codes(x, x.dtype if out_dtype is None and isinstance(x, np.ndarray) else out_dtype)
     if out != x.dtype or x.dtype == np.int16:
-        raise QuantizationTypeError(f"this kernel maps int8 to int8 or uint8 to uint8, got {x.dtype} to {out}")
+        raise QuantizationTypeError(f"x and out_dtype must both be int8 or both uint8 (this kernel keeps the dtype), "
+                                    f"got x of dtype {x.dtype} and out_dtype {out}")
     zx, zy = zero_point_scalar(x_zero_point, x.dtype, "x_zero_point"), zero_point_scalar(y_zero_point, out,
                                                                                          "y_zero_point")
     m = V.as_int_scalar(int_scalar(multiplier, "multiplier"), "multiplier", lo=1, hi=1 << 15)

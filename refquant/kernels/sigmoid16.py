@@ -36,7 +36,7 @@ import numba
 import numpy as np
 
 from .. import _validate as V
-from ..errors import QuantizationTypeError, QuantizationValueError, UnsupportedError
+from ..errors import QuantizationValueError, UnsupportedError
 
 __all__ = ["SIGMOID_TABLE_UINT16", "checked_log2", "sigmoid16_params", "logistic16_reference", "logistic16",
            "tanh16_reference", "tanh16"]
@@ -110,15 +110,14 @@ def sigmoid16_params(x_scale, *, op: str = "logistic") -> tuple[int, int]:
 
 
 def _check(x, input_multiplier, input_left_shift):
-    if not isinstance(x, np.ndarray) or x.dtype != np.int16:
-        raise QuantizationTypeError(f"x must be an int16 NumPy array, got {getattr(x, 'dtype', type(x))}")
+    x = V.as_typed_array(x, "x", ("int16",), array_only=True)  # native byte order
     m = V.as_int_scalar(input_multiplier, "input_multiplier", lo=0, hi=2**31 - 1)
     ls = V.as_int_scalar(input_left_shift, "input_left_shift", lo=0, hi=31)
     if m == 0:  # the power-of-two case
         if ls > 1:
             raise QuantizationValueError(f"input_left_shift must be 0 or 1 with input_multiplier 0, got {ls}")
         m, ls = 3 << ls, 0
-    return m, ls
+    return x, m, ls
 
 
 def _wrap32(v):
@@ -133,7 +132,7 @@ def _rescale(x, m, ls):
 
 def logistic16_reference(x, input_multiplier: int, input_left_shift: int) -> np.ndarray:
     """Eq. (1): NumPy spec. ``x`` int16 (any shape); parameters from :func:`sigmoid16_params`; returns int16."""
-    m, ls = _check(x, input_multiplier, input_left_shift)
+    x, m, ls = _check(x, input_multiplier, input_left_shift)
     v = _rescale(x, m, ls)
     a = np.abs(v)
     u = np.minimum(a >> 9, 254)
@@ -145,7 +144,7 @@ def logistic16_reference(x, input_multiplier: int, input_left_shift: int) -> np.
 
 def tanh16_reference(x, input_multiplier: int, input_left_shift: int) -> np.ndarray:
     """Eq. (2): NumPy spec. ``x`` int16 (any shape); parameters from :func:`sigmoid16_params` with ``op="tanh"``."""
-    m, ls = _check(x, input_multiplier, input_left_shift)
+    x, m, ls = _check(x, input_multiplier, input_left_shift)
     v = _rescale(x, m, ls)
     a = np.abs(v)
     u = np.minimum(a >> 8, 254)
@@ -181,11 +180,11 @@ def _sigmoid16_kernel(flat, m, ls, table, tanh):
 
 def logistic16(x, input_multiplier: int, input_left_shift: int) -> np.ndarray:
     """Eq. (1): the Numba kernel (equal to :func:`logistic16_reference`)."""
-    m, ls = _check(x, input_multiplier, input_left_shift)
+    x, m, ls = _check(x, input_multiplier, input_left_shift)
     return _sigmoid16_kernel(np.ascontiguousarray(x).ravel(), m, ls, SIGMOID_TABLE_UINT16, False).reshape(x.shape)
 
 
 def tanh16(x, input_multiplier: int, input_left_shift: int) -> np.ndarray:
     """Eq. (2): the Numba kernel (equal to :func:`tanh16_reference`)."""
-    m, ls = _check(x, input_multiplier, input_left_shift)
+    x, m, ls = _check(x, input_multiplier, input_left_shift)
     return _sigmoid16_kernel(np.ascontiguousarray(x).ravel(), m, ls, SIGMOID_TABLE_UINT16, True).reshape(x.shape)

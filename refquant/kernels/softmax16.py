@@ -34,7 +34,6 @@ import numpy as np
 from .. import _validate as V
 from .. import fixedpoint as fp
 from ..errors import (
-    QuantizationTypeError,
     QuantizationValueError,
     ShapeError,
     UnsupportedError,
@@ -81,13 +80,12 @@ def softmax16_params(x_scale, beta=1.0) -> tuple[int, int]:
 
 
 def _check(x, input_multiplier, input_left_shift):
-    if not isinstance(x, np.ndarray) or x.dtype != np.int16:
-        raise QuantizationTypeError(f"x must be an int16 NumPy array, got {getattr(x, 'dtype', type(x))}")
+    x = V.as_typed_array(x, "x", ("int16",), array_only=True)  # native byte order
     if x.ndim < 1:
         raise ShapeError("x must have at least one dimension (softmax runs over the last)")
     q = V.as_int_scalar(input_multiplier, "input_multiplier", lo=0, hi=_I32_MAX)
     s = V.as_int_scalar(input_left_shift, "input_left_shift", lo=-31, hi=31)
-    return q, s
+    return x, q, s
 
 
 def _sum_overflow(total) -> UnsupportedError:
@@ -105,7 +103,7 @@ def softmax16_reference(x, input_multiplier: int, input_left_shift: int) -> np.n
     Returns:
         int16 array of ``x``'s shape (output scale 1/32768, zero point 0).
     """
-    q, shift = _check(x, input_multiplier, input_left_shift)
+    x, q, shift = _check(x, input_multiplier, input_left_shift)
     if x.size == 0:
         return x.copy()
     rows = x.reshape(-1, x.shape[-1]).astype(np.int64)  # (R, n)
@@ -156,7 +154,7 @@ def _softmax16_kernel(rows, q, shift, exp_lut, recip_lut):
 
 def softmax16(x, input_multiplier: int, input_left_shift: int) -> np.ndarray:
     """Eqs. (1)-(2): the Numba kernel (equal to :func:`softmax16_reference`)."""
-    q, shift = _check(x, input_multiplier, input_left_shift)
+    x, q, shift = _check(x, input_multiplier, input_left_shift)
     if x.size == 0:
         return x.copy()
     rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))

@@ -238,14 +238,15 @@ def linear(x, x_scale, x_zero_point: int, w, w_scale, w_zero_point, bias, y_scal
 
 
 def _is_int16(x) -> bool:
-    return getattr(x, "dtype", None) == np.int16
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and np.dtype(dtype).newbyteorder("=") == np.int16  # either byte order
 
 
 def _bias_kind(bias) -> str:
     """The key of a 16x8 layer's bias tensor in :meth:`~refquant.profiles.Profile.layer_16x8`."""
     if bias is None:
         return "none"
-    dtype = np.asarray(bias).dtype
+    dtype = np.asarray(bias).dtype.newbyteorder("=")
     if dtype not in (np.int64, np.int32):
         raise QuantizationTypeError(f"bias of a 16x8 layer (int16 activations) must be int64 or int32, got dtype "
                                     f"{dtype}")

@@ -325,6 +325,7 @@ def global_average_pool(x, x_scale, x_zero_point: int, y_scale, y_zero_point: in
     """
     spec = _spec(profile)
     kind = spec.global_average_pool
+    x = V.native(np.asarray(x))
     dt = x.dtype.type
     if x.dtype == np.int16:  # TFLite 16x8: the MEAN or AVERAGE_POOL_2D the profile lists for int16
         if kind == "average_pool":
@@ -369,6 +370,7 @@ def softmax(x, x_scale, beta=1.0, *, profile) -> np.ndarray:
     through TFLite's two interpolated int16 tables (:mod:`refquant.kernels.softmax16`), the one
     int16 softmax modelled (LiteRT runs it for every kernel set).
     """
+    x = V.native(np.asarray(x))
     if x.dtype == np.int16:
         return ksoftmax16.softmax16(x, *ksoftmax16.softmax16_params(x_scale, beta))
     if _spec(profile).softmax == "fixed_point":
@@ -378,11 +380,16 @@ def softmax(x, x_scale, beta=1.0, *, profile) -> np.ndarray:
 
 def _sigmoid16(x, x_scale, op: str, profile) -> np.ndarray:
     """int16 LOGISTIC / TANH (zero points 0, output scale 2^-15) as the spec's ``int16_sigmoid`` says."""
+    x = V.native(x)
     multiplier, left_shift = ksigmoid16.sigmoid16_params(x_scale, op=op)
     if multiplier == 0 and _spec(profile).int16_sigmoid == "table_interpolation_pot_fixed_point":
         if op == "logistic":
             return kfp16.logistic_q3(x)
-        return kfp16.tanh_q3(x, double_input=left_shift == 1)
+        return kfp16.tanh_q3(x, double_input=left_shift != 0)  # measured: any nonzero left shift doubles
+    if multiplier == 0 and left_shift > 1:
+        raise UnsupportedError(f"x_scale = {float(x_scale)!r} is too small for TFLite's int16 {op.upper()} reference "
+                               f"kernel: its input multiplier rounds to 0 and the power-of-two branch then computes "
+                               f"3 << {left_shift}, undefined in C")
     kernel = ksigmoid16.logistic16 if op == "logistic" else ksigmoid16.tanh16
     return kernel(x, multiplier, left_shift)
 
@@ -397,6 +404,7 @@ def logistic(x, x_scale, x_zero_point: int, y_scale=None, y_zero_point=None, *, 
     the spec's ``int16_sigmoid`` says (:mod:`refquant.kernels.sigmoid16`,
     :mod:`refquant.kernels.fixedpoint16`).
     """
+    x = V.native(np.asarray(x))
     if x.dtype == np.int16:
         return _sigmoid16(x, x_scale, "logistic", profile)
     kind = _spec(profile).logistic
@@ -427,6 +435,7 @@ def tanh(x, x_scale, x_zero_point: int, y_scale, y_zero_point: int, *, profile) 
     kind = _spec(profile).tanh
     if kind == "not_modelled":
         raise UnsupportedError("this profile's tanh runs a kernel refquant does not model")
+    x = V.native(np.asarray(x))
     if x.dtype == np.int16:
         return _sigmoid16(x, x_scale, "tanh", profile)
     make = klut.tanh_lut_rne if kind == "float_table_rne" else klut.tanh_lut
