@@ -177,6 +177,23 @@ EXERCISES = [
             "then clip to [-32768, 32767] and cast to int16.",
         ],
     },
+    {
+        "id": "11",
+        "folder": "11_evaluation",
+        "file": "evaluation.py",
+        "title": "Evaluating a quantized model: top-k with ties, latency statistics, stored bytes, per-tensor error",
+        "read": "docs/learn/evaluating.md",
+        "hints": [
+            "top_k_hits: mine = logits[np.arange(N), labels][:, None]; rank = (logits > mine).sum(1) "
+            "+ ((logits == mine) & (np.arange(C) < labels[:, None])).sum(1); return rank < k.",
+            "Do not subtract logits (int8 codes overflow) and do not sort: two comparisons give the rank.",
+            "latency_summary: samples = times[1 + warmup:]; np.percentile(samples, [50, 90, 99]); "
+            "the first call is times[0], never a sample.",
+            "weight_only_nbytes: per layer (n + 1) // 2 code bytes for int4 (packed per layer, not over the model), "
+            "n for int8, plus 4 * w.shape[0] for the scales and 4 * b.size for a bias.",
+            "tensor_error: deq = scale * (q.astype(np.float64) - zero_point); noise 0 gives float('inf').",
+        ],
+    },
 ]
 
 QUIZZES = [

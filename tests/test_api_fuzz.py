@@ -73,6 +73,7 @@ MODULES = [
     # the ops under a profile, the specs and profiles they read, the CPU detection
     "refquant.ops.layers", "refquant.ops.pointwise", "refquant.ops.reduce", "refquant.ops.requantize",
     "refquant.specs", "refquant.profiles", "refquant.cpu",
+    "refquant.evaluate",
     # float model to integer model: observers, graph passes, the PTQ flows and their tools, the
     # integer model, dynamic range (QAT: its three flows only, in _flow_pseudo)
     "refquant.calibration", "refquant.passes", "refquant.ptq", "refquant.ptq.flows", "refquant.ptq.recipes",
@@ -442,7 +443,7 @@ def _profile_pseudo():
 
 def _baselines():
     """name -> function returning the keyword arguments of one valid call."""
-    from refquant import nn, ptq
+    from refquant import evaluate, nn, ptq
     from refquant.ptq import debug  # noqa: F401 - ptq.debug below
     tflite_fc = lambda: dict(x=i8(2, 4), x_scale=0.1, x_zero_point=1, w=i8(3, 4), w_scale=0.05,  # noqa: E731
                              b=np.array([1, -2, 3], I32), y_scale=0.2, y_zero_point=-1)
@@ -852,6 +853,24 @@ def _baselines():
                                                  profile="tflite_reference", max_drop=0.0, per_channel=True,
                                                  calibrator="minmax", max_float_layers=1),
         "ptq.accuracy": lambda: dict(model_or_fn=_flow_model(), x=FLOW_X(), y=FLOW_Y()),
+        # ---- evaluate: accuracy, timing, memory, per-layer error, the one-call record
+        "evaluate.top_k_accuracy": lambda: dict(model=_flow_model(), x=FLOW_X(), y=FLOW_Y(), k=2, batch_size=3),
+        "evaluate.latency": lambda: dict(model=_calibrated().lower(), x=FLOW_X(), repeats=3, warmup=1),
+        "evaluate.throughput": lambda: dict(model=_flow_model(), x=FLOW_X(), batch_sizes=(1, 16), min_seconds=0.01),
+        "evaluate.model_bytes": lambda: dict(model=_calibrated().lower()),
+        "evaluate.memory": lambda: dict(model=_flow_model(), x=FLOW_X()),
+        "evaluate.layer_errors": lambda: dict(qmodel=_calibrated().lower(), float_model=_flow_model(), x=FLOW_X()),
+        "evaluate.evaluate": lambda: dict(model=_calibrated().lower(), x=FLOW_X(), y=FLOW_Y(), name="int8",
+                                          float_model=_flow_model(), batch_sizes=(1, 4), repeats=3, warmup=1,
+                                          top_k=(1, 2), min_seconds=0.01),
+        "evaluate.Latency": lambda: dict(first_call_ms=2.0, median_ms=0.5, p90_ms=0.75, p99_ms=1.0, repeats=10),
+        "evaluate.Memory": lambda: dict(model_bytes=100, loaded_bytes=120, peak_python_bytes=4096,
+                                        peak_rss_bytes=None),
+        "evaluate.Evaluation": lambda: dict(
+            name="int8", top1=0.5, top5=None, latency=evaluate.Latency(2.0, 0.5, 0.75, 1.0, 10),
+            throughput={1: 100.0, 4: 300.0}, memory=evaluate.Memory(100, 120, 4096, None),
+            layers=[{"tensor": "input:q", "op": "quantize", "sqnr_db": 40.0, "max_error_lsb": 0.5, "saturated": 0.0}],
+            top_k={1: 0.5, 2: 0.75}),
         # ---- qmodel (run, run_codes, trace, save, load: _flow_pseudo)
         "qmodel.QuantizedModel": lambda: dict(nodes=_qmodel().nodes, tensors=_qmodel().tensors, inputs=["x"],
                                               outputs=["y"], profile="tflite_reference", isa="auto",
@@ -984,7 +1003,7 @@ def _baselines():
 
 # Face, op and flow functions share short names with core functions, kernels and each other
 # (ptq.calibrate, qat.calibrate): they are keyed "<prefix>.<name>".
-_FACES = {"refquant.backends.onnx": "onnx", "refquant.backends.onnxruntime": "onnxruntime",
+_FACES = {"refquant.evaluate": "evaluate", "refquant.backends.onnx": "onnx", "refquant.backends.onnxruntime": "onnxruntime",
           "refquant.backends.tflite": "tflite", "refquant.backends.pytorch": "pytorch",
           "refquant.ops.layers": "ops.layers", "refquant.ops.pointwise": "ops.pointwise",
           "refquant.ops.reduce": "ops.reduce", "refquant.ops.requantize": "ops.requantize",
@@ -1310,7 +1329,8 @@ def _same(a, b):
         return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if dataclasses.is_dataclass(a) and not isinstance(a, type):
         return type(a) is type(b) and all(_same(getattr(a, f.name), getattr(b, f.name))
-                                          for f in dataclasses.fields(a) if f.name != "seconds")  # History
+                                          for f in dataclasses.fields(a)
+                                          if f.name != "seconds" and not f.metadata.get("measured"))  # timings
     if isinstance(a, (int, float, str, np.generic)) or a is None:
         return a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
     return True  # objects (layers, optimizers): not compared

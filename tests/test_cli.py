@@ -1,4 +1,4 @@
-"""The ``refquant`` command line: ``refquant info`` (the README's first command) and bad arguments."""
+"""The ``refquant`` command line: ``refquant info`` and bad arguments (``refquant compare``: test_cli_compare.py)."""
 
 from __future__ import annotations
 

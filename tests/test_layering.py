@@ -177,7 +177,7 @@ def test_parser_sees_known_edges():
 
     assert "refquant.ops.layers" in targets("refquant.backends._tflite_ops")  # from ..ops import layers
     assert "refquant._validate" in targets("refquant.quantization")  # from . import _validate as V
-    assert "refquant.profiles" in targets("refquant.cli")  # a lazy import inside info()
+    assert "refquant.profiles" in targets("refquant.cli.sysinfo")  # a lazy import inside info()
     assert "refquant.errors" in targets("refquant")  # refquant/__init__.py: from . import errors
     assert {layer_of(MODULES[n]) for n in ("refquant", "refquant.quantization", "refquant.kernels.gemm",
                                           "refquant.ops.layers", "refquant.backends.tflite", "refquant.nn.module",

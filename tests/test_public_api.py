@@ -16,7 +16,8 @@ import pytest
 import refquant
 
 PACKAGES = ["refquant", "refquant.kernels", "refquant.nn", "refquant.data", "refquant.backends", "refquant.ops",
-            "refquant.calibration", "refquant.passes", "refquant.ptq", "refquant.qat", "refquant.qmodel"]
+            "refquant.calibration", "refquant.passes", "refquant.ptq", "refquant.qat", "refquant.qmodel",
+            "refquant.evaluate"]
 SCRIPTS = {"refquant.__main__", "refquant.data.build_digits"}  # run as programs, export nothing
 
 

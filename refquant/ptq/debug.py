@@ -87,16 +87,24 @@ def layer_report(cal: Calibrated, qmodel, x) -> list[dict]:
     x = V.as_float_array(x, "x")
     if x.ndim == 0 or x.shape[0] == 0:
         raise ShapeError(f"x must be an (N, ...) batch with N >= 1, got shape {x.shape}")
-    ref = float_outputs(cal.model, cal.steps, x)
-    got = qmodel.trace(x)
+    return tensor_error_rows(qmodel, float_outputs(cal.model, cal.steps, x), qmodel.trace(x))
+
+
+def tensor_error_rows(qmodel, reference: dict, traced: dict) -> list[dict]:
+    """The rows of :func:`layer_report` from the float tensors ``reference`` (tensor name -> float array,
+    :func:`~refquant.ptq.trace.float_outputs`) and ``traced`` (:meth:`QuantizedModel.trace` on the same
+    input). Shared with :func:`refquant.evaluate.layer_errors` (internal: arguments not checked)."""
     ops = {n.output: n.op for n in qmodel}
     rows = []
     for name, t in qmodel.tensors.items():
         base = name.split(":")[0]
-        if not t.is_integer or base not in ref or name not in got:
+        if not t.is_integer or base not in reference or name not in traced:
             continue
-        r = np.asarray(ref[base], np.float64)
-        deq = t.scale * (got[name].astype(np.float64) - t.zero_point)
+        r = np.asarray(reference[base], np.float64)
+        deq = t.scale * (traced[name].astype(np.float64) - t.zero_point)
+        if r.size != deq.size:
+            raise ShapeError(f"the float model's tensor {base!r} has shape {r.shape}, the integer model's "
+                             f"{name!r} {deq.shape}: the float model must be the one the integer model was made from")
         if r.shape != deq.shape:
             r = r.reshape(deq.shape)
         err = r - deq

@@ -1,9 +1,7 @@
-"""The ``refquant`` command line.
+"""``refquant info``: what a bug report needs.
 
-``refquant info`` prints what a bug report needs: the version, NumPy and Numba
-status, the CPU features that change backend arithmetic (AVX2, VNNI, ...), the
-optional backends installed, and the available profiles. Later commands
-(``compare``, ``golden``, ``explain``) are added here as subcommands.
+The version, NumPy and Numba status, the CPU features that change backend arithmetic (AVX2,
+VNNI, ...), the optional backends installed, and the available profiles.
 """
 
 from __future__ import annotations
@@ -13,9 +11,8 @@ import importlib.metadata as md
 import json
 import os
 import platform
-import sys
 
-__all__ = ["main", "info"]
+__all__ = ["info", "add_parser"]
 
 _FEATURES = ("sse4_1", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8",
              "asimd", "asimddp", "i8mm")
@@ -32,9 +29,9 @@ def _version(dist: str) -> str | None:
 
 def info() -> dict:
     """Return the facts ``refquant info`` prints, as a dict (JSON-serialisable)."""
-    from . import __version__
-    from .cpu import cpu_features, detect_isa, detect_isa_class
-    from .profiles import PROFILES
+    from .. import __version__
+    from ..cpu import cpu_features, detect_isa, detect_isa_class
+    from ..profiles import PROFILES
 
     import numpy as np
 
@@ -81,26 +78,21 @@ def _print_info(data: dict) -> None:
         print(f"  {name:<{width}}  {desc}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``refquant`` console script."""
-    parser = argparse.ArgumentParser(prog="refquant", description="Bit-exact reference for quantized inference.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p_info = sub.add_parser("info", help="version, Numba status, CPU features, backends and profiles")
-    p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    if args.command == "info":
-        data = info()
-        if args.json:
-            print(json.dumps(data, indent=2))
-        else:
-            _print_info(data)
-        return 0
-    parser.error(f"unknown command {args.command!r}")  # pragma: no cover
-    return 2
+def run(args: argparse.Namespace) -> int:
+    """``refquant info [--json]``."""
+    data = info()
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        _print_info(data)
+    return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def add_parser(sub, parents) -> argparse.ArgumentParser:
+    """Register ``info`` on the subcommand parsers ``sub``."""
+    p = sub.add_parser("info", parents=parents, help="version, Numba status, CPU features, backends and profiles",
+                       description="Print what a bug report needs: versions, Numba status, the CPU features that "
+                                   "change backend arithmetic, the optional backends installed and the profiles.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(run=run, parser=p)
+    return p
