@@ -78,6 +78,8 @@ ADD_KERNELS = (
     "fixed_point_shift15",  # the same with << 15 (16-bit, zero points 0)
     "fixed_point_shift15_simd16",  # shift15, except a flat (non-broadcast) add's whole 16-element blocks: input
                                    # shift folded into the left shift, one rounding per input (TFLite optimized int16)
+    "fixed_point_shift20_simd16",  # shift20 in TFLite's optimized int8 SIMD blocks (16 element-wise, 8 against a
+                                   # broadcast scalar) placed by its broadcast dispatch; int16 narrowing without saturation
     "rescale",              # two 21-bit multipliers, one rounding shift; declines ratios outside [2^-10, 2^8)
     "float32_fma",          # float32 multiply-adds of the dequantized codes, RNE (no SIMD position effects)
     "float32_blocks",       # float32, zero point after rounding in 64-element blocks, before in the tail

@@ -312,8 +312,8 @@ _TFL16_REFERENCE = _TFL16_COMMON + (("linear", "none", _TFL16_REF_FC), ("linear"
 _TFL16_OPTIMIZED = _TFL16_COMMON + (("linear", "none", _TFL16_RUY_FC), ("linear", "int32", _TFL16_RUY_FC),
                                     ("conv", "int32", _TFL16_RUY_CONV), ("grouped_conv", "int32", _TFL16_REF_CONV_I32))
 
-# Weight-free ops. TFLite's builtin optimized kernels: the 8-bit ADD (NEON intrinsics through NEON_2_SSE,
-# int16 narrowing in blocks of 16) is not modelled; SOFTMAX uses a float32 exp table. The XNNPACK delegate
+# Weight-free ops. TFLite's builtin optimized kernels: the int8 ADD (NEON intrinsics through NEON_2_SSE,
+# int16 narrowing in blocks of 16 / 8, placed by the broadcast dispatch) is modelled, the uint8 ADD is not; SOFTMAX uses a float32 exp table. The XNNPACK delegate
 # takes 8-bit ADD (up to rank 6, scale ratios in [2^-10, 2^8)) and 8-bit MAX_POOL_2D with stride <= filter
 # (never AVERAGE_POOL_2D),
 # quantizing fused-activation bounds with RNE after adding Z_y; the builtin kernels run what it declines.
@@ -329,7 +329,7 @@ _TFL_REF_POINTWISE = PointwiseSpec(add=(("int8", "fixed_point_shift20"), ("uint8
                                    pool_dtypes=_TFL_POOL_DTYPES,
                                    mean=(("int8", "fixed_point"), ("uint8", "fixed_point"), ("int16", "fixed_point")),
                                    requantize=_TFL_REQUANTIZE)
-_TFL_OPT_POINTWISE = PointwiseSpec(add=(("int8", "not_modelled"), ("uint8", "not_modelled"),
+_TFL_OPT_POINTWISE = PointwiseSpec(add=(("int8", "fixed_point_shift20_simd16"), ("uint8", "not_modelled"),
                                         ("int16", "fixed_point_shift15_simd16")),
                                    mul=(("int8", "fixed_point_narrow16"), ("uint8", "fixed_point_narrow16"),
                                         ("int16", "fixed_point")), softmax="float_table",

@@ -3,7 +3,7 @@
 Every public callable (the ``__all__`` of the namespaces in ``MODULES``, modules named there
 included, plus layer calls and losses in ``_nn_pseudo``, and observer updates, ``QuantizedModel``
 methods and QAT's three flows in ``_flow_pseudo``, a profile's 16x8 layer lookup in
-``_profile_pseudo``) has a *baseline*: one valid call, in ``_baselines()``. The flows' baselines
+``_profile_pseudo``, kernels of two modules sharing a name in ``_shadowed_pseudo``) has a *baseline*: one valid call, in ``_baselines()``. The flows' baselines
 use a two-layer model on an ``(8, 1, 2, 2)`` batch, so that each call takes milliseconds. A test
 replaces one argument of that call, or two, with a value from ``KINDS``
 (wrong types, NaN/Inf/zero/negative scales, huge integers as Python ints and NumPy uint64, float
@@ -78,6 +78,8 @@ MODULES = [
     # integer model, dynamic range (QAT: its three flows only, in _flow_pseudo)
     "refquant.calibration", "refquant.passes", "refquant.ptq", "refquant.ptq.flows", "refquant.ptq.recipes",
     "refquant.ptq.debug", "refquant.qmodel", "refquant.ops.dynamic", "refquant.kernels.dynamic",
+    # model files: .tflite import and export
+    "refquant.interop.tflite", "refquant.interop.onnx",
 ]
 
 CALL_SECONDS = 10.0        # per call; generous for a cold Numba cache
@@ -193,6 +195,16 @@ def _requant_codes():
 def _lut16():
     from refquant.kernels.lut16 import populate_lut16
     return populate_lut16(math.tanh, 3 / 32768, 0, 1 / 32768, 0)
+
+
+def _add8_params():
+    from refquant.kernels.elementwise import fixed_point_add_params
+    return fixed_point_add_params(0.02, 0.03, 0.04)
+
+
+def _ort_softmax_table():
+    from refquant.kernels.qlinear_lut import softmax_exp_table
+    return softmax_exp_table(0.05, 5, dtype="uint8")
 
 
 def _softmax_table():
@@ -374,6 +386,21 @@ def _qmodel_path():
     return str(path)
 
 
+def _tflite_bytes():
+    """The tiny integer model exported once to ``.tflite`` (read back by import_quantized)."""
+    from refquant.interop import tflite
+    path = _SCRATCH / "qmodel.tflite"
+    if not path.exists():
+        tflite.export(_qmodel("tflite_reference"), str(path), input_shape=(4,))
+    return path.read_bytes()
+
+
+def _onnx_qmodel():
+    """The flow model quantized for ONNX Runtime (what refquant.interop.onnx.export writes)."""
+    from refquant import ptq
+    return ptq.quantize_static(_flow_model(), FLOW_X(), profile="onnxruntime")
+
+
 def _qat_model(calibrated=False):
     from refquant import qat
     model = qat.prepare_qat(_flow_model(), profile="tflite_reference")
@@ -437,8 +464,24 @@ def _profile_pseudo():
     """The 16x8 layer lookup of a profile, which ``__all__`` reaches only through the class."""
     def layer_16x8(family, bias):
         return refquant.get_profile("tflite_reference").layer_16x8(family, bias)
+    def qlinear_concat(y_scale, y_zero_point, x0, x0_scale, x0_zero_point, x1, x1_scale, x1_zero_point, axis):
+        """ONNX Runtime's QLinearConcat with two inputs (the face takes them variadically, in ONNX order)."""
+        from refquant.backends import onnxruntime
+        return onnxruntime.qlinear_concat(y_scale, y_zero_point, x0, x0_scale, x0_zero_point, x1, x1_scale,
+                                          x1_zero_point, axis=axis)
     return {"profiles.Profile().layer_16x8(family, bias)": (layer_16x8, lambda: dict(family="grouped_conv",
-                                                                                     bias="int64"))}
+                                                                                     bias="int64")),
+            "onnxruntime.qlinear_concat": (qlinear_concat, lambda: dict(
+                y_scale=0.2, y_zero_point=U8(4), x0=u8(2, 3), x0_scale=0.1, x0_zero_point=U8(3), x1=u8(2, 2),
+                x1_scale=0.3, x1_zero_point=U8(5), axis=1))}
+
+
+def _shadowed_pseudo():
+    """Kernels of two modules under one name (the first found would shadow the other): each under its module."""
+    from refquant.kernels import qlinear_lut, softmax
+    return {"softmax_exp_table": (softmax.softmax_exp_table, lambda: dict(x_scale=0.1, beta=1.0)),
+            "qlinear_lut.softmax_exp_table": (qlinear_lut.softmax_exp_table,
+                                              lambda: dict(x_scale=0.05, reduce_len=5, dtype="int8"))}
 
 
 def _baselines():
@@ -689,7 +732,6 @@ def _baselines():
         "tanh_lut": lambda: dict(x_scale=0.1, x_zero_point=3, dtype="int8"),
         "rational_logistic": lambda: dict(x=f32(5)),
         "rational_logistic_lut": lambda: dict(x_scale=0.1, x_zero_point=3, y_scale=1 / 256, y_zero_point=-128),
-        "softmax_exp_table": lambda: dict(x_scale=0.1, beta=1.0),
         "softmax_lut": lambda: dict(x=i8(2, 5), table=_softmax_table(), y_scale=1 / 256, y_zero_point=-128),
         "softmax_lut_reference": lambda: dict(x=i8(2, 5), table=_softmax_table(), y_scale=1 / 256,
                                               y_zero_point=-128),
@@ -741,6 +783,36 @@ def _baselines():
                                                  act_min=-30000, act_max=30000),
         "tanh_lut_rne": lambda: dict(x_scale=0.1, x_zero_point=3, y_scale=1 / 128, y_zero_point=0, dtype="int8",
                                      math="correctly_rounded"),
+        # ---- kernels of ONNX Runtime's contrib ops (pools, tables) and TFLite's optimized int8 ADD
+        "ort_pool_geometry": lambda: dict(spatial=(5, 5), kernel_shape=(3, 3), strides=(2, 2), pads=(1, 1, 0, 1),
+                                          dilations=(1, 1), ceil_mode=1, auto_pad="NOTSET"),
+        "average_pool_float": lambda: dict(x=u8(1, 2, 5, 5), x_scale=0.1, x_zero_point=3, y_scale=0.05,
+                                           y_zero_point=2, kernel=(3, 3), strides=(2, 2), head_pads=(1, 1),
+                                           out_hw=(3, 3), count_include_pad=False),
+        "average_pool_float_reference": lambda: dict(x=u8(1, 2, 5, 5), x_scale=0.1, x_zero_point=3, y_scale=0.05,
+                                                     y_zero_point=2, kernel=(3, 3), strides=(2, 2), head_pads=(1, 1),
+                                                     out_hw=(3, 3), count_include_pad=False),
+        "max_pool": lambda: dict(x=i8(1, 2, 5, 5), kernel=(3, 3), strides=(2, 2), head_pads=(1, 1), out_hw=(3, 3),
+                                 dilations=(1, 1)),
+        "max_pool_reference": lambda: dict(x=i8(1, 2, 5, 5), kernel=(3, 3), strides=(2, 2), head_pads=(1, 1),
+                                           out_hw=(3, 3), dilations=(1, 1)),
+        "mlas_quantize_table": lambda: dict(t=np.linspace(-1, 1, 256).astype(F32), y_scale=1 / 128,
+                                            y_zero_point=U8(128), dtype="uint8"),
+        "requantize_lut": lambda: dict(x_scale=0.1, x_zero_point=3, y_scale=0.05, y_zero_point=2, dtype="uint8"),
+        "leaky_relu_lut": lambda: dict(x_scale=0.05, x_zero_point=-3, y_scale=0.04, y_zero_point=10, alpha=0.1,
+                                       dtype="int8"),
+        "qlinear_softmax": lambda: dict(x=u8(2, 5), table=_ort_softmax_table(), y_scale=1 / 256, y_zero_point=0),
+        "qlinear_softmax_reference": lambda: dict(x=u8(2, 5), table=_ort_softmax_table(), y_scale=1 / 256,
+                                                  y_zero_point=0),
+        "fixed_point_add8_simd": lambda: dict(a=i8(2, 20), a_zero_point=3, b=i8(1, 20, lo=-3), b_zero_point=-2,
+                                              y_zero_point=1, params=_add8_params(), act_min=-100, act_max=100),
+        "broadcast_runs": lambda: dict(a_shape=(2, 20), b_shape=(1, 20)),
+        # ---- interop: .tflite files
+        "interop.tflite.import_quantized": lambda: dict(path_or_bytes=_tflite_bytes(), kernel="reference"),
+        "interop.onnx.export": lambda: dict(qmodel=_onnx_qmodel(), path=str(_SCRATCH / "m.onnx"), format="qoperator",
+                                            input_shape=(1, 2, 2)),
+        "interop.tflite.export": lambda: dict(qmodel=_qmodel("tflite_reference"), path=str(_SCRATCH / "m.tflite"),
+                                              input_shape=(4,)),
         # ---- nn
         "Module": lambda: dict(),
         "Parameter": lambda: dict(value=f32(2, 3)),
@@ -907,6 +979,22 @@ def _baselines():
                                           pads=[1, 1, 0, 0], strides=[1, 2]),
         "onnx.qlinear_conv": ORT_CONV,
         "onnxruntime.qlinear_add": FLOAT_ADD,
+        "onnxruntime.qgemm": lambda: dict(A=u8(2, 3), a_scale=0.1, a_zero_point=U8(3), B=i8(3, 4),
+                                          b_scale=np.array([0.05, 0.1, 0.2, 0.3], F32), b_zero_point=np.zeros(4, I8),
+                                          C=np.array([1, -2, 3, 4], I32), y_scale=0.5, y_zero_point=U8(7),
+                                          alpha=1.0, transA=0, transB=0, isa="exact"),
+        "onnxruntime.qlinear_mul": lambda: dict(a=u8(2, 3), a_scale=0.1, a_zero_point=U8(3), b=u8(2, 3), b_scale=0.2,
+                                                b_zero_point=U8(5), c_scale=0.3, c_zero_point=U8(7)),
+        "onnxruntime.qlinear_leaky_relu": lambda: dict(x=u8(2, 3), x_scale=0.05, x_zero_point=U8(128), y_scale=0.04,
+                                                       y_zero_point=U8(100), alpha=0.1),
+        "onnxruntime.qlinear_softmax": lambda: dict(x=u8(2, 3), x_scale=0.05, x_zero_point=U8(0), y_scale=1 / 256,
+                                                    y_zero_point=U8(0), axis=-1, opset=13),
+        "onnxruntime.qlinear_average_pool": lambda: dict(x=u8(1, 2, 4, 4), x_scale=0.1, x_zero_point=U8(3),
+                                                         y_scale=0.05, y_zero_point=U8(2), kernel_shape=[2, 2],
+                                                         strides=[2, 1], pads=[1, 0, 0, 1], ceil_mode=1,
+                                                         count_include_pad=0, auto_pad="NOTSET", channels_last=0),
+        "onnxruntime.max_pool": lambda: dict(x=i8(1, 2, 5, 5), kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                                             dilations=[1, 1], ceil_mode=0, auto_pad="NOTSET", storage_order=0),
         "onnxruntime.qlinear_global_average_pool": lambda: dict(x=u8(1, 2, 3, 3), x_scale=0.1, x_zero_point=U8(3),
                                                                 y_scale=0.05, y_zero_point=U8(2)),
         "onnxruntime.qlinear_sigmoid": lambda: dict(x=u8(2, 3), x_scale=0.05, x_zero_point=U8(128),
@@ -1009,7 +1097,8 @@ _FACES = {"refquant.evaluate": "evaluate", "refquant.backends.onnx": "onnx", "re
           "refquant.ops.reduce": "ops.reduce", "refquant.ops.requantize": "ops.requantize",
           "refquant.ops.dynamic": "ops.dynamic", "refquant.calibration": "calibration", "refquant.passes": "passes",
           "refquant.ptq": "ptq", "refquant.ptq.flows": "ptq", "refquant.ptq.recipes": "ptq",
-          "refquant.ptq.debug": "ptq", "refquant.qmodel": "qmodel"}
+          "refquant.ptq.debug": "ptq", "refquant.qmodel": "qmodel", "refquant.interop.tflite": "interop.tflite",
+          "refquant.interop.onnx": "interop.onnx"}
 
 
 def public_callables():
@@ -1202,8 +1291,9 @@ KEY_ALSO_NAMED = {("get_format", "fmt"): ("dtype",)}
 
 
 # The one builtin exception allowed: FileNotFoundError for a path that names no file (documented by
-# load_npz, nn.load, nn.load_weights; refquant.errors has no class for it). Its message must name the path.
-FILE_ARGUMENTS = ("path",)
+# load_npz, nn.load, nn.load_weights, interop.tflite.import_quantized; refquant.errors has no class for
+# it). Its message must name the path.
+FILE_ARGUMENTS = ("path", "path_or_bytes")
 
 
 def _resolve(key):
@@ -1359,7 +1449,7 @@ def judge_same_value(key, name, kind):
 
 CALLABLES = public_callables()
 BASELINES = _baselines()
-PSEUDO = _nn_pseudo() | _flow_pseudo() | _profile_pseudo()
+PSEUDO = _nn_pseudo() | _flow_pseudo() | _profile_pseudo() | _shadowed_pseudo()
 for _k, (_fn, _b) in PSEUDO.items():
     BASELINES[_k] = _b
 KEYS = sorted(set(CALLABLES) | set(PSEUDO) | {k for k in BASELINES if "[" in k})

@@ -243,8 +243,9 @@ A8 = np.zeros((2, 3), I8)
      "a_zero_point must be 0 for int16"),
     ((A8.astype(np.uint8), A8.astype(np.uint8)), dict(zps=(0, -1, 0)), QuantizationValueError,
      r"b_zero_point must be in \[0, 255\]"),
-    ((A8, A8), dict(kernel="optimized"), UnsupportedError, "optimized"),
-    ((A8, A8), dict(kernel="xnnpack", scales=(1.0, 2.0 ** -12, 0.5)), UnsupportedError, "declines"),
+    ((A8.astype(np.uint8), A8.astype(np.uint8)), dict(kernel="optimized"), UnsupportedError, "optimized"),
+    ((A8.astype(np.uint8), A8.astype(np.uint8)), dict(kernel="xnnpack", scales=(1.0, 2.0 ** -12, 0.5)),
+     UnsupportedError, "declines"),
     ((A8, A8), dict(scales=(1.0, 1.0, 1e-7)), QuantizationValueError, "real_multiplier"),
 ])
 def test_add_bad_input(no_kernels, args, kw, err, match):

@@ -21,7 +21,7 @@ from refquant.profiles import PROFILES
 
 FAST = ["--model", "mlp", "--repeats", "2", "--batch-sizes", "1,4"]
 COLUMNS = ["technique", "top-1", "Δ vs float (pts)", "latency ms", "inf/s (batch 4)", "model bytes", "compression",
-           "peak RAM"]
+           "peak RAM", "LiteRT ms", "LiteRT bit-exact"]  # the default profile's runtime: LiteRT (installed here)
 FIGURES = ("accuracy_vs_bytes.png", "latency_vs_accuracy.png", "layer_sqnr.png", "calibration_ranges.png")
 
 
@@ -31,7 +31,8 @@ def _refquant(*argv, env=None):
 
 
 def _check(doc, schema, path="$"):
-    """The subset of JSON Schema that JSON_SCHEMA uses: type, const, enum, required, properties, items, minimum."""
+    """The subset of JSON Schema that JSON_SCHEMA uses: type, const, enum, required, properties, items, minimum
+    (``required`` and ``properties`` apply to objects only, as in JSON Schema)."""
     kinds = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float),
              "null": type(None), "boolean": bool}
     if "type" in schema:
@@ -45,7 +46,7 @@ def _check(doc, schema, path="$"):
         assert doc in schema["enum"], f"{path}: expected one of {schema['enum']}, got {doc!r}"
     if "minimum" in schema and doc is not None:
         assert doc >= schema["minimum"], f"{path}: {doc} < {schema['minimum']}"
-    for key in schema.get("required", ()):
+    for key in schema.get("required", ()) if isinstance(doc, dict) else ():
         assert key in doc, f"{path}: missing {key!r}"
     for key, sub in schema.get("properties", {}).items():
         if isinstance(doc, dict) and key in doc:
@@ -75,6 +76,8 @@ def test_exit_0_and_the_table_has_every_column_and_row(full_run):
                   "QAT int8, 1 epoch", "int4 weights (weight-only)"):
         row = next((ln for ln in lines if ln.startswith(label + " ")), None)
         assert row is not None and re.search(r"\d+\.\d\d%", row), f"no row for {label!r} in\n{res.stdout}"
+        integer = label.startswith(("static", "QAT"))  # LiteRT runs these: its latency and ✓; the others "—"
+        assert re.search(r" \d+\.\d{4} +✓$" if integer else r" — +—$", row), row
     assert "Traceback" not in res.stderr
 
 
@@ -95,6 +98,16 @@ def test_json_file_is_valid_against_its_schema(full_run):
         assert r["delta_points"] == pytest.approx(100 * (r["top1"] - doc["model"]["float_top1"]))
         assert set(r["evaluation"]["throughput"]) == {"1", "4"}
     assert doc["batch_sizes"] == [1, 4] and doc["repeats"] == 2 and doc["profile"]["name"] == "tflite_xnnpack"
+    assert doc["runtime"]["name"] == "LiteRT" and doc["runtime"]["available"] is True
+    for name in ("static-minmax", "static-mse", "qat"):  # fully integer: exported and run by LiteRT (XNNPACK)
+        r = by[name]
+        assert r["runtime_bit_exact"] is True and r["runtime_reason"] is None, r
+        assert r["runtime"]["mismatches"] == 0 and r["runtime"]["compared"] == 10 * doc["data"]["x"][0]
+        assert r["runtime"]["delegated"] is True and r["runtime_latency_ms"] == r["runtime"]["latency"]["median_ms"] > 0
+    for name in ("float", "dynamic", "int4-weights"):  # not fully integer: no runtime numbers, and why
+        r = by[name]
+        assert r["runtime_latency_ms"] is None and r["runtime_bit_exact"] is None and r["runtime"] is None
+        assert "integer" in r["runtime_reason"], r["runtime_reason"]
 
 
 def test_report_files_are_written_and_the_html_holds_the_plots(full_run):
@@ -114,6 +127,9 @@ def test_report_files_are_written_and_the_html_holds_the_plots(full_run):
     for calibrator in ("minmax", "percentile", "entropy", "mse"):
         assert f"<td>{calibrator}</td>" in page
     assert "| tensor | static-minmax | static-mse | qat |" in md  # per-layer SQNR of every integer model
+    assert "| LiteRT ms | LiteRT bit-exact |" in md and "<th>LiteRT bit-exact</th>" in page
+    assert md.count(" | ✓ |") == 3 and " | ✗ |" not in md and "<td>✓</td>" in page  # the three integer rows
+    assert "LiteRT ms, LiteRT bit-exact: LiteRT" in md and "bit for bit" in md
     assert "| layer | float32 | dynamic | static-minmax | static-mse | qat | int4-weights |" in md  # sparsity
 
 
@@ -168,6 +184,7 @@ def test_a_technique_the_profile_cannot_run_is_na_not_a_failure(capsys):
     out = capsys.readouterr().out
     assert re.search(r"^dynamic int8 +n/a: quantize_dynamic: refquant does not model dynamic-range kernels for "
                      r"profile 'gemmlowp'$", out, re.M), out
+    assert "bit-exact" not in out and "runtime columns" not in out  # gemmlowp: no runtime of its own here
 
 
 @pytest.fixture
@@ -218,6 +235,111 @@ def test_bad_option_values_exit_2_with_the_usage(argv, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "usage: refquant compare" in err and err.strip().splitlines()[-1].startswith("refquant compare: error: ")
+
+
+# ----------------------------------------------------------------------------------------- runtime columns
+
+RUNTIME_CASES = {"onnxruntime": ("onnxruntime", "ORT", "onnx"), "tflite": ("tflite_xnnpack", "LiteRT", "tflite"),
+                 "tflite-reference": ("tflite_reference", "LiteRT", "tflite")}
+
+
+@pytest.mark.parametrize("requested", RUNTIME_CASES)
+def test_runtime_columns_time_the_runtime_and_check_its_outputs_bit_for_bit(requested, tmp_path, capsys):
+    """The static int8 rows, exported and run by the profile's runtime, equal refquant's outputs: ✓."""
+    profile, short, fmt = RUNTIME_CASES[requested]
+    out = tmp_path / "r.json"
+    assert main(["compare", *FAST, "--no-progress", "--profile", requested, "--techniques",
+                 "float,static-per-tensor,static-minmax", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    head = next(ln for ln in text.splitlines() if ln.startswith("technique"))
+    assert head.endswith(f"{short} ms  {short} bit-exact"), head
+    for label in ("static int8, per-tensor, min-max", "static int8, per-channel, min-max"):
+        assert re.search(rf"^{re.escape(label)} .* \d+\.\d{{4}} +✓$", text, re.M), text
+    assert re.search(r"^float32 .* — +—$", text, re.M), text
+    assert f"{short} ms, {short} bit-exact: " in text and "pip install" not in text
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    _check(doc, JSON_SCHEMA)
+    assert doc["profile"]["name"] == profile and doc["runtime"]["available"] and doc["runtime"]["short"] == short
+    by = {r["technique"]: r for r in doc["results"]}
+    for name in ("static-per-tensor", "static-minmax"):
+        r = by[name]
+        assert r["runtime_bit_exact"] is True and r["runtime"]["mismatches"] == 0, r
+        assert r["runtime"]["compared"] == 10 * doc["data"]["x"][0] and r["runtime"]["format"].startswith(fmt)
+        assert r["runtime"]["file_bytes"] > 0 and r["runtime"]["latency"]["repeats"] == 2
+    assert by["float"]["runtime_bit_exact"] is None and "float model" in by["float"]["runtime_reason"]
+
+
+@pytest.mark.parametrize("profile,hidden,install", [("onnxruntime", "onnxruntime", "pip install onnxruntime onnx"),
+                                                    ("tflite", "ai_edge_litert", "pip install ai-edge-litert")])
+def test_without_the_runtime_its_columns_are_absent_and_the_footer_says_how_to_get_them(profile, hidden, install,
+                                                                                        tmp_path):
+    out = tmp_path / "r.json"
+    code = (f"import sys; sys.modules[{hidden!r}] = None\n"
+            "from refquant.cli import main\n"
+            f"rc = main({['compare', *FAST, '--no-progress', '--profile', profile, '--techniques', 'float,static-minmax', '--json', str(out)]!r})\n"
+            f"assert {hidden!r} not in sys.modules or sys.modules[{hidden!r}] is None\n"
+            "sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    head = next(ln for ln in res.stdout.splitlines() if ln.startswith("technique"))
+    assert head.endswith("peak RAM") and "bit-exact" not in res.stdout and "✓" not in res.stdout, res.stdout
+    assert re.search(rf"^runtime columns: .* is not installed .*`{re.escape(install)}.*` adds its columns\.$",
+                     res.stdout, re.M), res.stdout
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    _check(doc, JSON_SCHEMA)
+    assert doc["runtime"]["available"] is False and install in doc["runtime"]["note"]
+    for r in doc["results"]:
+        assert r["status"] == "ok" and r["runtime_latency_ms"] is None and r["runtime_bit_exact"] is None
+        assert r["runtime"] is None and r["runtime_reason"] is None
+
+
+def test_a_model_the_exporter_refuses_or_the_runtime_fails_on_is_a_dash_with_the_reason(monkeypatch, tmp_path,
+                                                                                         capsys):
+    from refquant.cli import runtime, techniques
+
+    t = techniques.TECHNIQUES["dynamic"]  # claimed fully integer: the ONNX exporter refuses its dynamic_linear
+    monkeypatch.setitem(techniques.TECHNIQUES, "dynamic", techniques.Technique(t.name, t.label, t.build, t.help,
+                                                                               integer=True))
+    out = tmp_path / "r.json"
+    assert main(["compare", *FAST, "--no-progress", "--profile", "onnxruntime", "--techniques", "dynamic",
+                 "--json", str(out)]) == 0
+    assert re.search(r"^dynamic int8 .* — +—$", capsys.readouterr().out, re.M)
+    r = json.loads(out.read_text(encoding="utf-8"))["results"][0]
+    assert r["runtime_reason"].startswith("not exportable: ") and "dynamic_linear" in r["runtime_reason"], r
+
+    def crash(*a, **k):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : bad node\nmore")
+    monkeypatch.setattr(runtime, "measure", crash)
+    assert main(["compare", *FAST, "--no-progress", "--profile", "onnxruntime", "--techniques", "static-minmax",
+                 "--json", str(out)]) == 0  # reported, not a failed technique
+    r = json.loads(out.read_text(encoding="utf-8"))["results"][0]
+    assert r["status"] == "ok" and r["runtime_bit_exact"] is None
+    assert r["runtime_reason"] == ("ONNX Runtime failed on the exported model: RuntimeError: [ONNXRuntimeError] : 1 : "
+                                   "FAIL : bad node")
+
+
+def test_outputs_that_differ_by_one_bit_are_a_cross(monkeypatch, tmp_path, capsys):
+    from refquant.cli import runtime
+
+    real = runtime._ort_runner
+
+    def one_bit_off(path):
+        run, details = real(path)
+
+        def run_off(x):
+            y = np.array(run(x), copy=True)
+            y.view(np.uint32).reshape(-1)[0] ^= 1  # the last mantissa bit of one output
+            return y
+        return run_off, details
+    monkeypatch.setattr(runtime, "_ort_runner", one_bit_off)
+    out = tmp_path / "r.json"
+    assert main(["compare", *FAST, "--no-progress", "--profile", "ort", "--techniques", "static-minmax",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^static int8, per-channel, min-max .* \d+\.\d{4} +✗$", text, re.M), text
+    assert "Outputs differ for static-minmax" in text
+    r = json.loads(out.read_text(encoding="utf-8"))["results"][0]
+    assert r["runtime_bit_exact"] is False and r["runtime"]["mismatches"] == 1
 
 
 def test_usage_error_from_the_console_has_no_traceback_unless_debug():
@@ -272,8 +394,8 @@ def test_help_names_every_technique_the_data_keys_and_what_is_not_there_yet():
     assert res.returncode == 0
     for name in TECHNIQUES:
         assert f"\n  {name} " in res.stdout
-    for words in ("x_val, y_val", "x_calibration", "ONNX import", "ONNX Runtime's own latency", "exit codes",
-                  "tflite = tflite_xnnpack"):
+    for words in ("x_val, y_val", "x_calibration", "ONNX import", "runtime columns:", "BUILTIN_REF",
+                  "pip install ai-edge-litert", "exit codes", "tflite = tflite_xnnpack"):
         assert words in res.stdout, words
     top = _refquant("--help").stdout
     assert "compare" in top and "info" in top

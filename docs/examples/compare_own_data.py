@@ -27,15 +27,19 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(results, encoding="utf-8") as f:
         doc = json.load(f)
 
-assert code == 0 and doc["schema_version"] == 1
+assert code == 0 and doc["schema_version"] == 2
 print(f"\nprofile {doc['profile']['name']}, scored on {doc['data']['x'][0]} rows, "
       f"calibrated on {doc['data']['x_calibration'][0]}")
 rows = {r["technique"]: r for r in doc["results"]}
 for name, r in rows.items():
     print(f"{name:>14}: top-1 {r['top1']:.4f}, {r['model_bytes']:6d} bytes ({r['compression']:.2f}x), "
-          f"first call {r['evaluation']['latency']['first_call_ms']:.1f} ms")
+          f"first call {r['evaluation']['latency']['first_call_ms']:.1f} ms"
+          + (f", ONNX Runtime {r['runtime_latency_ms']:.4f} ms, bit-exact {r['runtime_bit_exact']}"
+             if r["runtime_bit_exact"] is not None else ""))
 
 assert all(r["status"] == "ok" for r in rows.values())
 assert rows["int4-weights"]["model_bytes"] < rows["static-minmax"]["model_bytes"] < rows["float"]["model_bytes"]
 assert rows["dynamic"]["compression"] > 3           # an MLP is all Linear layers: dynamic quantizes them all
 assert min(r["top1"] for r in rows.values()) > 0.95  # every technique within a few points of float here
+if doc["runtime"]["available"]:  # onnxruntime installed: it ran the static and QAT models, bit for bit
+    assert all(rows[t]["runtime_bit_exact"] for t in ("static-minmax", "static-mse", "qat"))

@@ -9,17 +9,19 @@ Re-exported by :mod:`refquant.backends.tflite`. Validation first, then the kerne
 
 | op | ``"reference"`` | ``"optimized"`` | ``"xnnpack"`` |
 |---|---|---|---|
-| ADD int8/uint8 | :func:`~refquant.kernels.elementwise.fixed_point_add` (left shift 20, three double-rounding MBQM) | not modelled: :class:`~refquant.errors.UnsupportedError` | :func:`~refquant.kernels.elementwise.rescale_add`; when XNNPACK declines (a scale ratio $S_{a,b}/S_y$ outside $[2^{-10}, 2^8)$) the optimized kernel runs: UnsupportedError |
+| ADD int8 | :func:`~refquant.kernels.elementwise.fixed_point_add` (left shift 20, three double-rounding MBQM) | :func:`~refquant.kernels.elementwise_add8.fixed_point_add8_simd` (SIMD blocks of 16, or 8 against a broadcast scalar, narrowing to int16 without saturation; placed by TFLite's broadcast dispatch) | :func:`~refquant.kernels.elementwise.rescale_add`; when XNNPACK declines (a scale ratio $S_{a,b}/S_y$ outside $[2^{-10}, 2^8)$) the optimized kernel's result |
+| ADD uint8 | ``fixed_point_add`` | not modelled: :class:`~refquant.errors.UnsupportedError` | ``rescale_add``; when XNNPACK declines, the optimized kernel runs: UnsupportedError |
 | ADD int16 | ``fixed_point_add`` (left shift 15; zero points 0) | :func:`~refquant.kernels.elementwise_add16.fixed_point_add16_blocks` (16-element blocks, each input rounded once) when the shapes are equal once padded with leading 1s; a broadcast: ``fixed_point_add`` | the same as ``"optimized"`` (XNNPACK does not take int16) |
 | MUL int8/uint8 | :func:`~refquant.kernels.elementwise.fixed_point_mul` (double-rounding MBQM) | :func:`~refquant.kernels.elementwise_narrow.fixed_point_mul_blocks` (int16 narrowing in blocks of 16 / 8); broadcast operands whose products leave int16: UnsupportedError | the exact product requantized in float32 (:mod:`~refquant.kernels.requant`, ``float32_rne``); when XNNPACK declines ($\mathrm{fl}(\mathrm{fl}(S_a S_b)/S_y)$ outside $[2^{-16}, 256)$, rank > 6) the optimized kernel |
 | MUL int16 | ``fixed_point_mul`` (zero points 0) | the same | the same (XNNPACK does not take int16) |
 | AVERAGE_POOL_2D int8/uint8/int16 | :func:`~refquant.kernels.pool.average_pool2d` | the same | the same (XNNPACK never takes it) |
 | MAX_POOL_2D int8/uint8/int16 | :func:`~refquant.kernels.pool.max_pool2d` | the same | the same, with XNNPACK's activation bounds where it takes the node (8-bit only) |
 
-The optimized int8/uint8 ADD (NEON intrinsics through NEON_2_SSE on x86) folds shifts and
-narrows to int16 without saturation in blocks of 16 elements; a test transcription exists for
-equal shapes (``tests/test_conformance_kernels_misc.py``) but broadcasting is not derived, so it
-is refused rather than guessed. XNNPACK takes MAX_POOL_2D (int8/uint8) unless a stride exceeds
+The optimized int8 ADD (NEON intrinsics through NEON_2_SSE on x86) folds shifts and narrows to
+int16 without saturation in blocks of 16 elements (element-wise loop) or 8 (scalar-broadcast
+loop), each loop call starting its own blocks where ``BinaryBroadcastFiveFold`` splits a broadcast
+(measured, broadcast shapes included); the optimized uint8 ADD (another kernel) is refused rather
+than guessed. XNNPACK takes MAX_POOL_2D (int8/uint8) unless a stride exceeds
 the filter or a 1x1 filter has a stride > 1; its fused activation then clamps with
 :func:`~refquant.kernels.multiplier.activation_range_rne`.
 
@@ -77,7 +79,8 @@ def add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_poin
     Raises:
         QuantizationTypeError, QuantizationValueError, ShapeError: bad input (named), including
             scales whose ratio the reference Prepare refuses ($S_y < 2\\max(S_a, S_b)/2^{20}$).
-        UnsupportedError: 8-bit ADD on the optimized kernel (see the module docstring).
+        UnsupportedError: uint8 ADD on the optimized kernel, or under XNNPACK where the delegate
+            declines and the optimized kernel runs (see the module docstring).
     """
     kernel, activation = check_kernel(kernel), check_activation(activation)
     a = V.as_typed_array(a, "a", ("int8", "uint8", "int16"))

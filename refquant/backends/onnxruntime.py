@@ -24,7 +24,10 @@ one intra-op thread (with more, ORT reduces blocks separately and a NaN may land
 
 **Integer matmul and convolution, contrib ops** (:func:`matmul_integer`, :func:`qlinear_matmul`,
 :func:`conv_integer`, :func:`qlinear_conv`, :func:`qlinear_add`, :func:`qlinear_global_average_pool`,
-:func:`qlinear_sigmoid`; code in ``refquant/backends/_onnxruntime_ops.py``). The ONNX face's
+:func:`qlinear_sigmoid`; code in ``refquant/backends/_onnxruntime_ops.py``; and :func:`qgemm`,
+:func:`qlinear_mul`, :func:`qlinear_concat`, :func:`qlinear_average_pool`, :func:`qlinear_softmax`,
+:func:`qlinear_leaky_relu`, :func:`max_pool` on 8-bit codes, in ``_onnxruntime_contrib.py``, measured
+against ONNX Runtime 1.32 on an AVX-512 VNNI CPU). The ONNX face's
 bindings with ONNX Runtime's choices:
 
 * **requantization** (QLinearMatMul, QLinearConv): profile ``onnxruntime``,
@@ -90,7 +93,9 @@ from .onnx import (
 )
 
 __all__ = ["quantize_linear", "dequantize_linear", "dynamic_quantize_linear", "dynamic_qparams", "tool_qparams", "reduced_range", "matmul_integer", "qlinear_matmul",
-           "conv_integer", "qlinear_conv", "qlinear_add", "qlinear_global_average_pool", "qlinear_sigmoid"]
+           "conv_integer", "qlinear_conv", "qlinear_add", "qlinear_global_average_pool", "qlinear_sigmoid",
+           "qgemm", "qlinear_mul", "qlinear_concat", "qlinear_average_pool", "qlinear_softmax", "qlinear_leaky_relu",
+           "max_pool"]
 
 _PROFILE = "onnxruntime"  # quantize: divide f32, clamp in float, RNE, NaN -> qmin; dequantize: int32 difference
 
@@ -207,4 +212,13 @@ from ._onnxruntime_ops import (  # noqa: E402  (op-level functions, re-exported)
     qlinear_global_average_pool,
     qlinear_matmul,
     qlinear_sigmoid,
+)
+from ._onnxruntime_contrib import (  # noqa: E402  (more contrib ops and the 8-bit MaxPool, re-exported)
+    max_pool,
+    qgemm,
+    qlinear_average_pool,
+    qlinear_concat,
+    qlinear_leaky_relu,
+    qlinear_mul,
+    qlinear_softmax,
 )

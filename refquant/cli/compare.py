@@ -2,8 +2,10 @@
 
 The float model, dynamic-range int8, static int8 (per-tensor; per-channel with each calibrator),
 QAT int8 and weight-only int4, each measured by :func:`refquant.evaluate.evaluate`: top-1, the
-change from float, batch-1 latency, throughput, model bytes, compression and peak RAM. With no
-arguments it runs on the embedded digits and the bundled ``cnn``, offline.
+change from float, batch-1 latency, throughput, model bytes, compression and peak RAM; under a
+profile whose runtime is installed, that runtime's latency on the exported integer models and
+whether it computes refquant's outputs bit for bit (:mod:`refquant.cli.runtime`). With no
+arguments it runs on the embedded digits and the bundled ``resnet``, offline.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ _DESCRIPTION = """\
 Quantize one float model with every technique and print one table: top-1 accuracy, its change from
 float (percentage points), batch-1 latency (median, ms), throughput (inferences/s at the largest
 batch size), model bytes, compression (float bytes / bytes) and peak RAM (the model's arrays plus
-the peak working memory of one run). With no arguments: the embedded 8x8 digits and the bundled
+the peak working memory of one run); when the profile's runtime is installed, that runtime's
+batch-1 latency on each exported integer model and whether its outputs equal refquant's bit for
+bit. With no arguments: the embedded 8x8 digits and the bundled
 'resnet', offline, in well under two minutes on two cores. A progress bar goes to stderr."""
 
 def _wrap(text: str, indent: int) -> str:
@@ -51,8 +55,14 @@ profiles (--profile): any name `refquant info` lists ('-' or '_' alike), or a ru
   x_calibration  optional (M, ...) calibration samples (default: the first 512 rows of x)
   The values are used as stored, cast to float32: scale them as the model was trained.
 
-not yet: --model takes the bundled names only (ONNX files come with ONNX import), and a column with
-ONNX Runtime's own latency for the same quantized model comes with ONNX export.
+runtime columns: under --profile onnxruntime (ONNX Runtime, 1 intra-op thread) and the tflite profiles
+  (LiteRT, num_threads=1: tflite = the XNNPACK delegate, tflite-reference = BUILTIN_REF,
+  tflite-optimized = BUILTIN_WITHOUT_DEFAULT_DELEGATES), each static and QAT int8 model is exported
+  (refquant.interop) and run by the runtime itself, when it is installed (pip install onnxruntime
+  onnx; pip install ai-edge-litert flatbuffers): its batch-1 latency (same protocol) and a check mark,
+  ✓ when its outputs on the scored samples equal refquant's bit for bit, else ✗. Other rows: "—".
+
+not yet: --model takes the bundled names only (ONNX files come with ONNX import).
 
 exit codes: 0 success, 1 a technique or the run failed, 2 bad usage (options, files, data shape).
 
@@ -128,11 +138,24 @@ class _Plan:
     model_name: str
     data: object  # inputs.Data
     setup: object  # techniques.Setup
+    runtime: dict | None = None  # runtime.probe(profile): the JSON's "runtime"; None: no runtime columns
+
+    @property
+    def runtime_columns(self) -> str | None:
+        """The runtime columns' short name when they are shown (the runtime imported), else None."""
+        return self.runtime["short"] if self.runtime and self.runtime["available"] else None
 
 
 def _plan(args) -> _Plan:
     """Every option resolved and checked, before any work (UsageError on the first bad one)."""
-    from .inputs import check_data_fits, load_data_file, load_digits_data, load_model, resolve_profile
+    from .inputs import (
+        check_data_fits,
+        load_data_file,
+        load_digits_data,
+        load_model,
+        resolve_profile,
+    )
+    from .runtime import probe
     from .techniques import Setup, parse_techniques
 
     profile = resolve_profile(args.profile)
@@ -147,7 +170,7 @@ def _plan(args) -> _Plan:
     data = load_data_file(args.data) if args.data is not None else load_digits_data()
     check_data_fits(model, data)
     setup = Setup(model, profile, data.x_calibration, data.x_train, data.y_train, args.seed, args.qat_epochs)
-    return _Plan(profile, techniques, name, data, setup)
+    return _Plan(profile, techniques, name, data, setup, probe(profile))
 
 
 def _fill(row, ev, float_top1: float, float_bytes: int) -> None:
@@ -162,8 +185,35 @@ def _fill(row, ev, float_top1: float, float_bytes: int) -> None:
     row.evaluation = ev.as_dict()
 
 
+def _runtime_steps(name: str, plan: _Plan) -> int:
+    """1 when technique ``name``'s model is run by the profile's runtime too (a progress step), else 0."""
+    from .techniques import TECHNIQUES
+    return int(plan.runtime_columns is not None and TECHNIQUES[name].integer)
+
+
+def _run_on_runtime(row, model, plan: _Plan, args) -> None:
+    """The row's runtime columns: export ``model``, run it on the runtime, time it, compare its outputs.
+
+    A model the exporter refuses, or a runtime that fails on the file, leaves "—" and the reason."""
+    from ..errors import RefquantError
+    from .runtime import measure
+
+    try:
+        details = measure(plan.profile, model, plan.data.x, args.repeats)
+    except RefquantError as exc:
+        row.runtime_reason = "not exportable: " + str(exc).splitlines()[0]
+    except Exception as exc:  # the runtime's own error (it refused or crashed on the file): reported, not fatal
+        first = (str(exc).strip().splitlines() or [""])[0]
+        row.runtime_reason = f"{plan.runtime['name']} failed on the exported model: {type(exc).__name__}: {first}"
+    else:
+        row.runtime = details
+        row.runtime_latency_ms = details["latency"]["median_ms"]
+        row.runtime_bit_exact = details["bit_exact"]
+
+
 def _measure_one(name: str, plan: _Plan, args, progress, baseline: tuple):
-    """``(row, model)`` (model None if it did not run): build the technique's model, then evaluate it.
+    """``(row, model)`` (model None if it did not run): build the technique's model, evaluate it, and
+    (under a runtime's profile) run it on the runtime.
 
     Not applicable: an ``n/a`` row. A refquant error while building or measuring: a ``failed`` row
     (the run goes on, and exits 1). Anything else is a bug and ends the run."""
@@ -171,10 +221,10 @@ def _measure_one(name: str, plan: _Plan, args, progress, baseline: tuple):
     from ..evaluate import evaluate, layer_errors
     from ..qmodel import QuantizedModel
     from .results import Row
-    from .techniques import NotApplicable, build, label
+    from .techniques import NotApplicable, build, label, not_integer_reason
 
     row, model, x, y = Row(name, label(name, plan.setup)), None, plan.data.x, plan.data.y
-    steps_left = 2  # building, measuring
+    steps_left = 2 + _runtime_steps(name, plan)  # building, measuring, the runtime
     progress.start(f"{name}: quantizing" if name != "float" else "float: loading")
     t = time.perf_counter()
     try:
@@ -189,6 +239,13 @@ def _measure_one(name: str, plan: _Plan, args, progress, baseline: tuple):
         row.status, row.reason, model = "n/a", str(exc), None
     except RefquantError as exc:
         row.status, row.reason, model = "failed", str(exc).splitlines()[0], None
+    if model is not None and plan.runtime_columns is not None:
+        row.runtime_reason = not_integer_reason(name)
+        if _runtime_steps(name, plan):
+            progress.done()
+            steps_left -= 1
+            progress.start(f"{name}: {plan.runtime['name']}")
+            _run_on_runtime(row, model, plan, args)
     if model is not None and args.report is not None and isinstance(model, QuantizedModel):
         try:  # the report's per-layer SQNR; a model it cannot pair with its float one only loses that plot
             row.layers = layer_errors(model, reference, x[:256])
@@ -227,26 +284,27 @@ def _measure(plan: _Plan, args, progress) -> tuple:
         "profile": {"name": plan.profile, "requested": args.profile, "description": PROFILES[plan.profile].description},
         "data": data.describe(), "techniques": plan.techniques, "batch_sizes": args.batch_sizes,
         "repeats": args.repeats, "qat_epochs": args.qat_epochs, "seed": args.seed, "environment": _environment(),
-        "seconds": time.perf_counter() - t0})
+        "runtime": plan.runtime, "seconds": time.perf_counter() - t0})
     return doc, rows, {row.technique: m for row, m in measured}
 
 
 def run(args: argparse.Namespace) -> int:
     """``refquant compare``: resolve the options, measure each technique, print and write the results."""
     plan = _plan(args)
-    steps = 1 + 2 * len(plan.techniques) + (2 if args.report is not None else 0)
+    steps = (1 + sum(2 + _runtime_steps(t, plan) for t in plan.techniques)
+             + (2 if args.report is not None else 0))
     progress = Progress(steps, enabled=not args.no_progress, desc="compare")
     try:
         doc, rows, models = _measure(plan, args, progress)
         if args.report is not None:
             from .report import write_report
-            paths = write_report(args.report, doc, rows, models, plan.setup, progress)
+            paths = write_report(args.report, doc, rows, models, plan.setup, progress, plan.runtime_columns)
     finally:
         progress.close()
     if args.json == "-":
         print(json.dumps(doc, indent=2, allow_nan=False))
     else:
-        print(_summary(doc, rows))
+        print(_summary(doc, rows, plan.runtime_columns))
         if args.json is not None:
             with open(args.json, "w", encoding="utf-8") as f:
                 f.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
@@ -261,9 +319,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(doc: dict, rows) -> str:
+def _summary(doc: dict, rows, runtime: str | None = None) -> str:
     """The header lines, the table and the notes under it."""
-    from .results import table
+    from .results import runtime_note, table
 
     m, p, d = doc["model"], doc["profile"], doc["data"]
     head = [f"model {m['name']} ({m['float_bytes']:,} bytes in float32), profile {p['name']}: {p['description']}",
@@ -272,4 +330,7 @@ def _summary(doc: dict, rows) -> str:
     notes = [f"top-1 on {n} samples (one sample = {100 / n:.2f} points); latency: median of {doc['repeats']} batch-1 "
              f"runs after warm-up (the first call, with any JIT compilation, is in the JSON); inf/s and peak RAM at "
              f"batch {batch}; peak RAM: the model's arrays plus the peak memory allocated while it runs one batch."]
-    return "\n".join(head + ["", table(rows, max(doc["batch_sizes"])), ""] + notes)
+    note = runtime_note(doc, rows)
+    if note is not None:
+        notes.append(note)
+    return "\n".join(head + ["", table(rows, max(doc["batch_sizes"]), runtime), ""] + notes)

@@ -33,9 +33,10 @@ def _sqnr_table(rows):
     return ("table", ["tensor"] + list(by), [[t] + [fmt(by[k].get(t)) for k in by] for t in tensors])
 
 
-def blocks(doc: dict, rows, calibration: dict | None, sparsity: dict, figures: dict | None) -> list:
-    """The report's content, in order."""
-    from .results import cells, header
+def blocks(doc: dict, rows, calibration: dict | None, sparsity: dict, figures: dict | None,
+           runtime: str | None = None) -> list:
+    """The report's content, in order; ``runtime``: the runtime columns' short name when they are shown."""
+    from .results import cells, header, runtime_note
 
     m, p, d, env = doc["model"], doc["profile"], doc["data"], doc["environment"]
     batch = max(doc["batch_sizes"])
@@ -45,11 +46,15 @@ def blocks(doc: dict, rows, calibration: dict | None, sparsity: dict, figures: d
                  f"the run took {doc['seconds']:.0f} s."),
            ("p", f"Profile `{p['name']}`: {p['description']}. Data: {'; '.join(d['notes'])}."),
            ("h2", "Results"),
-           ("table", header(batch), [c if len(c) > 2 else c + [""] * 6 for c in (cells(r) for r in rows)]),
+           ("table", header(batch, runtime), [c if len(c) > 2 else c + [""] * (len(header(batch, runtime)) - 2)
+                                              for c in (cells(r, runtime) for r in rows)]),
            ("p", f"top-1 on {d['x'][0]} samples; Δ in percentage points against the float model; latency: median of "
                  f"{doc['repeats']} batch-1 runs after warm-up; throughput at batch {batch}; compression: float32 "
                  "bytes / model bytes; peak RAM: the model's arrays plus the peak memory allocated while it runs one "
                  f"batch of {batch}. Every measured number is in the JSON document (`--json`).")]
+    note = runtime_note(doc, rows)
+    if note is not None:
+        out.append(("p", note[0].upper() + note[1:]))
     if figures is None:
         out.append(("p", _NO_MATPLOTLIB))
     figs = figures or {}
@@ -60,8 +65,8 @@ def blocks(doc: dict, rows, calibration: dict | None, sparsity: dict, figures: d
     if "latency_vs_accuracy.png" in figs:
         out.append(("figure", "latency_vs_accuracy.png", "top-1 against batch-1 latency (up and left is better)"))
     out.append(("p", "refquant runs readable reference kernels: its latencies rank techniques on this machine, "
-                     "they are not the deployed runtime's. A column with ONNX Runtime's latency for the same "
-                     "quantized model comes with ONNX export."))
+                     "they are not the deployed runtime's. Under the `onnxruntime` and TFLite profiles, the runtime "
+                     "columns of the results table time the runtime itself on the same integer models."))
     out.append(("h2", "Per-layer SQNR"))
     sqnr = _sqnr_table(rows)
     if sqnr is None:
@@ -152,7 +157,8 @@ def html(content: list, figures: dict | None) -> str:
     return "\n".join(parts + ["</body></html>"]) + "\n"
 
 
-def write_report(directory: str, doc: dict, rows, models: dict, setup, progress) -> list[str]:
+def write_report(directory: str, doc: dict, rows, models: dict, setup, progress,
+                 runtime: str | None = None) -> list[str]:
     """Compute the report's extras, draw, write ``report.md``, ``figures/*.png`` and ``report.html``."""
     from .analysis import calibration_ranges, weight_sparsity
     from .plots import figures as draw
@@ -163,7 +169,7 @@ def write_report(directory: str, doc: dict, rows, models: dict, setup, progress)
     progress.done()
     progress.start("report: plots")
     figs = draw(doc, rows, calibration)
-    content = blocks(doc, rows, calibration, sparsity, figs)
+    content = blocks(doc, rows, calibration, sparsity, figs, runtime)
     paths = [os.path.join(directory, "report.md"), os.path.join(directory, "report.html")]
     if figs:
         os.makedirs(os.path.join(directory, "figures"), exist_ok=True)

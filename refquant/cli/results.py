@@ -4,6 +4,13 @@ A row holds what the table shows, each number in its unit: ``top1`` a share in [
 ``delta_points`` percentage points, ``latency_ms`` the median batch-1 latency, ``throughput``
 inferences per second at the largest batch size, ``peak_ram_bytes`` the model's arrays in RAM plus
 the peak working memory of one batch (``Memory.loaded_bytes + Memory.peak_python_bytes``).
+Under a profile whose runtime is installed (:mod:`refquant.cli.runtime`), ``runtime_latency_ms``
+is that runtime's median batch-1 latency on the exported model and ``runtime_bit_exact`` whether
+its outputs equal refquant's bit for bit.
+
+Schema versions: 1, the first; 2 adds the top-level ``runtime`` object and each result's
+``runtime_latency_ms``, ``runtime_bit_exact``, ``runtime_reason`` and ``runtime`` (all required,
+``null`` when not measured), so a version-1 reader's schema rejects a version-2 document.
 """
 
 from __future__ import annotations
@@ -11,10 +18,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["SCHEMA_VERSION", "JSON_SCHEMA", "Row", "header", "cells", "table", "document", "json_safe"]
+__all__ = ["SCHEMA_VERSION", "JSON_SCHEMA", "Row", "header", "cells", "table", "runtime_note", "document",
+           "json_safe"]
 
-#: Bumped when a field changes meaning or disappears (a new field does not bump it).
-SCHEMA_VERSION = 1
+#: Bumped when a field changes meaning, disappears or becomes required (an optional new field does not bump
+#: it). 2: the runtime fields (module docstring).
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -33,6 +42,10 @@ class Row:
     peak_ram_bytes: int | None = None
     build_seconds: float | None = None  # quantization, calibration, training: not evaluation
     evaluation: dict | None = None      # refquant.evaluate.Evaluation.as_dict()
+    runtime_latency_ms: float | None = None  # the profile's runtime: median batch-1 latency of the exported model
+    runtime_bit_exact: bool | None = None    # its outputs on the scored samples == refquant's, bit for bit
+    runtime_reason: str | None = None        # why there are no runtime numbers (not exportable, runtime error)
+    runtime: dict | None = None              # runtime.measure()'s details: latency, file bytes, mismatches
     layers: list | None = field(default=None, repr=False)  # per-layer errors (--report only)
     layers_note: str | None = None  # why ``layers`` is missing for an integer model (--report only)
 
@@ -44,25 +57,34 @@ def _size(n: int) -> str:
     return str(n)  # pragma: no cover
 
 
-def header(batch_size: int) -> list[str]:
-    """The table's column titles."""
-    return ["technique", "top-1", "Δ vs float (pts)", "latency ms", f"inf/s (batch {batch_size})", "model bytes",
+def header(batch_size: int, runtime: str | None = None) -> list[str]:
+    """The table's column titles; with ``runtime`` (a short name: ``ORT``, ``LiteRT``) its two columns too."""
+    head = ["technique", "top-1", "Δ vs float (pts)", "latency ms", f"inf/s (batch {batch_size})", "model bytes",
             "compression", "peak RAM"]
+    return head + ([f"{runtime} ms", f"{runtime} bit-exact"] if runtime else [])
 
 
-def cells(r: Row) -> list[str]:
-    """A row's cells as text: all of them, or ``[label, "status: reason"]`` for a row that did not run."""
+def cells(r: Row, runtime: str | None = None) -> list[str]:
+    """A row's cells as text: all of them, or ``[label, "status: reason"]`` for a row that did not run.
+
+    With ``runtime``: its latency and ✓ (bit-exact) or ✗, or "—" twice for a row it did not run."""
     if r.status != "ok":
         return [r.label, f"{r.status}: {r.reason.split('; ')[0]}"]  # the JSON keeps the whole reason
     delta = "baseline" if r.technique == "float" else f"{r.delta_points:+.2f}"
-    return [r.label, f"{100 * r.top1:.2f}%", delta, f"{r.latency_ms:.3f}", f"{r.throughput:,.0f}",
-            f"{r.model_bytes:,}", f"{r.compression:.2f}x", _size(r.peak_ram_bytes)]
+    out = [r.label, f"{100 * r.top1:.2f}%", delta, f"{r.latency_ms:.3f}", f"{r.throughput:,.0f}",
+           f"{r.model_bytes:,}", f"{r.compression:.2f}x", _size(r.peak_ram_bytes)]
+    if runtime:
+        if r.runtime_bit_exact is None:
+            out += ["—", "—"]
+        else:
+            out += [f"{r.runtime_latency_ms:.4f}", "✓" if r.runtime_bit_exact else "✗"]  # runtimes can be µs-fast
+    return out
 
 
-def table(rows: list[Row], batch_size: int) -> str:
+def table(rows: list[Row], batch_size: int, runtime: str | None = None) -> str:
     """The rows as aligned text columns; a row that did not run spans the columns with its reason."""
-    head = header(batch_size)
-    body = [cells(r) for r in rows]
+    head = header(batch_size, runtime)
+    body = [cells(r, runtime) for r in rows]
     width = [max([len(head[i])] + [len(c[i]) for c in body if len(c) == len(head)]) for i in range(len(head))]
     width[0] = max([width[0]] + [len(c[0]) for c in body])
 
@@ -72,6 +94,24 @@ def table(rows: list[Row], batch_size: int) -> str:
         return "  ".join([c[0].ljust(width[0])] + [v.rjust(w) for v, w in zip(c[1:], width[1:])])
     rule = "  ".join("-" * w for w in width)
     return "\n".join([line(head), rule] + [line(c) for c in body])
+
+
+def runtime_note(doc: dict, rows) -> str | None:
+    """The footer line about the runtime columns (what they show, or how to get them); None: no runtime."""
+    rt = doc["runtime"]
+    if rt is None:
+        return None
+    if not rt["available"]:
+        return f"runtime columns: {rt['note']}."
+    short, n = rt["short"], doc["data"]["x"][0]
+    text = (f"{short} ms, {short} bit-exact: {rt['name']} {rt['version']} running each integer model written by "
+            f"refquant.interop ({rt['format']}), {rt['settings']}; latency measured as refquant's; ✓: its outputs on "
+            f"the {n} scored samples equal refquant's bit for bit (float32 bits), ✗: they differ; —: not run "
+            "(float, dynamic-range and weight-only models are not fully integer; the JSON's runtime_reason says why).")
+    differ = [r.technique for r in rows if r.runtime_bit_exact is False]
+    if differ:
+        text += f" Outputs differ for {', '.join(differ)}: the JSON's runtime.mismatches counts them."
+    return text
 
 
 def json_safe(v):
@@ -100,6 +140,7 @@ def document(rows: list[Row], run: dict) -> dict:
 _NUM = {"type": ["number", "null"]}
 _INT = {"type": ["integer", "null"]}
 _STR = {"type": ["string", "null"]}
+_BOOL = {"type": ["boolean", "null"]}
 
 #: JSON Schema (draft 2020-12) of :func:`document`'s output; docs/how-to/compare-techniques.md explains it.
 JSON_SCHEMA = {
@@ -107,7 +148,7 @@ JSON_SCHEMA = {
     "title": "refquant compare results",
     "type": "object",
     "required": ["schema_version", "refquant", "command", "model", "profile", "data", "techniques", "batch_sizes",
-                 "repeats", "seed", "environment", "seconds", "results"],
+                 "repeats", "seed", "environment", "runtime", "seconds", "results"],
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
         "refquant": {"type": "string"},
@@ -124,18 +165,30 @@ JSON_SCHEMA = {
         "repeats": {"type": "integer", "minimum": 1},
         "seed": {"type": "integer"},
         "environment": {"type": "object"},
+        "runtime": {"type": ["object", "null"],  # null: the profile has no runtime column
+                    "required": ["name", "short", "available", "version", "settings", "install", "format", "note"],
+                    "properties": {"name": {"type": "string"}, "short": {"type": "string"},
+                                   "available": {"type": "boolean"}, "version": _STR, "settings": {"type": "string"},
+                                   "install": {"type": "string"}, "format": {"type": "string"}, "note": _STR}},
         "seconds": {"type": "number"},
         "results": {"type": "array", "items": {
             "type": "object",
             "required": ["technique", "label", "status", "reason", "top1", "top5", "delta_points", "latency_ms",
                          "throughput", "model_bytes", "compression", "peak_ram_bytes", "build_seconds",
-                         "evaluation"],
+                         "evaluation", "runtime_latency_ms", "runtime_bit_exact", "runtime_reason", "runtime"],
             "properties": {
                 "technique": {"type": "string"}, "label": {"type": "string"},
                 "status": {"enum": ["ok", "n/a", "failed"]}, "reason": _STR,
                 "top1": _NUM, "top5": _NUM, "delta_points": _NUM, "latency_ms": _NUM, "throughput": _NUM,
                 "model_bytes": _INT, "compression": _NUM, "peak_ram_bytes": _INT, "build_seconds": _NUM,
                 "evaluation": {"type": ["object", "null"]},
+                "runtime_latency_ms": _NUM, "runtime_bit_exact": _BOOL, "runtime_reason": _STR,
+                "runtime": {"type": ["object", "null"],
+                            "required": ["format", "file_bytes", "latency", "compared", "mismatches", "bit_exact"],
+                            "properties": {"format": {"type": "string"}, "file_bytes": {"type": "integer"},
+                                           "latency": {"type": "object"}, "compared": {"type": "integer"},
+                                           "mismatches": {"type": "integer", "minimum": 0},
+                                           "bit_exact": {"type": "boolean"}, "delegated": {"type": "boolean"}}},
             }}},
     },
 }

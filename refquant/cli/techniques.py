@@ -14,7 +14,8 @@ import numpy as np
 
 from .errors import UsageError
 
-__all__ = ["Setup", "Technique", "TECHNIQUES", "NotApplicable", "parse_techniques", "label", "build"]
+__all__ = ["Setup", "Technique", "TECHNIQUES", "NotApplicable", "parse_techniques", "label", "build",
+           "not_integer_reason"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Technique:
     label: str   # the table's first column
     build: Callable  # Setup -> model, or (model, the float model its layers match when not Setup.model)
     help: str
+    integer: bool = False  # a fully integer model: the runtime columns export and run it
 
 
 TECHNIQUES = {t.name: t for t in (
@@ -81,16 +83,17 @@ TECHNIQUES = {t.name: t for t in (
               "dynamic-range int8: int8 weights, activations quantized per batch at run time; the layers "
               "the profile's tool picks (Linear layers only)"),
     Technique("static-per-tensor", "static int8, per-tensor, min-max", _static(False, "minmax"),
-              "full-integer int8, one weight scale per tensor, min-max calibration"),
+              "full-integer int8, one weight scale per tensor, min-max calibration", integer=True),
     Technique("static-minmax", "static int8, per-channel, min-max", _static(True, "minmax"),
-              "full-integer int8, one weight scale per output channel, min-max calibration"),
+              "full-integer int8, one weight scale per output channel, min-max calibration", integer=True),
     Technique("static-percentile", "static int8, per-channel, percentile", _static(True, "percentile"),
-              "as static-minmax, activation ranges at the 99.999th percentile"),
+              "as static-minmax, activation ranges at the 99.999th percentile", integer=True),
     Technique("static-entropy", "static int8, per-channel, entropy", _static(True, "entropy"),
-              "as static-minmax, activation ranges minimising the KL divergence"),
+              "as static-minmax, activation ranges minimising the KL divergence", integer=True),
     Technique("static-mse", "static int8, per-channel, MSE", _static(True, "mse"),
-              "as static-minmax, activation ranges minimising the quantization MSE"),
-    Technique("qat", "QAT int8", _qat, "quantization-aware training from the trained weights (--qat-epochs)"),
+              "as static-minmax, activation ranges minimising the quantization MSE", integer=True),
+    Technique("qat", "QAT int8", _qat, "quantization-aware training from the trained weights (--qat-epochs)",
+              integer=True),
     Technique("int4-weights", "int4 weights (weight-only)", _int4_weights,
               "weight-only int4, one scale per output channel, float32 compute"),
 )}
@@ -113,6 +116,20 @@ def label(name: str, setup: Setup) -> str:
     if name == "qat":
         return f"QAT int8, {setup.qat_epochs} epoch{'s' if setup.qat_epochs != 1 else ''}"
     return TECHNIQUES[name].label
+
+
+def not_integer_reason(name: str) -> str | None:
+    """Why technique ``name``'s model gets no runtime columns (None: it is fully integer, it does)."""
+    if TECHNIQUES[name].integer:
+        return None
+    if name == "float":
+        return "the float model: the runtime columns run the integer models"
+    if name == "dynamic":
+        return ("dynamic-range int8 quantizes activations at run time and keeps float layers: the exporters "
+                "write fully integer models")
+    if name == "int4-weights":
+        return "weight-only int4 computes in float32: the exporters write fully integer models"
+    return "not a fully integer model: the exporters write fully integer models"
 
 
 def build(name: str, setup: Setup) -> tuple:

@@ -21,7 +21,8 @@ nothing, so every module stays reachable under its own name.
 * :mod:`refquant.kernels.bias` — int32 bias, fbgemm's float bias, qnnpack's run-time bias.
 * :mod:`refquant.kernels.pool` — average/max pooling (TFLite), global average pools and means
   (ONNX Runtime, TFLite builtin and XNNPACK, PyTorch); :mod:`refquant.kernels.mean` — TFLite's
-  MEAN over any axes, int8/uint8/int16.
+  MEAN over any axes, int8/uint8/int16; :mod:`refquant.kernels.pool_nd` — ONNX Runtime's
+  QLinearAveragePool and 8-bit MaxPool with its window geometry.
 * :mod:`refquant.kernels.requant_codes` — codes of one tensor rescaled to another's parameters
   (TFLite's QUANTIZE from an integer tensor, int8/uint8/int16).
 * :mod:`refquant.kernels.dynamic` — dynamic-range quantization: run-time activation parameters
@@ -31,12 +32,13 @@ nothing, so every module stays reachable under its own name.
   — TFLite's optimized 8-bit MUL, narrowed to int16 in SIMD blocks; :mod:`refquant.kernels.elementwise_add16`
   — TFLite's optimized int16 ADD (NEON blocks of 16).
 * :mod:`refquant.kernels.lut` / :mod:`refquant.kernels.softmax` — lookup-table logistic and
-  tanh, softmax (TFLite float table and gemmlowp fixed point), ORT QLinearSigmoid.
+  tanh, softmax (TFLite float table and gemmlowp fixed point), ORT QLinearSigmoid;
+  :mod:`refquant.kernels.qlinear_lut` — ONNX Runtime's QLinearLeakyRelu, QLinearConcat and QLinearSoftmax tables.
 * :mod:`refquant.kernels.lut16`, :mod:`refquant.kernels.softmax16`, :mod:`refquant.kernels.sigmoid16`,
   :mod:`refquant.kernels.fixedpoint16` — TFLite's int16 SOFTMAX (interpolated 513-entry tables),
   LOGISTIC and TANH (an interpolated sigmoid table, or gemmlowp's int16 fixed point).
 """
 
-__all__ = ["bias", "conv", "dynamic", "elementwise", "elementwise_float", "elementwise_add16", "elementwise_narrow", "fixedpoint16", "gemm",
-           "gemm_int64", "lut", "lut16", "mean", "multiplier", "pool", "requant", "requant_codes", "sigmoid16", "softmax",
+__all__ = ["bias", "conv", "dynamic", "elementwise", "elementwise_float", "elementwise_add16", "elementwise_add8", "elementwise_narrow", "fixedpoint16", "gemm",
+           "gemm_int64", "lut", "lut16", "mean", "multiplier", "pool", "pool_nd", "qlinear_lut", "requant", "requant_codes", "sigmoid16", "softmax",
            "softmax16"]

@@ -29,6 +29,7 @@ from ..kernels import elementwise as ew
 from ..kernels import lut as klut
 from ..kernels import pool as kpool
 from ..kernels.elementwise_add16 import fixed_point_add16_blocks
+from ..kernels.elementwise_add8 import fixed_point_add8_simd
 from ..kernels.elementwise_narrow import MUL_SIMD_BLOCK, fixed_point_mul_blocks
 from ..kernels import softmax as ksoftmax
 from ..kernels import softmax16 as ksoftmax16
@@ -102,7 +103,9 @@ def add(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, y_scale, y
     with inputs shifted left 20 (8-bit) or 15 (16-bit), the same in TFLite's optimized int16
     16-element blocks (``fixed_point_shift15_simd16``,
     :func:`refquant.kernels.elementwise_add16.fixed_point_add16_blocks`, for operands whose shapes
-    are equal once padded with leading 1s; a broadcast runs the reference formula), the
+    are equal once padded with leading 1s; a broadcast runs the reference formula), TFLite's
+    optimized int8 blocks placed by its broadcast dispatch (``fixed_point_shift20_simd16``,
+    :func:`refquant.kernels.elementwise_add8.fixed_point_add8_simd`), the
     ``rescale`` add, float32 multiply-adds, float32 in SIMD blocks and tail, or power-of-two
     multipliers.
 
@@ -141,8 +144,10 @@ def add(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, y_scale, y
     if kernel == "rescale":
         return ew.rescale_add(a, dt(a_zero_point), b, dt(b_zero_point), dt(y_zero_point), params, act_min=lo,
                               act_max=hi)
-    shift = 20 if kernel == "fixed_point_shift20" else 15
+    shift = 20 if kernel.startswith("fixed_point_shift20") else 15
     p = ew.fixed_point_add_params(a_scale, b_scale, y_scale, left_shift=shift)
+    if kernel == "fixed_point_shift20_simd16":  # places its SIMD blocks as TFLite's broadcast dispatch does
+        return fixed_point_add8_simd(a, a_zero_point, b, b_zero_point, y_zero_point, p, act_min=lo, act_max=hi)
     shape = np.broadcast_shapes(a.shape, b.shape)
     if kernel == "fixed_point_shift15_simd16" and _same_padded_shape(a.shape, b.shape):  # one flat loop
         return fixed_point_add16_blocks(a.reshape(shape), b.reshape(shape), p, act_min=lo, act_max=hi)

@@ -182,7 +182,7 @@ class Calibrated:
         float_steps = _float_step_names(self.model, self.steps, float_layers)
         int16_steps = _int16_step_names(self.steps, int16_layers, self.profile, float_steps)
         meta = {"flow": "static", "calibrator": self.calibrator, "per_channel": per_channel,
-                "recipe": self.recipe.name}
+                "recipe": self.recipe.name, "input_shape": list(self.probe.shape[1:])}
         if int16_steps:
             meta["int16_layers"] = sorted(int16_steps)
 

@@ -20,6 +20,22 @@ Node ops (``Node.op``) and what they compute (:mod:`refquant.qmodel.nodes` runs 
 | ``flatten`` | ``(N, ...)`` → ``(N, -1)`` | | |
 | ``clamp`` | → same parameters | | ``activation`` |
 | ``dynamic_linear`` | float32 → float32, activations quantized per call or per row (the profile's ``dynamic_input``) | as ``linear`` (float bias) | ``reduce_range`` |
+| ``mul`` | two tensors → their product (NumPy broadcasting) | | ``activation`` |
+| ``mean`` | → the mean over ``axis``, with the output's own parameters | | ``axis``, ``keep_dims`` |
+| ``softmax`` | → softmax over the last axis | | ``beta`` |
+| ``logistic``, ``tanh`` | → sigmoid / tanh | | |
+| ``reshape`` | → the same codes in ``shape`` (one entry may be ``-1``) | | ``shape`` |
+| ``transpose`` | → the same codes with axes permuted | | ``perm`` |
+| ``pad`` | → padded with the output's zero point | | ``pads`` (``[before, after]`` per axis) |
+| ``concatenation`` | several tensors of one parameter set → joined along ``axis`` | | ``axis``, ``activation`` |
+| ``constant`` | no input → ``value`` (codes of the output tensor's dtype) | ``value`` | |
+
+Layouts: ``conv2d`` and the pools take ``attrs["layout"]`` ``"NCHW"`` (the default, the float
+models' layout) or ``"NHWC"`` (TFLite's); ``conv2d`` also ``w_layout`` (``"OIHW"``, ``"OHWI"``,
+``"1HWO"`` for a depthwise kernel), ``family`` (the profile's layer spec, as a TFLite op type
+chooses it) and ``padding`` as ``(top, left, bottom, right)`` or ``"SAME_UPPER"`` / ``"VALID"``;
+the pools ``padding`` ``"SAME"`` / ``"VALID"`` and a fused ``activation``. ``linear`` flattens
+leading dimensions of a rank > 2 input (TFLite's FULLY_CONNECTED) unless ``keep_num_dims``.
 
 An op runs on codes when its input tensor is an integer tensor and in float32 otherwise (a layer
 left in float in a partially quantized model); ``linear`` and ``conv2d`` with float inputs take
@@ -40,13 +56,16 @@ __all__ = ["TensorInfo", "Node", "OPS", "check_graph", "as_names"]
 
 #: Node op names (see the module table).
 OPS = ("quantize", "dequantize", "requantize", "linear", "conv2d", "add", "max_pool2d", "average_pool2d",
-       "global_average_pool", "flatten", "clamp", "dynamic_linear")
+       "global_average_pool", "flatten", "clamp", "dynamic_linear", "mul", "mean", "softmax", "logistic", "tanh",
+       "reshape", "transpose", "pad", "concatenation", "constant")
 
 _DTYPES = ("float32", "int8", "uint8", "int16")
 #: op -> (params, attrs) its node cannot run without (see the module table)
 _REQUIRED = {"linear": (("weight",), ()), "conv2d": (("weight",), ()),
              "dynamic_linear": (("weight", "weight_scale"), ()), "max_pool2d": ((), ("kernel",)),
-             "average_pool2d": ((), ("kernel",)), "clamp": ((), ("activation",))}
+             "average_pool2d": ((), ("kernel",)), "clamp": ((), ("activation",)), "mean": ((), ("axis",)),
+             "reshape": ((), ("shape",)), "transpose": ((), ("perm",)), "pad": ((), ("pads",)), "concatenation": ((), ("axis",)),
+             "constant": (("value",), ())}
 
 
 @dataclass(frozen=True)
