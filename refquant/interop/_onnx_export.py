@@ -16,13 +16,11 @@ $\\mathrm{RNE}(\\mathrm{fl}(\\mathrm{fl}((q - Z) S) / S)) = q - Z$.
 
 from __future__ import annotations
 
-import os
-import tempfile
 
 import numpy as np
 
-from .. import _validate as V
-from ..errors import QuantizationValueError, ShapeError, UnsupportedError
+from ..qmodel import storage
+from ..errors import ShapeError, UnsupportedError
 
 __all__ = ["IR_VERSION", "MS_DOMAIN_VERSION", "OPSET", "build_proto", "require_onnx", "write_atomic"]
 
@@ -256,19 +254,5 @@ def build_proto(qmodel, fmt: str, input_shape: tuple, metadata: dict):
 
 
 def write_atomic(content: bytes, path) -> None:
-    """Write ``content`` to a temporary file beside ``path``, then rename it: nothing is left on failure."""
-    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise QuantizationValueError(f"path must be a file name (str or os.PathLike), got {V.describe(path)}")
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise QuantizationValueError(f"path must name a file, got {path!r}, a directory")
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``content`` to ``path`` atomically (:func:`refquant.qmodel.storage.write_atomic`)."""
+    storage.write_atomic(path, lambda f: f.write(content))

@@ -26,13 +26,11 @@ renamed.
 
 from __future__ import annotations
 
-import os
-import tempfile
 
 import numpy as np
 
-from .. import _validate as V
-from ..errors import QuantizationValueError, RefquantError, UnsupportedError
+from ..qmodel import storage
+from ..errors import RefquantError, UnsupportedError
 from ._tflite_write import TfliteWriter
 
 __all__ = ["export_model"]
@@ -212,11 +210,7 @@ def _shapes(qmodel, input_shape) -> dict:
 
 def export_model(qmodel, path, input_shape) -> None:
     """Write ``qmodel`` (a TFLite profile, checked by the caller) to ``path`` atomically."""
-    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise QuantizationValueError(f"path must be a file name (str or os.PathLike), got {V.describe(path)}")
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise QuantizationValueError(f"path must name a file, got {path!r}, a directory")
+    storage.check_path(path)  # before any work
     checker = _Exporter(qmodel, {})
     for node in qmodel.nodes:  # refuse before running anything
         checker.node(node, check_only=True)
@@ -227,13 +221,4 @@ def export_model(qmodel, path, input_shape) -> None:
         e.node(node)
     content = e.w.finish([e.index[n, "model"] for n in qmodel.inputs], [e.get(n) for n in qmodel.outputs],
                          f"refquant export ({qmodel.profile})")
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    storage.write_atomic(path, lambda f: f.write(content))

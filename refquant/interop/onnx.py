@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from .. import _validate as V
 from ..errors import QuantizationTypeError, UnsupportedError
-from ..qmodel import QuantizedModel
+from ..qmodel import QuantizedModel, storage
 from ._onnx_export import (
     EXPORTED_OPS,
     IR_VERSION,
@@ -86,6 +86,7 @@ def export(qmodel, path, *, format: str = "qdq", input_shape=None) -> None:
         raise UnsupportedError(f"qmodel.profile must be 'onnxruntime' to be exported to ONNX (another profile's "
                                f"arithmetic is not ONNX Runtime's), got {qmodel.profile!r}")
     fmt = V.as_choice(format, "format", FORMATS)
+    storage.check_path(path)  # before any work
     if input_shape is None:
         input_shape = qmodel.metadata.get("input_shape", DIGITS_INPUT_SHAPE)
     shape = tuple(V.as_int_sequence(input_shape, "input_shape", minimum=1))

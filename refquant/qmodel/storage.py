@@ -29,7 +29,7 @@ from ..dtypes import pack_int4, unpack_int4
 from ..errors import FormatVersionError, QuantizationTypeError, QuantizationValueError
 from .graph import Node, TensorInfo
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save", "load", "stored_nbytes", "param_nbytes"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "save", "load", "stored_nbytes", "param_nbytes", "check_path", "write_atomic"]
 
 FORMAT = "refquant.QuantizedModel"
 FORMAT_VERSION = 1
@@ -102,10 +102,25 @@ def save(model, path) -> None:
         raise QuantizationTypeError(f"the model's metadata and node attrs must be JSON-able to be saved "
                                     f"({err})") from None
     arrays["header"] = np.frombuffer(text.encode("utf-8"), np.uint8)
+    write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def check_path(path, *, reading: bool = False) -> Path:
+    """``path`` checked as a file name (``str`` or ``os.PathLike``, not a directory; when ``reading``,
+    an existing file). Raises :class:`~refquant.errors.QuantizationTypeError` or
+    :class:`~refquant.errors.QuantizationValueError` naming ``path``, or ``FileNotFoundError``."""
+    return _path(path, reading=reading)
+
+
+def write_atomic(path, write) -> None:
+    """Call ``write(f)`` on a temporary binary file beside ``path``, then rename it over ``path``
+    (``os.replace``): a reader never sees a half-written file, and a failure leaves nothing behind.
+    The file writers of the integer model and of :mod:`refquant.interop` all go through here."""
+    path = _path(path, reading=False)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
