@@ -387,7 +387,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("onnxruntime", "ONNX Runtime CPU EP (MLAS), x86-64: divps, clamp in float, cvtps2dq (RNE)",
             quantize=QuantizeSpec(clamp="before_round", nan="qmin"),
             dequantize=DequantizeSpec(subtract="int32_wrap"),  # MLAS: (int32)(x - zp) * scale
-            fake_quantize=_RNE_DIV, linear=_ORT_LAYER, conv=_ORT_LAYER,
+            # QLinearConv's im2col is NHWC: u8 x s8 pairs in (kH, kW, c) order on AVX2
+            fake_quantize=_RNE_DIV, linear=_ORT_LAYER, conv=dataclasses.replace(_ORT_LAYER, k_order="hwc"),
             # depthwise with multiplier 1 runs MLAS's exact u8s8 depthwise kernel
             depthwise=dataclasses.replace(_ORT_LAYER, pair_saturation_isas=()),
             conv_families=(("depthwise_equal_weight_zero_points", "depthwise"),),

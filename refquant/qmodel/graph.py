@@ -29,6 +29,8 @@ Node ops (``Node.op``) and what they compute (:mod:`refquant.qmodel.nodes` runs 
 | ``pad`` | → padded with the output's zero point | | ``pads`` (``[before, after]`` per axis) |
 | ``concatenation`` | several tensors of one parameter set → joined along ``axis`` | | ``axis``, ``activation`` |
 | ``constant`` | no input → ``value`` (codes of the output tensor's dtype) | ``value`` | |
+| ``qlinear_softmax``, ``qlinear_leaky_relu``, ``qlinear_average_pool``, ``qlinear_concat`` | ONNX Runtime's contrib ops (:mod:`refquant.qmodel.nodes_onnx`) | | as ONNX |
+| ``onnx_max_pool``, ``onnx_shape``, ``float_elementwise`` | ONNX's MaxPool and shape ops, order-free float ops | | as ONNX |
 
 Layouts: ``conv2d`` and the pools take ``attrs["layout"]`` ``"NCHW"`` (the default, the float
 models' layout) or ``"NHWC"`` (TFLite's); ``conv2d`` also ``w_layout`` (``"OIHW"``, ``"OHWI"``,
@@ -57,7 +59,8 @@ __all__ = ["TensorInfo", "Node", "OPS", "check_graph", "as_names"]
 #: Node op names (see the module table).
 OPS = ("quantize", "dequantize", "requantize", "linear", "conv2d", "add", "max_pool2d", "average_pool2d",
        "global_average_pool", "flatten", "clamp", "dynamic_linear", "mul", "mean", "softmax", "logistic", "tanh",
-       "reshape", "transpose", "pad", "concatenation", "constant")
+       "reshape", "transpose", "pad", "concatenation", "constant", "qlinear_softmax", "qlinear_leaky_relu",
+       "qlinear_average_pool", "qlinear_concat", "onnx_max_pool", "onnx_shape", "float_elementwise")
 
 _DTYPES = ("float32", "int8", "uint8", "int16")
 #: op -> (params, attrs) its node cannot run without (see the module table)
@@ -65,7 +68,9 @@ _REQUIRED = {"linear": (("weight",), ()), "conv2d": (("weight",), ()),
              "dynamic_linear": (("weight", "weight_scale"), ()), "max_pool2d": ((), ("kernel",)),
              "average_pool2d": ((), ("kernel",)), "clamp": ((), ("activation",)), "mean": ((), ("axis",)),
              "reshape": ((), ("shape",)), "transpose": ((), ("perm",)), "pad": ((), ("pads",)), "concatenation": ((), ("axis",)),
-             "constant": (("value",), ())}
+             "constant": (("value",), ()), "onnx_shape": ((), ("kind",)), "float_elementwise": ((), ("fn",)),
+             "qlinear_concat": ((), ("axis",)), "onnx_max_pool": ((), ("kernel_shape",)),
+             "qlinear_average_pool": ((), ("kernel_shape",))}
 
 
 @dataclass(frozen=True)

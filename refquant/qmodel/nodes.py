@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import QuantizationValueError, ShapeError
 from ..ops import dynamic, layers, pointwise
 from ..quantization import dequantize, quantize
-from . import float_ops, nodes_data
+from . import float_ops, nodes_data, nodes_onnx
 from .graph import Node, TensorInfo
 
 __all__ = ["run_node", "dequantize_weight"]
@@ -248,7 +248,7 @@ _RUN = {"quantize": _run_quantize, "dequantize": _run_dequantize, "requantize": 
         "flatten": _run_flatten, "clamp": _run_clamp, "dynamic_linear": _run_dynamic_linear, "mul": _run_mul,
         "mean": _run_mean, "softmax": _run_softmax, "logistic": _run_logistic, "tanh": _run_tanh,
         "reshape": nodes_data.run_reshape, "transpose": nodes_data.run_transpose, "pad": nodes_data.run_pad, "concatenation": nodes_data.run_concatenation,
-        "constant": nodes_data.run_constant}
+        "constant": nodes_data.run_constant, **{op: nodes_onnx.run_onnx_node for op in nodes_onnx.ONNX_OPS}}
 
 
 def run_node(node: Node, args: list, tensors: dict, profile, cache: dict) -> np.ndarray:
