@@ -401,6 +401,28 @@ def _onnx_qmodel():
     return ptq.quantize_static(_flow_model(), FLOW_X(), profile="onnxruntime")
 
 
+def _onnx_bytes():
+    """The flow model exported as a QOperator ONNX model (read back by onnx.import_quantized)."""
+    from refquant.interop import onnx
+    path = _SCRATCH / "qmodel_in.onnx"
+    if not path.exists():
+        onnx.export(_onnx_qmodel(), str(path), format="qoperator", input_shape=(1, 2, 2))
+    return path.read_bytes()
+
+
+def _float_onnx_bytes():
+    """A float Flatten -> Gemm -> Relu ONNX model built with onnx.helper (read by onnx.import_float)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4), "w")
+    b = numpy_helper.from_array(np.zeros(3, np.float32), "b")
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], axis=1), helper.make_node("Gemm", ["f", "w", "b"], ["g"], transB=1),
+             helper.make_node("Relu", ["g"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 2, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], initializer=[w, b])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
 def _qat_model(calibrated=False):
     from refquant import qat
     model = qat.prepare_qat(_flow_model(), profile="tflite_reference")
@@ -809,6 +831,8 @@ def _baselines():
         "broadcast_runs": lambda: dict(a_shape=(2, 20), b_shape=(1, 20)),
         # ---- interop: .tflite files
         "interop.tflite.import_quantized": lambda: dict(path_or_bytes=_tflite_bytes(), kernel="reference"),
+        "interop.onnx.import_quantized": lambda: dict(path_or_bytes=_onnx_bytes(), profile="onnxruntime", isa="auto"),
+        "interop.onnx.import_float": lambda: dict(path_or_bytes=_float_onnx_bytes()),
         "interop.onnx.export": lambda: dict(qmodel=_onnx_qmodel(), path=str(_SCRATCH / "m.onnx"), format="qoperator",
                                             input_shape=(1, 2, 2)),
         "interop.tflite.export": lambda: dict(qmodel=_qmodel("tflite_reference"), path=str(_SCRATCH / "m.tflite"),

@@ -845,10 +845,9 @@ def test_qlinear_conv(face_name, isa, data):
     face = call(face_mod.qlinear_conv, x, np.float32(sx), x_dt(zx), w, sw, zw.astype(w_dt), np.float32(sy), y_dt(zy), bias,
                 pads=list(pads), strides=list(stride), dilations=list(dil), group=g, **kw_isa)
     prof = _layer_profile(face_name, isa)
-    if face_name == "onnxruntime":  # MLAS's exact depthwise kernel: multiplier 1 and one weight zero point
-        family, k_order = ("depthwise" if g == c == o and np.all(zw == zw.flat[0]) else "conv"), "hwc"
-    else:
-        family, k_order = None, "chw"  # the spec has one arithmetic: let the ops choose the family
+    # the profile alone picks the family (MLAS's exact depthwise kernel: multiplier 1 and one weight zero
+    # point) and the pair order (QLinearConv's NHWC im2col: (kH, kW, c)), as an imported model's node does
+    family, k_order = None, None
     ops = call(layers.conv2d, x, np.float32(sx), zx, w, scalar_ws(sw), zw, bias, np.float32(sy), zy, profile=prof, strides=stride,
                dilations=dil, pads=pads, groups=g, layout="NCHW", k_order=k_order, family=family, out_dtype=y_dt)
     assert_identical(face, ops, f"{face_name}.qlinear_conv({x_fmt} x {w_fmt}, groups={g}, isa={isa!r}) vs "
@@ -1030,10 +1029,7 @@ def test_qlinear_saturating_edges(face_name, isa, pattern):
         face = call(face_mod.qlinear_conv, x, np.float32(0.05), np.uint8(3), w, np.float32(0.01), wz,
                     np.float32(0.5), np.uint8(128), None, pads=[1, 0, 1, 2], group=g, **kw_isa)
         wz64 = np.asarray(wz, np.int64)
-        if face_name == "onnxruntime":
-            family, k_order = ("depthwise" if g == c == o and np.all(wz64 == wz64.flat[0]) else "conv"), "hwc"
-        else:
-            family, k_order = None, "chw"
+        family, k_order = None, None  # the profile's choice (see test_qlinear_conv)
         ops = call(layers.conv2d, x, np.float32(0.05), 3, w, np.float32(0.01), wz64, None, np.float32(0.5), 128,
                    profile=prof, pads=(1, 0, 1, 2), groups=g, layout="NCHW", k_order=k_order, family=family,
                    out_dtype=np.uint8)

@@ -26,6 +26,7 @@ from .norm import BatchNorm1d, BatchNorm2d
 from .optim import SGD, Adam, AdamW, CosineLR, Optimizer, StepLR, clip_grad_norm
 from .pool import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from .serialize import FORMAT_VERSION, architecture, build, load, load_weights, save, save_weights
+from .softmax_layer import Softmax
 from .train import History, evaluate, fit, predict
 from .transforms import compose, mask_transform, straight_through
 
@@ -36,7 +37,7 @@ __all__ = [
     "Sequential", "Residual",
     # layers
     "Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU", "ReLU6", "Hardtanh", "Sigmoid", "Tanh",
-    "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten", "Dropout", "Add", "Identity",
+    "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten", "Dropout", "Add", "Identity", "Softmax",
     # weight transforms
     "straight_through", "mask_transform", "compose",
     # losses
