@@ -229,8 +229,9 @@ def quantize_bias(recipe: Recipe, b, x_scale: float, w_scale, *, dtype: str = "i
         return tflite_face.bias_quantize(b, _F32(x_scale), np.asarray(w_scale, _F32), dtype="int64")
     if recipe.name == "tflite":
         return tflite_face.bias_quantize(b, _F32(x_scale), np.asarray(w_scale, _F32))
-    bias_scale = (_F32(x_scale) * np.asarray(w_scale, _F32)).astype(_F32)  # quantize_bias_static_impl
+    # ORT's quantize_bias_static_impl (1.32): S_b = fl32(S_x S_w), then b / S_b in float64, round half to even
+    bias_scale = (_F32(x_scale) * np.asarray(w_scale, _F32)).astype(_F32)
     with np.errstate(divide="ignore", invalid="ignore"):
-        q = round_half_to_even((b / bias_scale).astype(_F32))
+        q = round_half_to_even(b.astype(np.float64) / bias_scale.astype(np.float64))
     q = np.where(bias_scale == 0, 0, q)
     return np.clip(q, -(2 ** 31), 2 ** 31 - 1).astype(np.int32)
