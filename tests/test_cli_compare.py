@@ -394,8 +394,39 @@ def test_help_names_every_technique_the_data_keys_and_what_is_not_there_yet():
     assert res.returncode == 0
     for name in TECHNIQUES:
         assert f"\n  {name} " in res.stdout
-    for words in ("x_val, y_val", "x_calibration", "ONNX import", "runtime columns:", "BUILTIN_REF",
+    for words in ("x_val, y_val", "x_calibration", "import_float", "runtime columns:", "BUILTIN_REF",
                   "pip install ai-edge-litert", "exit codes", "tflite = tflite_xnnpack"):
         assert words in res.stdout, words
     top = _refquant("--help").stdout
     assert "compare" in top and "info" in top
+
+
+def test_model_takes_a_float_onnx_file(tmp_path):
+    """``--model FILE.onnx``: the file is read by import_float; the float row scores what the bundled
+    model it was exported from scores, and an unsupported graph is a usage error naming the node."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("torch")
+    from support.onnx_float_export import bundled_float_onnx
+
+    from refquant import models, nn
+
+    path = tmp_path / "cnn.onnx"
+    path.write_bytes(bundled_float_onnx("cnn"))
+    res = _refquant("compare", "--model", str(path), "--techniques", "float,static-minmax", "--repeats", "2",
+                    "--batch-sizes", "1", "--no-progress", "--json", str(tmp_path / "r.json"))
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    x, y = load_digits("test")
+    want = float(np.mean(nn.predict(models.load_reference_model("cnn"), x).argmax(1) == y))
+    rows = {r["technique"]: r for r in doc["results"]}
+    assert rows["float"]["top1"] == pytest.approx(want)
+    assert rows["static-minmax"]["status"] == "ok"
+    import onnx
+    from onnx import TensorProto, helper
+    bad = helper.make_model(helper.make_graph(
+        [helper.make_node("Erf", ["x"], ["y"], name="my_erf")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])]), opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(bad, tmp_path / "bad.onnx")
+    res = _refquant("compare", "--model", str(tmp_path / "bad.onnx"), "--no-progress")
+    assert res.returncode == 2 and "my_erf" in res.stderr and "Erf" in res.stderr, res.stderr

@@ -62,14 +62,17 @@ runtime columns: under --profile onnxruntime (ONNX Runtime, 1 intra-op thread) a
   onnx; pip install ai-edge-litert flatbuffers): its batch-1 latency (same protocol) and a check mark,
   ✓ when its outputs on the scored samples equal refquant's bit for bit, else ✗. Other rows: "—".
 
-not yet: --model takes the bundled names only (ONNX files come with ONNX import).
+--model FILE.onnx: a float ONNX classifier (NCHW input, (N, classes) logits), read with
+  refquant.interop.onnx.import_float (needs pip install onnx): a chain of Conv/Gemm/MatMul/
+  BatchNormalization/Relu/Clip/pools/Flatten with residual Adds. Give its data with --data.
 
 exit codes: 0 success, 1 a technique or the run failed, 2 bad usage (options, files, data shape).
 
 examples:
   refquant compare
   refquant compare --profile onnxruntime --techniques float,static-minmax,static-mse
-  refquant compare --data mine.npz --model mlp --json results.json --report report/"""
+  refquant compare --data mine.npz --model mlp --json results.json --report report/
+  refquant compare --model mynet.onnx --data mine.npz --profile onnxruntime"""
 
 
 def _positive_ints(option: str):
@@ -97,9 +100,9 @@ def add_parser(sub, parents) -> argparse.ArgumentParser:
     """Register ``compare`` on the subcommand parsers ``sub``."""
     p = sub.add_parser("compare", parents=parents, help="every quantization technique on one model: one table",
                        description=_DESCRIPTION, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME",
-                   help=f"a bundled reference model: mlp, cnn, resnet, mobilenet (default {DEFAULT_MODEL}); "
-                        "ONNX files are accepted once ONNX import lands")
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE.onnx",
+                   help=f"a bundled reference model: mlp, cnn, resnet, mobilenet (default {DEFAULT_MODEL}), or a "
+                        "float ONNX classifier (below)")
     p.add_argument("--data", metavar="FILE.npz", help="your data: arrays x, y, optionally x_val, y_val and "
                    "x_calibration (below); default: the embedded digits")
     p.add_argument("--profile", default=DEFAULT_PROFILE, metavar="NAME",

@@ -44,17 +44,32 @@ def resolve_profile(text: str) -> str:
 
 
 def load_model(text: str):
-    """``--model``: the name of a bundled reference model. ``(name, refquant.nn.Module)``."""
+    """``--model``: a bundled reference model's name, or a float ``.onnx`` file. ``(name, refquant.nn.Module)``."""
     from ..models import list_reference_models, load_reference_model
 
     bundled = list_reference_models()
     if text in bundled:
         return text, load_reference_model(text)
+    if text.lower().endswith(".onnx"):
+        if not os.path.isfile(text):
+            raise UsageError(f"--model: no such file {text!r} (a float ONNX model was expected)")
+        return os.path.basename(text), _onnx_model(text)
     if os.sep in text or "/" in text or "." in text or os.path.exists(text):
-        where = "" if os.path.exists(text) else " (and no such file exists)"
-        raise UsageError(f"--model takes a bundled model name ({', '.join(bundled)}), got the path {text!r}{where}; "
-                         "ONNX files are accepted once ONNX import lands")
-    raise UsageError(f"--model must be one of the bundled models {', '.join(bundled)}, got {text!r}")
+        raise UsageError(f"--model takes a bundled model name ({', '.join(bundled)}) or a float .onnx file, got "
+                         f"{text!r}")
+    raise UsageError(f"--model must be one of the bundled models {', '.join(bundled)} or a float .onnx file, "
+                     f"got {text!r}")
+
+
+def _onnx_model(path: str):
+    """The refquant.nn model of a float ONNX file (its import errors as usage errors, named)."""
+    from ..errors import FormatVersionError, UnsupportedError
+    from ..interop import onnx
+
+    try:
+        return onnx.import_float(path)
+    except (UnsupportedError, FormatVersionError) as exc:
+        raise UsageError(f"--model {path}: {exc}") from None
 
 
 @dataclass(frozen=True)
