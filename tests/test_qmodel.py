@@ -8,6 +8,8 @@ import zipfile
 import numpy as np
 import pytest
 
+import refquant
+
 from refquant.errors import FormatVersionError, QuantizationTypeError, QuantizationValueError, ShapeError
 from refquant.ops import layers
 from refquant.qmodel import Node, QuantizedModel, TensorInfo
@@ -145,8 +147,17 @@ def test_saved_file_is_plain_npz(tmp_path):
 
 def test_bad_inputs_are_named():
     qm = _linear_model()
+    # an input read only by quantize nodes: NaN / Inf are quantized as the runtime quantizes them
+    x = np.array([[np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, 1.0]], np.float32)
+    want = refquant.quantize(x, qm.tensors["xq"].qparams, qm.resolved_profile)
+    np.testing.assert_array_equal(qm.trace(x)["xq"], want)
+    # any other reader needs finite values (a float layer)
+    w = RNG.normal(size=(5, 7)).astype(np.float32)
+    float_qm = QuantizedModel([Node("fc", "linear", ["x"], "y", {}, {"weight": w})],
+                              [TensorInfo("x", "float32"), TensorInfo("y", "float32")], ["x"], ["y"],
+                              profile="tflite_reference")
     with pytest.raises(QuantizationValueError, match="'x' must be finite"):
-        qm.run(np.full((1, 7), np.nan, np.float32))
+        float_qm.run(np.full((1, 7), np.nan, np.float32))
     with pytest.raises(QuantizationTypeError):
         qm.run(np.array([["a"] * 7]))
     with pytest.raises(ShapeError, match="batch dimension"):

@@ -7,7 +7,11 @@ element type. :func:`ort_rewrite` then applies, in ONNX Runtime's order, the tra
 default optimization level that decide which integer kernels run (ONNX Runtime 1.32,
 ``onnxruntime/core/optimizer/qdq_transformer``):
 
-1. ``EnsureUniqueDQForNodeUnit``: a DequantizeLinear read by several nodes is duplicated, one per reader.
+0. Constant folding of a QuantizeLinear of a constant, and ``CommonSubexpressionElimination`` (two
+   nodes with the same op, inputs and attributes are one: the identical Q nodes of a "dedicated QDQ
+   pair" model merge).
+1. ``EnsureUniqueDQForNodeUnit``: a DequantizeLinear read by several nodes (or twice by one) is
+   duplicated, one per reading edge.
 2. ``QDQS8ToU8Transformer``: a QuantizeLinear → DequantizeLinear pair of int8 (the Q read by that one
    DQ only, both zero points constant int8 scalars, equal) becomes uint8 with zero point $Z + 128$,
    which gives the same real values; a lone DequantizeLinear of a constant int8 tensor not read by
@@ -135,6 +139,8 @@ def read_graph(proto) -> OGraph:
     for i, n in enumerate(g.node):
         attrs = {a.name: _attr(a) for a in n.attribute}
         op = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
+        if op in ("com.microsoft::QuantizeLinear", "com.microsoft::DequantizeLinear"):
+            op = n.op_type  # the contrib versions (UseQDQContribOps) compute the same
         if op == "Constant":
             if "value" not in attrs:
                 raise UnsupportedError(f"node {n.name or i!r} (Constant): only a 'value' tensor is read, got "
@@ -174,13 +180,46 @@ def _unique_dq(g: OGraph) -> None:
     for n in list(g.nodes):
         if n.op != "DequantizeLinear":
             continue
-        readers = g.consumers(n.outputs[0])
-        keep = 0 if n.outputs[0] in g.outputs else 1
-        for k, r in enumerate(readers[keep:], start=1):
-            dup = ONode(f"{n.name}/duplicated{k}", n.op, list(n.inputs), [f"{n.outputs[0]}/duplicated{k}"],
-                        dict(n.attrs))
-            g.nodes.insert(g.nodes.index(n) + k, dup)
-            g.replace_input(r, n.outputs[0], dup.outputs[0])
+        out = n.outputs[0]
+        edges = [(r, k) for r in g.consumers(out) for k, i in enumerate(r.inputs) if i == out]
+        keep = 0 if out in g.outputs else 1
+        for j, (r, k) in enumerate(edges[keep:], start=1):
+            dup = ONode(f"{n.name}/duplicated{j}", n.op, list(n.inputs), [f"{out}/duplicated{j}"], dict(n.attrs))
+            g.nodes.insert(g.nodes.index(n) + j, dup)
+            r.inputs[k] = dup.outputs[0]
+
+
+def _attrs_key(attrs: dict):
+    return tuple(sorted((k, repr(np.asarray(v).tolist()) if isinstance(v, (np.ndarray, list)) else repr(v))
+                        for k, v in attrs.items()))
+
+
+def _cse(g: OGraph) -> None:
+    """``CommonSubexpressionElimination``: nodes with the same op, inputs and attributes are one node."""
+    seen, rename = {}, {}
+    for n in list(g.nodes):
+        n.inputs = [rename.get(i, i) for i in n.inputs]
+        if len(n.outputs) != 1 or n.outputs[0] in g.outputs:
+            continue
+        key = (n.op, tuple(n.inputs), _attrs_key(n.attrs))
+        if key in seen:
+            rename[n.outputs[0]] = seen[key].outputs[0]
+            g.nodes.remove(n)
+        else:
+            seen[key] = n
+
+
+def _fold_constant_q(g: OGraph) -> None:
+    """Constant folding: a QuantizeLinear of a constant (``AddQDQPairToWeight``) becomes its codes."""
+    from ..backends import onnxruntime as ort
+
+    for n in list(g.nodes):
+        if n.op != "QuantizeLinear" or any(i and g.const(i) is None for i in n.inputs):
+            continue
+        x, s = g.const(n.inputs[0]), g.const(n.inputs[1])
+        z = g.const(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] else None
+        g.consts[n.outputs[0]] = np.asarray(ort.quantize_linear(x, s, z, axis=int(n.attrs.get("axis", 1))))
+        g.nodes.remove(n)
 
 
 def _scalar_int8(g: OGraph, name: str):
@@ -331,9 +370,20 @@ def _qdq_inputs(dq: ONode) -> list:
     return [dq.inputs[0], dq.inputs[1], dq.inputs[2] if len(dq.inputs) > 2 else ""]
 
 
+def _has_16bit(g: OGraph, n: ONode) -> bool:
+    """A DQ input or Q output of 16 bits: the CPU selectors (but the data-movement one) refuse those groups."""
+    dqs = [g.producer(i) for i in n.inputs if i]
+    qs = [r for r in g.consumers(n.outputs[0]) if r.op == "QuantizeLinear"] if n.outputs else []
+    types = [g.dtype(d.inputs[0]) for d in dqs if d is not None and d.op == "DequantizeLinear"]
+    types += [g.dtype(q.outputs[0]) for q in qs]
+    return any(t.itemsize == 2 and t.kind in "iu" for t in types)
+
+
 def _fuse_one(g: OGraph, n: ONode):
     """The QOperator node ONNX Runtime makes of ``n``'s QDQ group, with the nodes it replaces, or None."""
     op = n.op
+    if op not in _DROP and _has_16bit(g, n):
+        return None
     if op in _UNARY:
         sel = _select(g, n, 1)
         if sel is None or sel[1] is None or _in_type(g, sel[0][0]) != g.dtype(sel[1].outputs[0]):
@@ -389,6 +439,8 @@ def _fuse_one(g: OGraph, n: ONode):
         ta, tb = _in_type(g, dqs[0]), _in_type(g, dqs[1])
         if (ta == _S8 and tb != _S8) or (q is not None and g.dtype(q.outputs[0]) != ta):
             return None
+        if float(n.attrs.get("alpha", 1.0)) != 1.0:  # measured: ORT leaves a QDQ Gemm with alpha != 1 in float
+            return None
         if len(dqs) == 3 and (float(n.attrs.get("beta", 1.0)) != 1.0 or _in_type(g, dqs[2]) != np.dtype(np.int32)
                               or not _bias_scale_ok(g, dqs)):
             return None
@@ -417,8 +469,8 @@ def _fuse(g: OGraph) -> None:
         if made is not None:
             new, gone = made
             g.nodes[i] = new
-            for r in gone:
-                g.nodes.remove(r)
+            for r in dict.fromkeys(id(r) for r in gone):
+                g.nodes.remove(next(x for x in g.nodes if id(x) == r))
             g._types.clear()
             i = g.nodes.index(new)
         i += 1
@@ -426,6 +478,8 @@ def _fuse(g: OGraph) -> None:
 
 def ort_rewrite(g: OGraph) -> OGraph:
     """Apply ONNX Runtime's arithmetic-changing rewrites (module docstring) to ``g`` in place."""
+    _fold_constant_q(g)
+    _cse(g)
     _unique_dq(g)
     _s8_to_u8(g)
     _fuse(g)

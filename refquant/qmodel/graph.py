@@ -29,7 +29,7 @@ Node ops (``Node.op``) and what they compute (:mod:`refquant.qmodel.nodes` runs 
 | ``pad`` | → padded with the output's zero point | | ``pads`` (``[before, after]`` per axis) |
 | ``concatenation`` | several tensors of one parameter set → joined along ``axis`` | | ``axis``, ``activation`` |
 | ``constant`` | no input → ``value`` (codes of the output tensor's dtype) | ``value`` | |
-| ``qlinear_softmax``, ``qlinear_leaky_relu``, ``qlinear_average_pool``, ``qlinear_concat`` | ONNX Runtime's contrib ops (:mod:`refquant.qmodel.nodes_onnx`) | | as ONNX |
+| ``qlinear_softmax``, ``qlinear_leaky_relu``, ``qlinear_average_pool``, ``qlinear_concat``, ``qgemm`` | ONNX Runtime's contrib ops (:mod:`refquant.qmodel.nodes_onnx`) | | as ONNX |
 | ``onnx_max_pool``, ``onnx_shape``, ``float_elementwise`` | ONNX's MaxPool and shape ops, order-free float ops | | as ONNX |
 
 Layouts: ``conv2d`` and the pools take ``attrs["layout"]`` ``"NCHW"`` (the default, the float
@@ -60,7 +60,7 @@ __all__ = ["TensorInfo", "Node", "OPS", "check_graph", "as_names"]
 OPS = ("quantize", "dequantize", "requantize", "linear", "conv2d", "add", "max_pool2d", "average_pool2d",
        "global_average_pool", "flatten", "clamp", "dynamic_linear", "mul", "mean", "softmax", "logistic", "tanh",
        "reshape", "transpose", "pad", "concatenation", "constant", "qlinear_softmax", "qlinear_leaky_relu",
-       "qlinear_average_pool", "qlinear_concat", "onnx_max_pool", "onnx_shape", "float_elementwise")
+       "qlinear_average_pool", "qlinear_concat", "qgemm", "onnx_max_pool", "onnx_shape", "float_elementwise")
 
 _DTYPES = ("float32", "int8", "uint8", "int16")
 #: op -> (params, attrs) its node cannot run without (see the module table)
@@ -70,7 +70,7 @@ _REQUIRED = {"linear": (("weight",), ()), "conv2d": (("weight",), ()),
              "reshape": ((), ("shape",)), "transpose": ((), ("perm",)), "pad": ((), ("pads",)), "concatenation": ((), ("axis",)),
              "constant": (("value",), ()), "onnx_shape": ((), ("kind",)), "float_elementwise": ((), ("fn",)),
              "qlinear_concat": ((), ("axis",)), "onnx_max_pool": ((), ("kernel_shape",)),
-             "qlinear_average_pool": ((), ("kernel_shape",))}
+             "qlinear_average_pool": ((), ("kernel_shape",)), "qgemm": (("B", "b_scale"), ())}
 
 
 @dataclass(frozen=True)

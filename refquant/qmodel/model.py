@@ -27,6 +27,9 @@ from .nodes import run_node
 __all__ = ["QuantizedModel"]
 
 
+_DATA_MOVEMENT = ("flatten", "reshape", "transpose", "onnx_shape")
+
+
 class QuantizedModel:
     """An integer model: nodes in execution order, their tensors' parameters, one profile.
 
@@ -132,11 +135,20 @@ class QuantizedModel:
             arr = V.as_typed_array(a, what, (np.dtype(t.dtype),), array_only=True)
         else:
             arr = V.as_float_array(a, what).astype(np.float32, copy=False)
-            if arr.size and not np.all(np.isfinite(arr)):
+            # read by QuantizeLinear / QUANTIZE only: NaN and Inf are quantized as the runtime does (the
+            # profile's measured rule: saturate, NaN to q_min, ...); any other reader needs finite values
+            quantized_only = self._quantized_only(name)
+            if arr.size and not quantized_only and not np.all(np.isfinite(arr)):
                 raise QuantizationValueError(f"{what} must be finite, got NaN or Inf")
         if arr.ndim == 0:
             raise ShapeError(f"{what} must have a batch dimension, got a scalar")
         return arr
+
+    def _quantized_only(self, name: str) -> bool:
+        """Whether every reader of float tensor ``name`` quantizes it, directly or after moving data."""
+        readers = [n for n in self.nodes if name in n.inputs]
+        return bool(readers) and all(n.op == "quantize" or (n.op in _DATA_MOVEMENT and self._quantized_only(n.output))
+                                     for n in readers)
 
     def _execute(self, feeds: dict, *, skip=frozenset()) -> dict:
         env = {k: self._check_feed(k, label, v) for k, (label, v) in feeds.items()}

@@ -210,12 +210,12 @@ def _run_global_average_pool(node, args, tensors, profile, cache):
         return float_ops.global_average_pool(args[0])
     out = pointwise.global_average_pool(args[0], _F32(x.scale), x.zero_point, _F32(y.scale), y.zero_point,
                                         profile=profile)
-    return out.reshape(out.shape[0], -1)
+    return out.reshape(out.shape[0], int(np.prod(out.shape[1:], dtype=np.int64)))  # a batch of 0 too
 
 
 def _run_flatten(node, args, tensors, profile, cache):
     _same_params(node, tensors)
-    return args[0].reshape(args[0].shape[0], -1)
+    return args[0].reshape(args[0].shape[0], int(np.prod(args[0].shape[1:], dtype=np.int64)))
 
 
 def _run_clamp(node, args, tensors, profile, cache):

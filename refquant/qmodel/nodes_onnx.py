@@ -9,6 +9,7 @@ fuse them (what :func:`refquant.interop.onnx.import_quantized` builds).
 | ``qlinear_leaky_relu`` | ``QLinearLeakyRelu`` | ``alpha`` |
 | ``qlinear_average_pool`` | ``QLinearAveragePool`` | ``kernel_shape``, ``strides``, ``pads``, ``ceil_mode``, ``count_include_pad``, ``auto_pad`` |
 | ``qlinear_concat`` | ``QLinearConcat``: inputs of any parameters, requantized to the output's | ``axis`` |
+| ``qgemm`` | ``com.microsoft.QGemm`` with ``alpha``, ``transA``, a float32 output or a 2-D ``C`` (else a ``linear`` node); params ``B``, ``b_scale``, ``b_zero_point``, ``C`` | ``alpha``, ``transA``, ``transB`` |
 | ``onnx_max_pool`` | ``MaxPool`` on codes | ``kernel_shape``, ``strides``, ``pads``, ``dilations``, ``ceil_mode``, ``auto_pad`` |
 | ``onnx_shape`` | ``Reshape`` (``0`` copies a dimension, ``-1`` is inferred), ``Flatten``, ``Squeeze``, ``Unsqueeze`` on codes or float32 | ``kind``, ``shape`` / ``axis`` / ``axes`` |
 | ``float_elementwise`` | ``Add``, ``Sub``, ``Mul``, ``Max``, ``Min``, ``Relu``, ``Clip`` in float32 (each element one IEEE operation, so the result does not depend on the library) | ``fn``, ``min``, ``max`` |
@@ -28,8 +29,8 @@ from .graph import Node
 __all__ = ["ONNX_OPS", "run_onnx_node"]
 
 #: Node ops of this module (see the module table).
-ONNX_OPS = ("qlinear_softmax", "qlinear_leaky_relu", "qlinear_average_pool", "qlinear_concat", "onnx_max_pool",
-            "onnx_shape", "float_elementwise")
+ONNX_OPS = ("qlinear_softmax", "qlinear_leaky_relu", "qlinear_average_pool", "qlinear_concat", "qgemm",
+            "onnx_max_pool", "onnx_shape", "float_elementwise")
 
 _F32 = np.float32
 
@@ -81,6 +82,17 @@ def _concat(node, args, tensors, profile):
     return ort.qlinear_concat(sy, zy, *triples, axis=int(node.attrs["axis"]))
 
 
+def _qgemm(node, args, tensors, profile):
+    _ort_only(node, profile)
+    p, a, y = node.params, node.attrs, tensors[node.output]
+    sa, za = _params(tensors, node.inputs[0])
+    bz = p.get("b_zero_point", np.zeros((), p["B"].dtype))
+    ys, yz = (None, None) if not y.is_integer else (_F32(y.scale), np.dtype(y.dtype).type(y.zero_point))
+    return ort.qgemm(args[0], sa, za, p["B"], p["b_scale"], bz.astype(p["B"].dtype), p.get("C"), ys, yz,
+                     alpha=float(a.get("alpha", 1.0)), transA=int(a.get("transA", 0)), transB=int(a.get("transB", 0)),
+                     isa="vnni" if "vnni" in profile.isa else profile.isa)  # MLAS: any VNNI is exact
+
+
 def _max_pool(node, args, tensors, profile):
     kw = _pool_kw(node.attrs, ("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad"))
     if args[0].dtype == np.float32:
@@ -92,6 +104,9 @@ def _reshape_target(x_shape, shape, allowzero: bool):
     out = [x_shape[i] if (d == 0 and not allowzero) else d for i, d in enumerate(shape)]
     if out.count(-1) > 1:
         raise ShapeError(f"a Reshape shape may hold one -1, got {list(shape)}")
+    known = int(np.prod([d for d in out if d != -1], dtype=np.int64))
+    if -1 in out and int(np.prod(x_shape, dtype=np.int64)) == 0 and known:  # an empty batch: -1 is 0
+        out[out.index(-1)] = 0
     return tuple(out)
 
 
@@ -103,7 +118,7 @@ def _shape(node, args, tensors, profile):
             return x.reshape(_reshape_target(x.shape, [int(d) for d in a["shape"]], bool(a.get("allowzero", 0))))
         if kind == "flatten":
             axis = int(a.get("axis", 1)) % (x.ndim + 1) if x.ndim else 0
-            return x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)
+            return x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), int(np.prod(x.shape[axis:], dtype=np.int64)))
         if kind == "squeeze":
             axes = a.get("axes")
             return np.squeeze(x, axis=None if axes is None else tuple(int(v) for v in axes))
@@ -141,7 +156,7 @@ def _float(node, args, tensors, profile):
                                  f"got {fn!r}")
 
 
-_RUN = {"qlinear_softmax": _softmax, "qlinear_leaky_relu": _leaky_relu, "qlinear_average_pool": _average_pool,
+_RUN = {"qgemm": _qgemm, "qlinear_softmax": _softmax, "qlinear_leaky_relu": _leaky_relu, "qlinear_average_pool": _average_pool,
         "qlinear_concat": _concat, "onnx_max_pool": _max_pool, "onnx_shape": _shape, "float_elementwise": _float}
 
 
