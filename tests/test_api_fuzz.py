@@ -78,6 +78,11 @@ MODULES = [
     # integer model, dynamic range (QAT: its three flows only, in _flow_pseudo)
     "refquant.calibration", "refquant.passes", "refquant.ptq", "refquant.ptq.flows", "refquant.ptq.recipes",
     "refquant.ptq.debug", "refquant.qmodel", "refquant.ops.dynamic", "refquant.kernels.dynamic",
+    # compression: advanced weight rounding, pruning
+    "refquant.ptq.advanced", "refquant.prune",
+    # the golden-reference toolkit
+    "refquant.testing", "refquant.testing.golden_ops", "refquant.testing.golden_models", "refquant.testing.strategies",
+    "refquant.testing.plugin", "refquant.testing.explain",
     # model files: .tflite import and export
     "refquant.interop.tflite", "refquant.interop.onnx",
 ]
@@ -423,6 +428,41 @@ def _float_onnx_bytes():
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 2, 2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], initializer=[w, b])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def _adv_qmodel():
+    from refquant import ptq
+    return ptq.quantize_weights(_flow_model(), bits=4)
+
+
+def _adv_grid():
+    from refquant.ptq import advanced
+    return advanced.symmetric_grid(f32(3, 4), bits=4)
+
+
+def _adv_moments():
+    from refquant.ptq import advanced
+    return advanced.LayerMoments.from_columns(f32(4, 6) + 1.0, f32(4, 6))
+
+
+def _match():
+    from refquant.testing.explain import Match
+    return Match("tflite_reference", "profile", "d", {}, 0, 6, 0.0, ())
+
+
+def _golden_path():
+    p = _SCRATCH / "golden_in.npz"
+    if not p.exists():
+        from refquant.testing import write_golden
+        write_golden(p, op="tflite.add", cases=2, seed=0)
+    return str(p)
+
+
+def _tflite_path():
+    p = _SCRATCH / "qmodel_for_golden.tflite"
+    if not p.exists():
+        p.write_bytes(_tflite_bytes())
+    return str(p)
 
 
 def _qat_model(calibrated=False):
@@ -831,6 +871,106 @@ def _baselines():
         "fixed_point_add8_simd": lambda: dict(a=i8(2, 20), a_zero_point=3, b=i8(1, 20, lo=-3), b_zero_point=-2,
                                               y_zero_point=1, params=_add8_params(), act_min=-100, act_max=100),
         "broadcast_runs": lambda: dict(a_shape=(2, 20), b_shape=(1, 20)),
+        # ---- compression: advanced weight rounding (also bound in refquant.ptq)
+        "ptq.advanced.clipped_normal_mean": lambda: dict(mean=f32(3), std=np.abs(f32(3)) + 0.5, lo=0.0, hi=6.0),
+        "ptq.advanced.adaround_codes": lambda: dict(w=f32(3, 4), moments=_adv_moments(), grid=_adv_grid(), iters=20,
+                                                    lr=0.01, reg_weight=0.01, beta=(20.0, 2.0), warmup=0.2),
+        "ptq.advanced.adaround_objective": lambda: dict(v=f32(3, 4), w=f32(3, 4), grid=_adv_grid(),
+                                                        moments=_adv_moments(), beta=2.0, reg_weight=0.01),
+        "ptq.advanced.gptq_codes": lambda: dict(w=f32(3, 4), hessian=np.eye(4, dtype=np.float32) * 2 + 0.1,
+                                                grid=_adv_grid(), block_size=2, damp=0.01, act_order=False),
+        "ptq.advanced.WeightGrid": lambda: dict(scale=np.full((3, 4), 0.1, np.float32), zero_point=np.zeros((3, 4), np.int64),
+                                                qmin=-7, qmax=7),
+        "ptq.advanced.code_range": lambda: dict(qmodel=_adv_qmodel(), node=_adv_qmodel().node("1")),
+        "ptq.advanced.grid_of_node": lambda: dict(qmodel=_adv_qmodel(), node=_adv_qmodel().node("1")),
+        "ptq.advanced.symmetric_grid": lambda: dict(w=f32(3, 4), bits=4, group_size=2),
+        "ptq.advanced.LayerMoments": lambda: dict(xx=np.eye(2), xf=np.eye(2), ff=np.eye(2), mean_q=np.zeros(2),
+                                                  mean_f=np.zeros(2), count=3),
+        "ptq.advanced.layer_columns": lambda: dict(node=_adv_qmodel().node("1"), x=f32(8, 4)),
+        "ptq.advanced.quantize_weights_advanced": lambda: dict(model=_flow_model(), calibration_data=FLOW_X(), bits=4,
+                                                               group_size=2, method="gptq", correct_bias="empirical",
+                                                               profile="onnx"),
+        # ---- compression: pruning, sparse storage and the sparse int8 kernel
+        "check_csr": lambda: dict(col_idx=np.array([0, 2], U8), row_ptr=np.array([0, 1, 2], U8), n_cols=3, n_rows=2),
+        "sparse_matmul_int8_reference": lambda: dict(x=u8(2, 3), x_zero_point=U8(3), csr_values=np.array([5, -1], I8),
+                                                     col_idx=np.array([0, 2], U8), row_ptr=np.array([0, 1, 2], U8),
+                                                     w_zero_point=I8(0)),
+        "sparse_matmul_int8": lambda: dict(x=u8(2, 3), x_zero_point=U8(3), csr_values=np.array([5, -1], I8),
+                                           col_idx=np.array([0, 2], U8), row_ptr=np.array([0, 1, 2], U8),
+                                           w_zero_point=np.array([0, 1], I8)),
+        "prune.to_csr": lambda: dict(w=np.array([[0, 5, 0], [-2, 0, 0]], I8), zero_point=0),
+        "prune.to_bitmask": lambda: dict(w=f32(2, 5), value_format="float32"),
+        "prune.to_nm": lambda: dict(w=np.array([[0, 5, 0, 1, 3, 0, 0, 0]], I8), n=2, m=4, value_format="int4"),
+        "prune.break_even_sparsity": lambda: dict(format="csr", shape=(16, 64), value_format="int8"),
+        "prune.storage_table": lambda: dict(w=np.array([[0, 5, 0, 1], [0, 0, 0, -2]], I8)),
+        "prune.CSRMatrix": lambda: dict(shape=(2, 3), value_format="int8", zero_point=np.array(0, I8),
+                                        values=np.array([5, -2], I8), col_idx=np.array([1, 0], U8),
+                                        row_ptr=np.array([0, 1, 2], U8)),
+        "prune.BitmaskMatrix": lambda: dict(shape=(2, 3), value_format="int8", zero_point=np.array(0, I8),
+                                            values=np.array([5, -2], I8), mask=np.array([[2], [1]], U8)),
+        "prune.NMMatrix": lambda: dict(shape=(1, 4), value_format="int8", zero_point=np.array(0, I8),
+                                       values=np.array([[5, 1]], I8), indices=np.array([1 | 3 << 2], U8), n=2, m=4),
+        "prune.magnitude_masks": lambda: dict(model=_flow_model(), sparsity=0.5, scope="global", layers=["1"]),
+        "prune.random_masks": lambda: dict(model=_flow_model(), sparsity=0.5, seed=1, scope="layer", layers=["1"]),
+        "prune.sparsity": lambda: dict(model=_flow_model()),
+        "prune.SparsityReport": lambda: dict(layers={"1": 0.5}, zeros=6, total=12, overall=0.5),
+        "prune.kept_count": lambda: dict(n=12, sparsity=0.5),
+        "prune.apply_masks": lambda: dict(model=_flow_model(), masks={"1": np.eye(3, 4, dtype=bool)}, optimizer=None),
+        "prune.Pruning": lambda: dict(model=_flow_model(), masks={"1": np.eye(3, 4, dtype=bool)}),
+        "prune.nm_masks": lambda: dict(model=_flow_model(), n=2, m=4, layers=["1"], pad=False),
+        "prune.check_nm": lambda: dict(w=f32(3, 8), n=2, m=4, pad=False),
+        "prune.nm_violations": lambda: dict(w=f32(3, 8), n=2, m=4, pad=True),
+        "prune.PolynomialDecay": lambda: dict(initial_sparsity=0.1, final_sparsity=0.8, begin_step=2, end_step=20,
+                                              power=3, frequency=4),
+        "prune.agp_sparsity": lambda: dict(t=5, s_i=0.0, s_f=0.8, t0=0, n=10, dt=2),
+        "prune.prune_gradually": lambda: dict(model=_flow_model(), x=FLOW_X(), y=FLOW_Y(),
+                                              schedule=__import__("refquant.prune", fromlist=["x"]).PolynomialDecay(
+                                                  0.0, 0.5, 0, 2, frequency=1),
+                                              epochs=1, batch_size=4, optimizer=None, scope="layer", layers=None, seed=0,
+                                              validation_data=(FLOW_X(), FLOW_Y()), progress=False),
+        "prune.GradualHistory": lambda: dict(),
+        "prune.thinnable_layers": lambda: dict(model=_cle_model()),
+        "prune.select_channels": lambda: dict(model=_cle_model(), amount=0.5, norm="l2", layers=["0"]),
+        "prune.remove_channels": lambda: dict(model=_cle_model(), keep={"0": np.array([0, 2])}),
+        "prune.prune_channels": lambda: dict(model=_cle_model(), amount=0.5, norm="l1", layers=None),
+        # ---- the golden-reference toolkit
+        "testing.assert_bit_exact": lambda: dict(actual=i8(2, 3), expected=i8(2, 3), inputs={"x": f32(2, 3)}, max_report=3),
+        "testing.mismatch_report": lambda: dict(actual=i8(2, 3), expected=i8(2, 3, lo=-4), inputs={"x": f32(2, 3)},
+                                                max_report=3),
+        "testing.write_golden": lambda: dict(path=str(_SCRATCH / "golden_out.npz"), op="tflite.add",
+                                             profile="tflite_reference", cases=2, seed=0, model=None, isa="exact",
+                                             input_shape=None, batch=1),
+        "testing.load_golden": lambda: dict(path=_golden_path()),
+        "testing.Golden": lambda: dict(header={"op": "tflite.add"}, cases=()),
+        "testing.GoldenCase": lambda: dict(index=0, kind="random", inputs={"a": i8(2)}, params={}, attrs={},
+                                           expected={"y": i8(2)}, order=("a",)),
+        "testing.GoldenOp": lambda: dict(name="tflite.add", arguments=("a",), inputs=("a",),
+                                         profiles={"tflite_reference": {}}, make_case=lambda rng, kind: ({}, {})),
+        "testing.golden_ops.face_function": lambda: dict(face="tflite", name="add"),
+        "testing.golden_ops.golden_op": lambda: dict(op="tflite.add"),
+        "testing.golden_models.read_model": lambda: dict(model=_tflite_path(), profile="tflite_reference", isa="auto"),
+        "testing.strategies.scales": lambda: dict(lo_exp=-12, hi_exp=2),
+        "testing.strategies.qparams": lambda: dict(profile="tflite_reference", dtype="int8", per_channel=True,
+                                                   kind="weight", channels=3, axis=0),
+        "testing.strategies.tensors": lambda: dict(qp=refquant.make_qparams(0.25, 3, "int8"), shape=(2, 3), codes=False,
+                                                   specials=True),
+        "testing.strategies.conv_geometries": lambda: dict(padding="same_valid", max_channels=4, max_size=6,
+                                                           max_kernel=3, groups=True),
+        "testing.strategies.ConvGeometry": lambda: dict(batch=1, in_channels=2, out_channels=4, groups=2, height=5,
+                                                        width=5, kernel=(3, 3), stride=(1, 1), dilation=(1, 1),
+                                                        pads=(1, 1, 1, 1), padding=None),
+        "testing.strategies.small_models": lambda: dict(quantized=True, profile="tflite_reference"),
+        "testing.strategies.SmallModel": lambda: dict(model=None, x=f32(2, 1, 2, 2), float_model=None),
+        "testing.plugin.Oracle": lambda: dict(golden_dir=str(_SCRATCH)),
+        "testing.explain_mismatch": lambda: dict(op="tflite.quantize", inputs=dict(x=f32(6), scale=0.25, zero_point=0),
+                                                 actual=np.zeros(6, I8)),
+        "testing.explain_model": lambda: dict(qmodel=_qmodel(), x=FLOW_X(), actual=_qmodel().run(FLOW_X())),
+        "testing.explain.resolve_profile": lambda: dict(profile="onnxruntime@avx2"),
+        "testing.explain.Match": lambda: dict(label="tflite_reference", origin="profile", description="d", facts={},
+                                              n_diff=0, n_total=6, max_lsb=0.0, first=(), key=b""),
+        "testing.explain.Explanation": lambda: dict(op="tflite.quantize", expected=_match(), ranking=[_match()],
+                                                    skipped=[]),
+        "testing.explain.ModelExplanation": lambda: dict(node=None, compared=[], explanation=None),
         # ---- interop: .tflite files
         "interop.tflite.import_quantized": lambda: dict(path_or_bytes=_tflite_bytes(), kernel="reference"),
         "interop.onnx.import_quantized": lambda: dict(path_or_bytes=_onnx_bytes(), profile="onnxruntime", isa="auto"),
@@ -928,6 +1068,12 @@ def _baselines():
                                             allow_float=False),
         "ptq.quantize_dynamic": lambda: dict(model=_flow_model(), profile="pytorch_fbgemm", isa="auto"),
         "ptq.quantize_weights": lambda: dict(model=_flow_model(), bits=4, group_size=2, profile="onnx"),
+        "ptq.bias_correction": lambda: dict(qmodel=_adv_qmodel(), model=_flow_model(), calibration_data=FLOW_X(),
+                                            mode="empirical"),
+        "ptq.adaround": lambda: dict(qmodel=_adv_qmodel(), model=_flow_model(), calibration_data=FLOW_X(), iters=20,
+                                     lr=0.01, reg_weight=0.01, beta=(20.0, 2.0), warmup=0.2),
+        "ptq.gptq": lambda: dict(qmodel=_adv_qmodel(), model=_flow_model(), calibration_data=FLOW_X(), block_size=2,
+                                 damp=0.01, act_order=True),
         "ptq.calibrate": lambda: dict(zip(("model", "steps"), _traced()), calibration_data=FLOW_X(),
                                       calibrator="moving_average"),
         "ptq.calibrate_model": lambda: dict(model=_flow_model(), calibration_data=FLOW_X(), profile="onnxruntime",
@@ -1118,7 +1264,10 @@ def _baselines():
 
 # Face, op and flow functions share short names with core functions, kernels and each other
 # (ptq.calibrate, qat.calibrate): they are keyed "<prefix>.<name>".
-_FACES = {"refquant.evaluate": "evaluate", "refquant.backends.onnx": "onnx", "refquant.backends.onnxruntime": "onnxruntime",
+_FACES = {"refquant.testing": "testing", "refquant.testing.golden_ops": "testing.golden_ops",
+          "refquant.testing.golden_models": "testing.golden_models", "refquant.testing.strategies": "testing.strategies",
+          "refquant.testing.plugin": "testing.plugin", "refquant.testing.explain": "testing.explain",
+          "refquant.ptq.advanced": "ptq.advanced", "refquant.prune": "prune", "refquant.evaluate": "evaluate", "refquant.backends.onnx": "onnx", "refquant.backends.onnxruntime": "onnxruntime",
           "refquant.backends.tflite": "tflite", "refquant.backends.pytorch": "pytorch",
           "refquant.ops.layers": "ops.layers", "refquant.ops.pointwise": "ops.pointwise",
           "refquant.ops.reduce": "ops.reduce", "refquant.ops.requantize": "ops.requantize",
@@ -1497,7 +1646,7 @@ def _marks(key):
 
 # Parameters not fuzzed: the Enum functional API of RoundingMode; training length (a huge
 # ``epochs`` is a valid request for a long run, bounded by the caller, not by refquant).
-NOT_FUZZED = {"RoundingMode": ("args", "names", "module", "qualname", "type", "start", "boundary"),
+NOT_FUZZED = {"prune.prune_gradually": ("epochs",), "RoundingMode": ("args", "names", "module", "qualname", "type", "start", "boundary"),
               "fit": ("epochs",)}
 
 

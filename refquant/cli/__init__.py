@@ -14,7 +14,7 @@ import argparse
 import sys
 import traceback
 
-from . import compare, sysinfo
+from . import compare, explain, golden, sysinfo
 from .errors import EXIT_FAILURE, EXIT_USAGE, UsageError
 from .sysinfo import info
 
@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sysinfo.add_parser(sub, [common])
     compare.add_parser(sub, [common])
+    golden.add_parser(sub, [common])
+    explain.add_parser(sub, [common])
     return parser
 
 

@@ -37,8 +37,10 @@ nothing, so every module stays reachable under its own name.
 * :mod:`refquant.kernels.lut16`, :mod:`refquant.kernels.softmax16`, :mod:`refquant.kernels.sigmoid16`,
   :mod:`refquant.kernels.fixedpoint16` — TFLite's int16 SOFTMAX (interpolated 513-entry tables),
   LOGISTIC and TANH (an interpolated sigmoid table, or gemmlowp's int16 fixed point).
+* :mod:`refquant.kernels.sparse` — a CSR sparse × dense int8 matmul, the same int32 accumulators as
+  :mod:`refquant.kernels.gemm` (the stored weights are the codes ≠ $Z_w$).
 """
 
 __all__ = ["bias", "conv", "dynamic", "elementwise", "elementwise_float", "elementwise_add16", "elementwise_add8", "elementwise_narrow", "fixedpoint16", "gemm",
            "gemm_int64", "lut", "lut16", "mean", "multiplier", "pool", "pool_nd", "qlinear_lut", "requant", "requant_codes", "sigmoid16", "softmax",
-           "softmax16"]
+           "softmax16", "sparse"]
