@@ -79,7 +79,8 @@ MODULES = [
     "refquant.calibration", "refquant.passes", "refquant.ptq", "refquant.ptq.flows", "refquant.ptq.recipes",
     "refquant.ptq.debug", "refquant.qmodel", "refquant.ops.dynamic", "refquant.kernels.dynamic",
     # compression: advanced weight rounding, pruning
-    "refquant.ptq.advanced", "refquant.prune",
+    "refquant.ptq.advanced", "refquant.prune", "refquant.distill", "refquant.finetune", "refquant.finetune.ste",
+    "refquant.finetune.trainable",
     # the golden-reference toolkit
     "refquant.testing", "refquant.testing.golden_ops", "refquant.testing.golden_models", "refquant.testing.strategies",
     "refquant.testing.plugin", "refquant.testing.explain",
@@ -448,6 +449,11 @@ def _adv_moments():
 def _match():
     from refquant.testing.explain import Match
     return Match("tflite_reference", "profile", "d", {}, 0, 6, 0.0, ())
+
+
+def _ft_qmodel():
+    from refquant import ptq
+    return ptq.quantize_static(_flow_model(), FLOW_X(), profile="tflite_reference")
 
 
 def _golden_path():
@@ -890,6 +896,28 @@ def _baselines():
         "ptq.advanced.quantize_weights_advanced": lambda: dict(model=_flow_model(), calibration_data=FLOW_X(), bits=4,
                                                                group_size=2, method="gptq", correct_bias="empirical",
                                                                profile="onnx"),
+        # ---- compression: distillation, on-device fine-tuning
+        "distill.distillation_loss": lambda: dict(student_logits=f32(4, 3), teacher_logits=f32(4, 3) * 0.5,
+                                                  labels=np.array([0, 1, 2, 0]), temperature=4.0, alpha=0.9),
+        "distill.DistillationLoss": lambda: dict(temperature=4.0, alpha=0.9),
+        "distill.distill": lambda: dict(student=_flow_model(), teacher=_flow_model(), x=FLOW_X(), y=FLOW_Y(),
+                                        temperature=4.0, alpha=0.9, epochs=1, batch_size=4, optimizer=None,
+                                        scheduler=None, validation_data=None, seed=0, progress=False),
+        "distill.teacher_logits": lambda: dict(teacher=_flow_model(), x=FLOW_X(), batch_size=4),
+        "distill.hint_distill": lambda: dict(student=_flow_model(), teacher=_flow_model(), x=FLOW_X(), y=FLOW_Y(),
+                                             student_layer="0", teacher_layer="0", hint_weight=1.0, temperature=4.0,
+                                             alpha=0.9, adapter=None, epochs=1, batch_size=4, optimizer=None,
+                                             scheduler=None, validation_data=None, seed=0, progress=False),
+        "finetune.finetune": lambda: dict(qm=_ft_qmodel(), x=FLOW_X(), y=FLOW_Y(), update="bias", epochs=1, lr=1e-3,
+                                          batch_size=4, seed=0, eval_data=None, optimizer="adam"),
+        "finetune.FinetuneReport": lambda: dict(update=("bias",), accuracy_before=0.5, accuracy_after=0.75,
+                                                evaluated_on="eval_data", changes={"1/bias": (3, 5)}, changed_values=3,
+                                                changed_bytes=5, trainable_values=3, model_bytes=100, loss=[1.0],
+                                                train_accuracy=[0.5], seconds=0.1),
+        "finetune.accuracy": lambda: dict(qm=_ft_qmodel(), x=FLOW_X(), y=FLOW_Y(), batch_size=4),
+        "finetune.GraphBackward": lambda: dict(qm=_ft_qmodel(), trainable=["1"]),
+        "finetune.check_supported": lambda: dict(qm=_ft_qmodel()),
+        "finetune.param_changes": lambda: dict(before=_ft_qmodel(), after=_ft_qmodel()),
         # ---- compression: pruning, sparse storage and the sparse int8 kernel
         "check_csr": lambda: dict(col_idx=np.array([0, 2], U8), row_ptr=np.array([0, 1, 2], U8), n_cols=3, n_rows=2),
         "sparse_matmul_int8_reference": lambda: dict(x=u8(2, 3), x_zero_point=U8(3), csr_values=np.array([5, -1], I8),
@@ -1264,7 +1292,8 @@ def _baselines():
 
 # Face, op and flow functions share short names with core functions, kernels and each other
 # (ptq.calibrate, qat.calibrate): they are keyed "<prefix>.<name>".
-_FACES = {"refquant.testing": "testing", "refquant.testing.golden_ops": "testing.golden_ops",
+_FACES = {"refquant.distill": "distill", "refquant.finetune": "finetune", "refquant.finetune.ste": "finetune",
+          "refquant.finetune.trainable": "finetune", "refquant.testing": "testing", "refquant.testing.golden_ops": "testing.golden_ops",
           "refquant.testing.golden_models": "testing.golden_models", "refquant.testing.strategies": "testing.strategies",
           "refquant.testing.plugin": "testing.plugin", "refquant.testing.explain": "testing.explain",
           "refquant.ptq.advanced": "ptq.advanced", "refquant.prune": "prune", "refquant.evaluate": "evaluate", "refquant.backends.onnx": "onnx", "refquant.backends.onnxruntime": "onnxruntime",
@@ -1646,7 +1675,8 @@ def _marks(key):
 
 # Parameters not fuzzed: the Enum functional API of RoundingMode; training length (a huge
 # ``epochs`` is a valid request for a long run, bounded by the caller, not by refquant).
-NOT_FUZZED = {"prune.prune_gradually": ("epochs",), "RoundingMode": ("args", "names", "module", "qualname", "type", "start", "boundary"),
+NOT_FUZZED = {"prune.prune_gradually": ("epochs",), "distill.distill": ("epochs",), "distill.hint_distill": ("epochs",),
+              "finetune.finetune": ("epochs",), "RoundingMode": ("args", "names", "module", "qualname", "type", "start", "boundary"),
               "fit": ("epochs",)}
 
 

@@ -17,7 +17,8 @@ import refquant
 
 PACKAGES = ["refquant", "refquant.kernels", "refquant.nn", "refquant.data", "refquant.backends", "refquant.ops",
             "refquant.calibration", "refquant.passes", "refquant.ptq", "refquant.qat", "refquant.qmodel",
-            "refquant.evaluate", "refquant.interop", "refquant.ptq.advanced", "refquant.prune", "refquant.testing"]
+            "refquant.evaluate", "refquant.interop", "refquant.ptq.advanced", "refquant.prune", "refquant.testing",
+            "refquant.distill", "refquant.finetune"]
 SCRIPTS = {"refquant.__main__", "refquant.data.build_digits"}  # run as programs, export nothing
 
 

@@ -2,7 +2,11 @@
 
 * ``refquant info`` (:mod:`refquant.cli.sysinfo`): what a bug report needs;
 * ``refquant compare`` (:mod:`refquant.cli.compare`): every quantization technique on one model,
-  in one table, with a JSON document and a report on request.
+  in one table, with a JSON document and a report on request;
+* ``refquant golden`` (:mod:`refquant.cli.golden`): golden files (inputs, parameters, expected
+  outputs) of a face op or a model file, for another project's test suite;
+* ``refquant explain`` (:mod:`refquant.cli.explain`): which arithmetic reproduces the outputs you got
+  for a golden file's inputs.
 
 Exit codes: 0 success, 1 failure, 2 usage error (:mod:`refquant.cli.errors`); an error is one
 line on stderr, after its traceback with ``--debug`` (the exit code is the same).
