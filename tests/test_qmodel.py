@@ -201,3 +201,13 @@ def test_node_errors_name_the_node():
     with pytest.raises(Exception, match="node 'sum' \\(add\\)") as info:
         m.run(np.zeros((1, 4), np.uint8))
     assert info.value.node == "sum"
+
+
+def test_saved_file_has_an_ordinary_files_mode(tmp_path):
+    """The temporary file (mode 0600) is given the mode a plain open() would give before the rename."""
+    import os
+    qm = _linear_model()
+    qm.save(tmp_path / "m.npz")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -112,6 +112,12 @@ def check_path(path, *, reading: bool = False) -> Path:
     return _path(path, reading=reading)
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: set it straight back
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path, write) -> None:
     """Call ``write(f)`` on a temporary binary file beside ``path``, then rename it over ``path``
     (``os.replace``): a reader never sees a half-written file, and a failure leaves nothing behind.
@@ -121,6 +127,7 @@ def write_atomic(path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved model gets an ordinary file's mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
