@@ -83,6 +83,12 @@ class Golden:
     profile = property(lambda self: self.header["profile"])
     seed = property(lambda self: self.header["seed"])
 
+    def __repr__(self) -> str:
+        h = self.header
+        what = f"op={h.get('op')!r}" if h.get("op") else f"model={h.get('model')!r}"
+        return (f"Golden({what}, profile={h.get('profile')!r}, cases={len(self.cases)}, seed={h.get('seed')}, "
+                f"format_version={h.get('format_version')})")
+
     def __len__(self) -> int:
         return len(self.cases)
 
