@@ -439,3 +439,33 @@ def test_choose_qparams_matches_torch_minmax_observer(dtype, qscheme, reduce_ran
                             reduce_range=True if reduce_range else None)
         assert qp.scale.view(np.uint32) == s_t.numpy().astype(F32).view(np.uint32)[0], (lo, hi)
         assert int(qp.zero_point) == int(z_t[0]), (lo, hi)
+
+
+def test_tflite_converter_widens_tiny_and_empty_weight_channels():
+    """TFLiteConverter (MLIR, TensorFlow 2.21), measured on a Dense layer whose channels hold only
+    0, 1e-7, 4e-7 and 6e-7: scales 5e-7/127 for the first three, 6e-7/127 for the last (never 0,
+    so a pruned channel quantizes); the legacy rule (min_half=0) writes 0 for an all-zero channel."""
+    from refquant.backends import tflite
+
+    w = np.zeros((4, 6), np.float32)
+    w[0, 0], w[1, 0], w[3, 0] = 1e-7, 4e-7, 6e-7
+    _, s = tflite.symmetric_weight_quantize(w, axis=0, min_half=5e-7)
+    np.testing.assert_array_equal(s, np.array([3.9370081e-09, 3.9370081e-09, 3.9370081e-09, 4.7244098e-09], np.float32))
+    _, s0 = tflite.symmetric_weight_quantize(w, axis=0)
+    assert s0[2] == 0
+    from refquant.errors import QuantizationValueError
+
+    with pytest.raises(QuantizationValueError, match="min_half"):
+        tflite.symmetric_weight_quantize(w, axis=0, min_half=-1.0)
+
+
+def test_a_pruned_channel_quantizes_under_the_tflite_profiles():
+    from refquant import models, ptq
+    from refquant.data import load_digits
+
+    m = models.load_reference_model("mlp")
+    m[3].weight.value[5] = 0
+    for profile in ("tflite_reference", "tflite_xnnpack"):
+        qm = ptq.quantize_static(m, load_digits("train")[0][:64], profile=profile)
+        assert qm.node("3").params["weight_scale"][5] == np.float32(5e-7) / np.float32(127)
+        assert np.all(qm.node("3").params["weight"][5] == 0)

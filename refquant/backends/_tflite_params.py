@@ -65,12 +65,12 @@ def activation_qparams(min_val, max_val, fmt="int8") -> QParams:
     return make_qparams(scale, zp, f)
 
 
-def symmetric_weight_quantize(w, axis: int | None = 0):
+def symmetric_weight_quantize(w, axis: int | None = 0, *, min_half=0.0):
     """TFLite converter int8 weight quantization (``SymmetricPerChannelQuantization``).
 
     Per channel $c$ (or per tensor when ``axis is None``), all float32::
 
-        half[c]  = max(|min_c|, |max_c|)
+        half[c]  = max(|min_c|, |max_c|, min_half)
         scale[c] = half[c] / 127
         inv[c]   = half[c] == 0 ? 0 : 127 / half[c]      # not 1 / scale[c]
         q        = clamp((int32) std::round(w * inv[c]), -127, 127)   # RHAZ
@@ -78,10 +78,15 @@ def symmetric_weight_quantize(w, axis: int | None = 0):
     Args:
         w: float weights (Conv OHWI: axis 0; DepthwiseConv 1HWO: axis 3; FC: axis 0).
         axis: Channel axis, or ``None`` for per-tensor.
+        min_half: The smallest ``half`` (>= 0). ``0``: the legacy quantizer, which writes an
+            all-zero channel with scale 0. The MLIR converter of TensorFlow 2.21 (what
+            ``TFLiteConverter`` runs) widens every channel to at least $5 \cdot 10^{-7}$ (measured:
+            an all-zero channel gets scale ``3.9370081e-09`` $= 5 \cdot 10^{-7} / 127$, one of
+            max $6 \cdot 10^{-7}$ keeps ``4.7244098e-09``): ``min_half=5e-7``.
 
     Returns:
         ``(q, scale)``: int8 array of ``w``'s shape and float32 scales, shape ``(C,)``
-        (or ``()``). An all-zero channel gets scale 0, as TFLite writes it.
+        (or ``()``). An all-zero channel gets scale 0 (``min_half=0``), as the legacy quantizer writes it.
     """
     with np.errstate(over="ignore"):
         w = V.as_float_array(w, "w").astype(np.float32)
@@ -92,14 +97,18 @@ def symmetric_weight_quantize(w, axis: int | None = 0):
     if axis is not None and w.ndim == 0:
         raise ShapeError(f"w must have rank >= 1 for per-channel quantization (axis={axis!r}), got a scalar; "
                          f"pass axis=None for per-tensor")
+    min_half = V.as_finite_f32(min_half, "min_half")
+    if min_half < 0:
+        raise QuantizationValueError(f"min_half must be >= 0, got {float(min_half)!r}")
     if axis is None:
-        half = np.float32(max(abs(float(w.min(initial=0))), abs(float(w.max(initial=0)))))
+        half = np.float32(max(abs(float(w.min(initial=0))), abs(float(w.max(initial=0))), float(min_half)))
         half = np.asarray(half, np.float32)
         shape = ()
     else:
         axis = V.normalize_axis(axis, w.ndim)
         red = tuple(i for i in range(w.ndim) if i != axis)
-        half = np.maximum(np.abs(w.min(axis=red, initial=0)), np.abs(w.max(axis=red, initial=0))).astype(np.float32)
+        half = np.maximum(np.maximum(np.abs(w.min(axis=red, initial=0)), np.abs(w.max(axis=red, initial=0))),
+                          min_half).astype(np.float32)
         shape = [1] * w.ndim
         shape[axis] = -1
     scale = (half / np.float32(127)).astype(np.float32)

@@ -168,7 +168,9 @@ def quantize_weight(recipe: Recipe, w, *, per_channel: bool, profile: Profile):
         raise QuantizationValueError("w must be finite (in float32) to be quantized, got NaN or Inf")
     bshape = (-1,) + (1,) * (w.ndim - 1)
     if recipe.name == "tflite":
-        q, s = tflite_face.symmetric_weight_quantize(w, axis=0 if per_channel else None)
+        # TFLiteConverter (MLIR, TF 2.21) widens a channel to |w| >= 5e-7: an all-zero (pruned) channel
+        # gets scale 5e-7 / 127, never 0
+        q, s = tflite_face.symmetric_weight_quantize(w, axis=0 if per_channel else None, min_half=5e-7)
         return q, s.astype(_F32), np.zeros(s.shape, np.int8)
     lo, hi = _weight_range(w, per_channel)
     if recipe.name == "onnxruntime":
