@@ -194,6 +194,49 @@ EXERCISES = [
             "tensor_error: deq = scale * (q.astype(np.float64) - zero_point); noise 0 gives float('inf').",
         ],
     },
+    {
+        "id": "12",
+        "folder": "12_pruning",
+        "file": "pruning.py",
+        "title": "Pruning: magnitude masks, the global threshold, N:M masks, the bytes of sparse storage",
+        "read": "docs/learn/pruning.md",
+        "hints": [
+            "kept_count (eq. (2)): p = np.float32(n) * (np.float32(1) - np.float32(sparsity)); "
+            "int(np.rint(p)) rounds half to even; then max(..., 1) and min(..., n). Never n * (1 - s) in float64.",
+            "magnitude_mask: order = np.argsort(-np.abs(w).ravel(), kind='stable') puts the largest first and "
+            "keeps equal magnitudes in index order; keep = zeros(bool); keep[order[:k]] = True; reshape to w.shape.",
+            "Do not use a threshold (|w| >= t): on ties it keeps more than k weights.",
+            "global_magnitude_masks: concatenate every layer's np.abs(w).ravel() in order, apply magnitude_mask to "
+            "the concatenation, and cut the flat mask back into pieces of each layer's size and shape.",
+            "nm_mask: rows = np.abs(w).reshape(O, -1); groups = rows.reshape(O, -1, m); "
+            "np.argsort(-groups, axis=2, kind='stable')[:, :, :n] are the kept positions; np.put_along_axis.",
+            "is_nm_sparse: (w != 0).reshape(O, -1, m).sum(axis=2) <= n everywhere; return bool(...).",
+            "storage_bytes: v = w.dtype.itemsize; nnz = np.count_nonzero(w); CSR index bytes: 1 if the largest "
+            "entry <= 255, 2 if <= 65535, else 4; columns need K - 1, row pointers need nnz; there are O + 1 pointers.",
+            "storage_bytes 2:4: pad each row with zeros to G * 4 columns, G = ceil(K / 4), check at most 2 nonzeros "
+            "per group; bytes O * G * 2 * v + ceil(O * G * 2 * 2 / 8), else None.",
+        ],
+    },
+    {
+        "id": "13",
+        "folder": "13_distillation",
+        "file": "distillation.py",
+        "title": "Knowledge distillation: soft targets, the KD loss with its T^2 factor, its gradient",
+        "read": "docs/learn/distillation.md",
+        "hints": [
+            "log_softmax_t: u = np.asarray(z, np.float64) / T; u = u - u.max(axis=1, keepdims=True); "
+            "return u - np.log(np.exp(u).sum(axis=1, keepdims=True)).",
+            "distillation_loss: log_p = log_softmax_t(z_t, T), log_q = log_softmax_t(z_s, T); "
+            "kl = (np.exp(log_p) * (log_p - log_q)).sum() / N. The teacher comes first: KL(p || q).",
+            "The soft term is alpha * T * T * kl; the hard term is the cross-entropy at T = 1: "
+            "-log_softmax_t(z_s, 1.0)[np.arange(N), labels].sum() / N, weighted by 1 - alpha. Return a float.",
+            "distillation_grad (eq. (3)): q = np.exp(log_softmax_t(z_s, T)), p likewise for z_t; "
+            "alpha * T / N * (q - p) + (1 - alpha) / N * (np.exp(log_softmax_t(z_s, 1.0)) - np.eye(K)[labels]).",
+            "Why T and not T^2 in the gradient: d log q_k / d z_s,j = (delta_kj - q_j) / T (Learn 18, section 3).",
+            "NaN with large logits: use log-probabilities throughout; np.log(softmax(u)) is -inf where a "
+            "probability underflows to 0, and 0 * -inf is NaN.",
+        ],
+    },
 ]
 
 QUIZZES = [

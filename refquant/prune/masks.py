@@ -110,7 +110,8 @@ def random_masks(model: Module, sparsity, *, seed: int = 0, scope: str = "layer"
         ``{layer name: bool array of the weight's shape}`` (True = kept).
 
     Raises:
-        As :func:`magnitude_masks`; QuantizationTypeError / QuantizationValueError for a bad ``seed``.
+        QuantizationTypeError, QuantizationValueError, UnsupportedError: as :func:`magnitude_masks`,
+            and for a bad ``seed``.
     """
     check_model(model)
     s = as_sparsity(sparsity)

@@ -68,7 +68,7 @@ class PolynomialDecay:
 
     Raises:
         QuantizationTypeError / QuantizationValueError: a sparsity outside [0, 1), a negative
-        ``begin_step``, ``end_step < begin_step``, ``frequency <= 0``, ``power <= 0``.
+            ``begin_step``, ``end_step < begin_step``, ``frequency <= 0``, ``power <= 0``.
     """
 
     def __init__(self, initial_sparsity, final_sparsity, begin_step: int, end_step: int, power=3,

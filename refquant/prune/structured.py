@@ -217,7 +217,8 @@ def prune_channels(model: Module, amount, *, norm: str = "l1", layers=None) -> M
         A new model in evaluation mode, with fewer parameters.
 
     Raises:
-        As :func:`select_channels` and :func:`remove_channels`.
+        QuantizationTypeError, QuantizationValueError, ShapeError, UnsupportedError: as
+            :func:`select_channels` and :func:`remove_channels`.
 
     Example:
         >>> from refquant import prune
