@@ -27,7 +27,7 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(results, encoding="utf-8") as f:
         doc = json.load(f)
 
-assert code == 0 and doc["schema_version"] == 2
+assert code == 0 and doc["schema_version"] == 3
 print(f"\nprofile {doc['profile']['name']}, scored on {doc['data']['x'][0]} rows, "
       f"calibrated on {doc['data']['x_calibration'][0]}")
 rows = {r["technique"]: r for r in doc["results"]}

@@ -80,9 +80,9 @@ def symmetric_weight_quantize(w, axis: int | None = 0, *, min_half=0.0):
         axis: Channel axis, or ``None`` for per-tensor.
         min_half: The smallest ``half`` (>= 0). ``0``: the legacy quantizer, which writes an
             all-zero channel with scale 0. The MLIR converter of TensorFlow 2.21 (what
-            ``TFLiteConverter`` runs) widens every channel to at least $5 \cdot 10^{-7}$ (measured:
-            an all-zero channel gets scale ``3.9370081e-09`` $= 5 \cdot 10^{-7} / 127$, one of
-            max $6 \cdot 10^{-7}$ keeps ``4.7244098e-09``): ``min_half=5e-7``.
+            ``TFLiteConverter`` runs) widens every channel to at least $5 \\cdot 10^{-7}$ (measured:
+            an all-zero channel gets scale ``3.9370081e-09`` $= 5 \\cdot 10^{-7} / 127$, one of
+            max $6 \\cdot 10^{-7}$ keeps ``4.7244098e-09``): ``min_half=5e-7``.
 
     Returns:
         ``(q, scale)``: int8 array of ``w``'s shape and float32 scales, shape ``(C,)``

@@ -40,7 +40,8 @@ def _wrap(text: str, indent: int) -> str:
 
 
 _EPILOG = f"""\
-techniques (--techniques, comma separated; default: all):
+techniques (--techniques, comma separated names or groups; default: all = float to int4-weights;
+  compression = the rows after it, which train and take longer; all+compression = every one):
 {chr(10).join(_wrap(f"{t.name:<18} {t.help}", 21) for t in TECHNIQUES.values())}
   A technique the profile has no kernels for shows "n/a" with the reason; the run goes on.
 
@@ -113,8 +114,8 @@ def add_parser(sub, parents) -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=_positive_int("--repeats"), default=50, metavar="N",
                    help="timed batch-1 runs per technique for the latency (default 50)")
     p.add_argument("--qat-epochs", type=_positive_int("--qat-epochs"), default=1, metavar="N",
-                   help="QAT fine-tuning epochs (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of QAT's shuffling (default 0)")
+                   help="training epochs of QAT and the compression rows (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the training rows' shuffling (default 0)")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="the results as one JSON document: to stdout instead of the table, or to FILE")
     p.add_argument("--report", metavar="DIR", help="write DIR/report.md and a self-contained DIR/report.html "
@@ -231,13 +232,14 @@ def _measure_one(name: str, plan: _Plan, args, progress, baseline: tuple):
     progress.start(f"{name}: quantizing" if name != "float" else "float: loading")
     t = time.perf_counter()
     try:
-        model, reference = build(name, plan.setup)
+        model, reference, extras = build(name, plan.setup)
         row.build_seconds = time.perf_counter() - t
         progress.done()
         steps_left -= 1
         progress.start(f"{name}: measuring")
         _fill(row, evaluate(model, x, y, name=name, batch_sizes=tuple(args.batch_sizes), repeats=args.repeats),
               *baseline)
+        extras.apply(row, baseline[1])  # a compression row: its details, a pruned model's bytes stored sparse
     except NotApplicable as exc:
         row.status, row.reason, model = "n/a", str(exc), None
     except RefquantError as exc:

@@ -91,8 +91,8 @@ def blocks(doc: dict, rows, calibration: dict | None, sparsity: dict, figures: d
                     [[c, f"{lo:.4g}", f"{hi:.4g}"] for c, (lo, hi) in calibration["ranges"].items()]))
     out.append(("h2", "Weight sparsity"))
     out.append(("p", "Share of zero weights per layer: exact zeros of the float weights, and weight codes equal to "
-                     "their zero point in each integer model (weights that round to 0). Pruning rows come with "
-                     "the compression techniques."))
+                     "their zero point in each integer model (weights that round to 0). The pruned float rows "
+                     "of the compression group report their zero fraction in the JSON's details."))
     out.append(("table", ["layer"] + sparsity["columns"], [[r[0]] + [_pct(v) for v in r[1:]]
                                                           for r in sparsity["rows"]]))
     return out

@@ -10,7 +10,10 @@ its outputs equal refquant's bit for bit.
 
 Schema versions: 1, the first; 2 adds the top-level ``runtime`` object and each result's
 ``runtime_latency_ms``, ``runtime_bit_exact``, ``runtime_reason`` and ``runtime`` (all required,
-``null`` when not measured), so a version-1 reader's schema rejects a version-2 document.
+``null`` when not measured), so a version-1 reader's schema rejects a version-2 document; 3 adds each
+result's ``details`` (required, ``null`` for the quantization rows): what a compression technique
+reports beyond the table (a pruned model's dense bytes, zero fraction and storage per layer; the
+bytes on-device fine-tuning changed; the student's size), from :class:`Extras`.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["SCHEMA_VERSION", "JSON_SCHEMA", "Row", "header", "cells", "table", "runtime_note", "document",
+__all__ = ["SCHEMA_VERSION", "JSON_SCHEMA", "Row", "Extras", "header", "cells", "table", "runtime_note", "document",
            "json_safe"]
 
 #: Bumped when a field changes meaning, disappears or becomes required (an optional new field does not bump
-#: it). 2: the runtime fields (module docstring).
-SCHEMA_VERSION = 2
+#: it). 2: the runtime fields; 3: ``details`` (module docstring).
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -46,8 +49,25 @@ class Row:
     runtime_bit_exact: bool | None = None    # its outputs on the scored samples == refquant's, bit for bit
     runtime_reason: str | None = None        # why there are no runtime numbers (not exportable, runtime error)
     runtime: dict | None = None              # runtime.measure()'s details: latency, file bytes, mismatches
+    details: dict | None = None              # a compression technique's own facts (Extras.details)
     layers: list | None = field(default=None, repr=False)  # per-layer errors (--report only)
     layers_note: str | None = None  # why ``layers`` is missing for an integer model (--report only)
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a technique adds to its row beyond what :func:`refquant.evaluate.evaluate` measures.
+
+    ``stored_bytes``: the model's bytes as stored when that is not the measured object's own
+    (a pruned model's weights in a sparse format); ``details``: the row's JSON ``details``."""
+    stored_bytes: int | None = None
+    details: dict | None = None
+
+    def apply(self, row: Row, float_bytes: int) -> None:
+        """Set ``row.details`` and, with ``stored_bytes``, its model bytes and compression."""
+        if self.stored_bytes is not None:
+            row.model_bytes, row.compression = self.stored_bytes, float_bytes / self.stored_bytes
+        row.details = self.details
 
 
 def _size(n: int) -> str:
@@ -175,7 +195,8 @@ JSON_SCHEMA = {
             "type": "object",
             "required": ["technique", "label", "status", "reason", "top1", "top5", "delta_points", "latency_ms",
                          "throughput", "model_bytes", "compression", "peak_ram_bytes", "build_seconds",
-                         "evaluation", "runtime_latency_ms", "runtime_bit_exact", "runtime_reason", "runtime"],
+                         "evaluation", "runtime_latency_ms", "runtime_bit_exact", "runtime_reason", "runtime",
+                         "details"],
             "properties": {
                 "technique": {"type": "string"}, "label": {"type": "string"},
                 "status": {"enum": ["ok", "n/a", "failed"]}, "reason": _STR,
@@ -189,6 +210,12 @@ JSON_SCHEMA = {
                                            "latency": {"type": "object"}, "compared": {"type": "integer"},
                                            "mismatches": {"type": "integer", "minimum": 0},
                                            "bit_exact": {"type": "boolean"}, "delegated": {"type": "boolean"}}},
+                "details": {"type": ["object", "null"],  # null: a quantization row; keys as the technique says
+                            "properties": {"storage": {"enum": ["bitmask", "2:4"]}, "dense_bytes": {"type": "integer"},
+                                           "stored_bytes": {"type": "integer"},
+                                           "zero_fraction": {"type": "number", "minimum": 0},
+                                           "layers": {"type": "array"},
+                                           "changed_bytes": {"type": "integer", "minimum": 0}}},
             }}},
     },
 }

@@ -2,7 +2,10 @@
 table, and how each turns the float model into the model that is measured.
 
 Each builder calls one public flow (:mod:`refquant.ptq`, :mod:`refquant.qat`) the way a user
-would; nothing here is specific to the command line except the names.
+would; nothing here is specific to the command line except the names. Two groups: ``all`` (the
+default) is the quantization techniques, ``compression`` the pruning, distillation, on-device
+fine-tuning and advanced int4 rows of :mod:`refquant.cli.techniques_compress`, which train and take
+longer; ``all+compression`` is both.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from typing import Callable
 
 import numpy as np
 
+from . import techniques_compress as _compress
 from .errors import UsageError
+from .results import Extras
 
-__all__ = ["Setup", "Technique", "TECHNIQUES", "NotApplicable", "parse_techniques", "label", "build",
+__all__ = ["Setup", "Technique", "TECHNIQUES", "GROUPS", "NotApplicable", "parse_techniques", "label", "build",
            "not_integer_reason"]
 
 
@@ -72,9 +77,10 @@ def _int4_weights(s: Setup):
 class Technique:
     name: str    # for --techniques
     label: str   # the table's first column
-    build: Callable  # Setup -> model, or (model, the float model its layers match when not Setup.model)
+    build: Callable  # Setup -> model, or (model, the float model its layers match when not Setup.model[, Extras])
     help: str
     integer: bool = False  # a fully integer model: the runtime columns export and run it
+    group: str = "all"     # the --techniques group it belongs to: "all" or "compression"
 
 
 TECHNIQUES = {t.name: t for t in (
@@ -97,25 +103,33 @@ TECHNIQUES = {t.name: t for t in (
     Technique("int4-weights", "int4 weights (weight-only)", _int4_weights,
               "weight-only int4, one scale per output channel, float32 compute"),
 )}
+TECHNIQUES.update((name, Technique(name, text, make, about, integer, group="compression"))
+                  for name, text, make, about, integer in _compress.TECHNIQUES)
+
+#: ``--techniques`` group names -> the techniques they select (in table order).
+GROUPS = {"all": [n for n, t in TECHNIQUES.items() if t.group == "all"],
+          "compression": [n for n, t in TECHNIQUES.items() if t.group == "compression"],
+          "all+compression": list(TECHNIQUES)}
 
 
 def parse_techniques(text: str) -> list[str]:
-    """``--techniques``: comma-separated names, or ``all``; returned in the table's order."""
+    """``--techniques``: comma-separated names and group names (:data:`GROUPS`); returned in the table's order."""
     names = [t.strip() for t in text.split(",") if t.strip()]
-    if names == ["all"]:
-        return list(TECHNIQUES)
-    unknown = [n for n in names if n not in TECHNIQUES]
+    unknown = [n for n in names if n not in TECHNIQUES and n not in GROUPS]
     if unknown or not names:
-        raise UsageError(f"--techniques must be a comma-separated list of {', '.join(TECHNIQUES)} (or all), "
-                         f"got {text!r}" + (f": unknown {', '.join(map(repr, unknown))}" if unknown else ""))
-    return [n for n in TECHNIQUES if n in names]
+        raise UsageError(f"--techniques must be a comma-separated list of {', '.join(TECHNIQUES)} or the groups "
+                         f"{', '.join(GROUPS)}, got {text!r}"
+                         + (f": unknown {', '.join(map(repr, unknown))}" if unknown else ""))
+    chosen = {m for n in names for m in GROUPS.get(n, [n])}
+    return [n for n in TECHNIQUES if n in chosen]
 
 
 def label(name: str, setup: Setup) -> str:
-    """The table's label for technique ``name`` (QAT's names its epochs)."""
+    """The table's label for technique ``name`` (QAT's and the training rows' name their epochs)."""
+    epochs = f"{setup.qat_epochs} epoch{'s' if setup.qat_epochs != 1 else ''}"
     if name == "qat":
-        return f"QAT int8, {setup.qat_epochs} epoch{'s' if setup.qat_epochs != 1 else ''}"
-    return TECHNIQUES[name].label
+        return f"QAT int8, {epochs}"
+    return TECHNIQUES[name].label.replace("{epochs}", epochs)
 
 
 def not_integer_reason(name: str) -> str | None:
@@ -129,16 +143,20 @@ def not_integer_reason(name: str) -> str | None:
                 "write fully integer models")
     if name == "int4-weights":
         return "weight-only int4 computes in float32: the exporters write fully integer models"
+    if name in _compress.NOT_INTEGER:
+        return _compress.NOT_INTEGER[name]
     return "not a fully integer model: the exporters write fully integer models"
 
 
 def build(name: str, setup: Setup) -> tuple:
-    """``(model, reference)``: the model technique ``name`` makes, and the float model its per-layer errors
-    are measured against (``setup.model``, or QAT's fine-tuned weights). NotApplicable when the profile
-    has no kernels for it."""
+    """``(model, reference, extras)``: the model technique ``name`` makes, the float model its per-layer
+    errors are measured against (``setup.model``, or QAT's fine-tuned weights), and what it adds to its
+    row (:class:`~refquant.cli.results.Extras`). NotApplicable when it cannot run here: the builder raised
+    UnsupportedError (the profile has no kernels for it, no training rows, nothing to thin)."""
     from ..errors import UnsupportedError
     try:
         out = TECHNIQUES[name].build(setup)
     except UnsupportedError as exc:
         raise NotApplicable(str(exc).splitlines()[0]) from None
-    return out if isinstance(out, tuple) else (out, setup.model)
+    out = out if isinstance(out, tuple) else (out,)
+    return out + (setup.model, Extras())[len(out) - 1:]
