@@ -46,7 +46,9 @@ try:
 except ImportError:  # pragma: no cover - optional
     threadpoolctl = None
 
-import refquant.kernels as rk  # noqa: E402
+from refquant.kernels.conv import conv2d as _conv2d  # noqa: E402
+from refquant.kernels.conv import im2col_reference as _im2col_reference  # noqa: E402
+from refquant.kernels.gemm import gemm as _gemm  # noqa: E402
 
 
 def _best_of(impls: dict, rounds: int) -> dict:
@@ -145,7 +147,7 @@ def _numpy_conv(x, w, xz, groups):
     Cg, Og = C // groups, O // groups
     def run():
         for g in range(groups):
-            col = rk.conv.im2col_reference(x[0, g * Cg:(g + 1) * Cg], (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), xz)
+            col = _im2col_reference(x[0, g * Cg:(g + 1) * Cg], (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), xz)
             w32 = w[g * Og:(g + 1) * Og].reshape(Og, -1).astype(np.int32)
             _ = w32 @ (col.astype(np.int32) - xz)
     return run
@@ -155,14 +157,14 @@ def _numpy_conv(x, w, xz, groups):
 
 _COMPILE_SNIPPET = r"""
 import time, numpy as np
-t0 = time.perf_counter(); import refquant.kernels as rk; t_import = time.perf_counter() - t0
+t0 = time.perf_counter(); from refquant.kernels.gemm import gemm; from refquant.kernels.conv import conv2d; t_import = time.perf_counter() - t0
 a = np.ones((8, 16), np.uint8); b = np.ones((16, 8), np.int8)
 x = np.ones((1, 4, 6, 6), np.uint8); w = np.ones((4, 4, 3, 3), np.int8); wd = np.ones((4, 1, 3, 3), np.int8)
 out = {"import": t_import}
-for name, f in (("gemm", lambda: rk.gemm(a, b)),
-                ("gemm_pairwise", lambda: rk.gemm(a, b, acc_model="pairwise_sat16_u8s8")),
-                ("conv2d", lambda: rk.conv2d(x, w, pads=1)),
-                ("conv2d_depthwise", lambda: rk.conv2d(x, wd, pads=1, groups=4))):
+for name, f in (("gemm", lambda: gemm(a, b)),
+                ("gemm_pairwise", lambda: gemm(a, b, acc_model="pairwise_sat16_u8s8")),
+                ("conv2d", lambda: conv2d(x, w, pads=1)),
+                ("conv2d_depthwise", lambda: conv2d(x, wd, pads=1, groups=4))):
     t0 = time.perf_counter(); f(); out[name] = time.perf_counter() - t0
 print(__import__("json").dumps(out))
 """
@@ -224,7 +226,7 @@ def main(argv=None) -> None:
         a = rng.integers(0, 256, (M, K)).astype(np.uint8)
         b = rng.integers(-128, 128, (K, N)).astype(np.int8)
         za = 131
-        impls = {"refquant": lambda: rk.gemm(a, b, za, 0)}
+        impls = {"refquant": lambda: _gemm(a, b, za, 0)}
         optional(impls, "onnxruntime", lambda: ort_matmul_integer(a, b, za, 0))
         optional(impls, "torch_fbgemm", lambda: torch_linear(a, b, za))
         a32, b32 = a.astype(np.int32), b.astype(np.int32)
@@ -237,7 +239,7 @@ def main(argv=None) -> None:
     for C, O, groups, label in ((64, 64, 1, "conv3x3 1x64x56x56->64"), (128, 128, 128, "depthwise3x3 1x128x56x56")):
         x = rng.integers(0, 256, (1, C, 56, 56)).astype(np.uint8)
         w = rng.integers(-128, 128, (O, C // groups, 3, 3)).astype(np.int8)
-        impls = {"refquant": lambda: rk.conv2d(x, w, 128, 0, pads=1, groups=groups)}
+        impls = {"refquant": lambda: _conv2d(x, w, 128, 0, pads=1, groups=groups)}
         optional(impls, "onnxruntime", lambda: ort_conv(x, w, 128, 0, groups, "QLinearConv"))
         optional(impls, "ort_ConvInteger", lambda: ort_conv(x, w, 128, 0, groups, "ConvInteger"))
         optional(impls, "torch_fbgemm", lambda: torch_conv(x, w, 128, groups))
