@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.compare import compared, report
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -89,18 +90,9 @@ def scales(rng, kind, n_w=None, K=16):
 
 
 def check(got, want, what):
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
-    if not np.array_equal(got, want):
-        i = np.flatnonzero(got.ravel() != want.ravel())
-        pytest.fail(f"{what}: {i.size}/{got.size} differ; first at {i[:5]}: backend {got.ravel()[i[:5]]} "
-                    f"refquant {want.ravel()[i[:5]]}")
-    return got.size
+    return compared(got, want, what)
 
 
-def report(what, **counts):
-    """One line per test with what was compared (shown with ``pytest -s``)."""
-    print(f"{what}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
 def matmul_shapes(rng, t):

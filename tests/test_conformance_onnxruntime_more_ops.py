@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.compare import compared, report
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -50,17 +51,9 @@ def scale(rng, kind, lo=0.01, hi=0.2):
 
 
 def check(got, want, what):
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
-    if not np.array_equal(got, want):
-        i = np.flatnonzero(got.ravel() != want.ravel())
-        pytest.fail(f"{what}: {i.size}/{got.size} differ; first at {i[:5]}: backend {got.ravel()[i[:5]]} "
-                    f"refquant {want.ravel()[i[:5]]}")
-    return got.size
+    return compared(got, want, what)
 
 
-def report(what, **counts):
-    print(f"{what}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
 # --------------------------------------------------------------------------- QGemm

@@ -27,6 +27,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from support.compare import compared
 
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("flatbuffers")
@@ -54,12 +55,8 @@ def _report_counts():
 
 
 def check(key, got, want, ctx=""):
-    assert got.shape == want.shape and got.dtype == want.dtype == np.int16, (key, got.shape, want.shape, ctx)
-    if not np.array_equal(got, want):
-        i = np.flatnonzero(got.ravel() != want.ravel())
-        pytest.fail(f"{key} {ctx}: {i.size}/{got.size} differ; first at {i[:5]}: "
-                    f"LiteRT {got.ravel()[i[:5]]} refquant {want.ravel()[i[:5]]}")
-    COUNTS[key] += got.size
+    assert got.dtype == np.int16, (key, got.dtype, ctx)
+    COUNTS[key] += compared(got, want, f"{key} {ctx}", backend="LiteRT")
 
 
 def run_all(op, bias_kind, run, face, args, kwargs, ctx):

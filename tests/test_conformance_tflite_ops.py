@@ -24,6 +24,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from support.compare import compared
 
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("flatbuffers")
@@ -59,12 +60,7 @@ def _report_counts():
 
 
 def check(op, kernel, got, want, ctx=""):
-    assert got.shape == want.shape and got.dtype == want.dtype, (op, kernel, got.shape, want.shape, ctx)
-    if not np.array_equal(got, want):
-        i = np.flatnonzero(got.ravel() != want.ravel())
-        pytest.fail(f"{op} {kernel} {ctx}: {i.size}/{got.size} differ; first at {i[:5]}: "
-                    f"LiteRT {got.ravel()[i[:5]]} refquant {want.ravel()[i[:5]]}")
-    COUNTS[(op, kernel)] += got.size
+    COUNTS[(op, kernel)] += compared(got, want, f"{op} {kernel} {ctx}", backend="LiteRT")
 
 
 def codes(rng, dtype, shape):
