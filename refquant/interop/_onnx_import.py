@@ -77,14 +77,21 @@ class _Builder:
         self.tensors[name] = TensorInfo(name, dtype, scale, zero_point)
         return name
 
-    def activation(self, n, name: str, s_name: str, z_name: str, what: str) -> str:
-        """Input ``name`` of ``n``: a computed tensor, or a constant of codes made a ``constant`` node."""
+    def computed_or_const(self, n, name: str):
+        """``(name, None)`` for a tensor a node computes, ``(name, value)`` for a constant, else an error."""
         name = self.name(name)
         if name in self.tensors:
-            return name
+            return name, None
         v = self.g.const(name)
         if v is None:
             raise UnsupportedError(f"{self.where(n)}: input {name!r} is not computed by any node")
+        return name, v
+
+    def activation(self, n, name: str, s_name: str, z_name: str, what: str) -> str:
+        """Input ``name`` of ``n``: a computed tensor, or a constant of codes made a ``constant`` node."""
+        name, v = self.computed_or_const(n, name)
+        if v is None:
+            return name
         s, z, dt = self.scalar_params(n, s_name, z_name, what)
         cname = f"{name}@{n.name}"
         self.define(cname, dt, s, z)
@@ -92,12 +99,9 @@ class _Builder:
         return cname
 
     def float_in(self, n, name: str) -> str:
-        name = self.name(name)
-        if name in self.tensors:
-            return name
-        v = self.g.const(name)
+        name, v = self.computed_or_const(n, name)
         if v is None:
-            raise UnsupportedError(f"{self.where(n)}: input {name!r} is not computed by any node")
+            return name
         self.define(name, "float32")
         self.nodes.append(Node(f"const:{name}", "constant", (), name, params={"value": np.asarray(v, _F32)}))
         return name
