@@ -33,11 +33,11 @@ def add_parser(sub, parents) -> argparse.ArgumentParser:
     what.add_argument("--model", metavar="FILE.tflite|FILE.onnx", help="a fully integer .tflite or quantized .onnx")
     what.add_argument("--list", action="store_true", help="list the ops and the profiles each can reproduce")
     p.add_argument("--profile", metavar="NAME", help="the backend arithmetic to reproduce (default: the op's first)")
-    p.add_argument("--cases", type=_positive_int("--cases"), default=16, metavar="N", help="cases (default 16)")
-    p.add_argument("--seed", type=_nonnegative_int("--seed"), default=0, metavar="S", help="seed (default 0)")
+    p.add_argument("--cases", type=_int_at_least("--cases", 1), default=16, metavar="N", help="cases (default 16)")
+    p.add_argument("--seed", type=_int_at_least("--seed", 0), default=0, metavar="S", help="seed (default 0)")
     p.add_argument("--isa", default="auto", choices=("auto", "avx2", "vnni", "exact"),
                    help="accumulation model of CPU-dependent ops (default auto: this CPU; the file records it)")
-    p.add_argument("--batch", type=_positive_int("--batch"), default=1, metavar="N",
+    p.add_argument("--batch", type=_int_at_least("--batch", 1), default=1, metavar="N",
                    help="samples per case with --model (default 1)")
     p.add_argument("--input-shape", type=_shape, metavar="D,D,...",
                    help="one sample's shape with --model, where the file leaves it open")
@@ -46,26 +46,15 @@ def add_parser(sub, parents) -> argparse.ArgumentParser:
     return p
 
 
-def _positive_int(option: str):
+def _int_at_least(option: str, lo: int):
+    """An argparse type: an integer >= ``lo``, else a message naming ``option``."""
     def parse(text: str) -> int:
         try:
             v = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} must be an integer >= 1, got {text!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{option} must be an integer >= 1, got {v}")
-        return v
-    return parse
-
-
-def _nonnegative_int(option: str):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} must be an integer >= 0, got {text!r}") from None
-        if v < 0:
-            raise argparse.ArgumentTypeError(f"{option} must be an integer >= 0, got {v}")
+            raise argparse.ArgumentTypeError(f"{option} must be an integer >= {lo}, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{option} must be an integer >= {lo}, got {v}")
         return v
     return parse
 
